@@ -1,0 +1,68 @@
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { Clock } from '../core/clock.js';
+import type { Config } from '../core/config.js';
+import type { Lifecycle } from '../core/lifecycle.js';
+import type { Migration } from '../engines/sql/migrations.js';
+import type { SqlClient } from '../engines/sql/sql-client.js';
+
+/**
+ * A dashboard panel, described as data: the dashboard renders every panel the same way, so a
+ * module adds a panel without touching the front end.
+ */
+export interface Panel {
+  id: string;
+  title: string;
+  /** Headline figures. */
+  stats: { label: string; value: number | string; unit?: string }[];
+  /** An optional table (a trace, a list of stalled readers, ...). */
+  table?: { columns: string[]; rows: (string | number)[][] };
+  /** Link to the pattern's page in docs/. */
+  docs?: string;
+}
+
+export interface EngineStatus {
+  role: string;
+  engine: string;
+  ok: boolean;
+  detail?: string;
+  latencyMs?: number;
+}
+
+/** What the platform hands each feature when it starts. */
+export interface FeatureContext {
+  config: Config;
+  sql: SqlClient;
+  logger: Logger;
+  registry: Registry;
+  clock: Clock;
+  /** Register anything that must be closed at shutdown (closed in reverse order). */
+  lifecycle: Lifecycle;
+  /** Add routes under /api/<feature name>/... */
+  http: FastifyInstance;
+  /** Other features' exported services, by feature name (features start in list order). */
+  services: Map<string, unknown>;
+}
+
+export interface FeatureHandle {
+  /** Exposed to features that start later, under this feature's name. */
+  service?: unknown;
+  panel?: () => Promise<Panel> | Panel;
+  /** Status of engines this feature owns (shown by GET /health). */
+  health?: () => Promise<EngineStatus[]>;
+}
+
+/**
+ * One part of the reference platform, composing one or more pattern modules. Features own no
+ * pattern logic: they wire modules to HTTP, the dashboard and the other features.
+ */
+export interface PlatformFeature {
+  name: string;
+  description: string;
+  /** Pattern pages in docs/ that this feature demonstrates. */
+  docs: string[];
+  /** Numbered migrations of the modules it uses, applied at start and by `cdp migrate`. */
+  migrations?: Migration[];
+  start(ctx: FeatureContext): Promise<FeatureHandle>;
+}

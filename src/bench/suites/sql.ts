@@ -1,0 +1,133 @@
+import pg from 'pg';
+import { PgSqlClient } from '../../engines/sql/pg-sql-client.js';
+import { PgliteSqlClient } from '../../engines/sql/pglite-sql-client.js';
+import type { SqlClient } from '../../engines/sql/sql-client.js';
+import { type BenchSuite, interleave, opsPerSecond, result, timeMs } from '../harness.js';
+
+const ROWS = 1000;
+const TABLE = 'cdp_bench_sql';
+
+async function insertOurs(sql: SqlClient): Promise<number> {
+  await sql.query(`TRUNCATE ${TABLE}`);
+  return timeMs(() =>
+    sql.transaction(async (tx) => {
+      for (let i = 0; i < ROWS; i++)
+        await tx.query(`INSERT INTO ${TABLE} (id, body) VALUES ($1, $2)`, [i, `row ${i}`]);
+    }),
+  );
+}
+
+async function insertRaw(pool: pg.Pool): Promise<number> {
+  await pool.query(`TRUNCATE ${TABLE}`);
+  return timeMs(async () => {
+    const c = await pool.connect();
+    try {
+      await c.query('BEGIN');
+      for (let i = 0; i < ROWS; i++)
+        await c.query(`INSERT INTO ${TABLE} (id, body) VALUES ($1, $2)`, [i, `row ${i}`]);
+      await c.query('COMMIT');
+    } finally {
+      c.release();
+    }
+  });
+}
+
+const suite: BenchSuite = {
+  name: 'sql',
+  description:
+    'SqlClient round trip and a 1,000-row insert: on PostgreSQL vs raw pg (same pool size), and on PGlite',
+  requires: ['CDP_DATABASE_URL'],
+  async run(ctx) {
+    const url = ctx.env.CDP_DATABASE_URL!;
+    const rounds = ctx.quick ? 5 : 15;
+    const durationMs = ctx.quick ? 400 : 1500;
+    const insertRepeats = ctx.quick ? 2 : 5;
+    const ours = await PgSqlClient.connect({ url, max: 10 });
+    const raw = new pg.Pool({ connectionString: url, max: 10 });
+    const lite = await PgliteSqlClient.open({});
+    try {
+      for (const db of [ours, lite] as SqlClient[]) {
+        await db.exec(
+          `DROP TABLE IF EXISTS ${TABLE}; CREATE TABLE ${TABLE} (id int PRIMARY KEY, body text NOT NULL)`,
+        );
+      }
+      ctx.progress(`round trips: ${rounds} interleaved rounds of ${durationMs} ms`);
+      const rt = await interleave(
+        {
+          ours: () => opsPerSecond(() => ours.query('SELECT 1'), durationMs),
+          raw: () => opsPerSecond(() => raw.query('SELECT 1'), durationMs),
+          lite: () => opsPerSecond(() => lite.query('SELECT 1'), durationMs),
+        },
+        rounds,
+      );
+      ctx.progress(`1,000-row inserts: ${rounds} interleaved rounds of ${insertRepeats}`);
+      const best = async (f: () => Promise<number>) => {
+        const xs: number[] = [];
+        for (let i = 0; i < insertRepeats; i++) xs.push(await f());
+        return Math.min(...xs);
+      };
+      const ins = await interleave(
+        {
+          ours: () => best(() => insertOurs(ours)),
+          raw: () => best(() => insertRaw(raw)),
+          lite: () => best(() => insertOurs(lite)),
+        },
+        rounds,
+      );
+      const params = { rounds, poolSize: 10, rows: ROWS, server: 'PostgreSQL on 127.0.0.1' };
+      return [
+        result({
+          id: 'sql.roundtrip',
+          metric: 'SELECT 1 round trips, sequential',
+          unit: 'ops/s',
+          ours: Math.round(rt.ours),
+          peer: { name: 'raw pg', value: Math.round(rt.raw) },
+          higherIsBetter: true,
+          params: {
+            ...params,
+            engine: 'postgres',
+            overheadPct: Math.round((rt.raw / rt.ours - 1) * 1000) / 10,
+          },
+        }),
+        result({
+          id: 'sql.roundtrip.pglite',
+          metric: 'SELECT 1 round trips, sequential (embedded PGlite vs server over loopback)',
+          unit: 'ops/s',
+          ours: Math.round(rt.lite),
+          peer: { name: 'raw pg', value: Math.round(rt.raw) },
+          higherIsBetter: true,
+          params: { ...params, engine: 'pglite' },
+        }),
+        result({
+          id: 'sql.insert-1000',
+          metric: '1,000 single-row INSERTs in one transaction',
+          unit: 'ms',
+          ours: Math.round(ins.ours * 100) / 100,
+          peer: { name: 'raw pg', value: Math.round(ins.raw * 100) / 100 },
+          higherIsBetter: false,
+          params: {
+            ...params,
+            engine: 'postgres',
+            overheadPct: Math.round((ins.ours / ins.raw - 1) * 1000) / 10,
+          },
+        }),
+        result({
+          id: 'sql.insert-1000.pglite',
+          metric: '1,000 single-row INSERTs in one transaction (embedded PGlite)',
+          unit: 'ms',
+          ours: Math.round(ins.lite * 100) / 100,
+          peer: { name: 'raw pg', value: Math.round(ins.raw * 100) / 100 },
+          higherIsBetter: false,
+          params: { ...params, engine: 'pglite' },
+        }),
+      ];
+    } finally {
+      await ours.exec(`DROP TABLE IF EXISTS ${TABLE}`).catch(() => {});
+      await ours.close();
+      await raw.end();
+      await lite.close();
+    }
+  },
+};
+
+export default suite;

@@ -1,0 +1,242 @@
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+
+/**
+ * Every variable the toolkit reads, in one table. The README's engine table is checked
+ * against this list by a test, so documentation and code cannot drift apart.
+ */
+interface VariableSpec<T> {
+  name: string;
+  /** What it selects, and what runs when it is unset. */
+  description: string;
+  /** The expected form, quoted in error messages. */
+  form: string;
+  schema: z.ZodType<T>;
+}
+
+function urlWithProtocols(protocols: string[]) {
+  return z.string().refine(
+    (v) => {
+      try {
+        return protocols.includes(new URL(v).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { message: `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}` },
+  );
+}
+
+const port = z
+  .string()
+  .regex(/^\d+$/, 'must be a whole number')
+  .transform(Number)
+  .refine((n) => n >= 0 && n <= 65535, 'must be between 0 and 65535');
+
+const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+export const variables = {
+  CDP_DATABASE_URL: {
+    name: 'CDP_DATABASE_URL',
+    description: 'PostgreSQL server for every SQL role. Unset: embedded PGlite in CDP_DATA_DIR.',
+    form: 'postgres://user:password@host:5432/database',
+    schema: urlWithProtocols(['postgres:', 'postgresql:']),
+  },
+  CDP_DATA_DIR: {
+    name: 'CDP_DATA_DIR',
+    description:
+      'Folder for embedded data (PGlite, file blobs). `memory://` keeps PGlite in memory. Default `./.cdp-data`.',
+    form: 'a folder path, or memory://',
+    schema: z.string().min(1, 'must not be empty'),
+  },
+  CDP_REDIS_URL: {
+    name: 'CDP_REDIS_URL',
+    description:
+      'Redis for the distributed cache tier and its invalidation bus. Unset: in-process only.',
+    form: 'redis://host:6379 or rediss://host:6380',
+    schema: urlWithProtocols(['redis:', 'rediss:']),
+  },
+  CDP_NATS_URL: {
+    name: 'CDP_NATS_URL',
+    description:
+      'NATS JetStream as the message broker. Unset: in-process broker (unless CDP_AMQP_URL).',
+    form: 'nats://host:4222',
+    schema: urlWithProtocols(['nats:', 'tls:']),
+  },
+  CDP_AMQP_URL: {
+    name: 'CDP_AMQP_URL',
+    description: 'RabbitMQ as the message broker. Unset: in-process broker (unless CDP_NATS_URL).',
+    form: 'amqp://user:password@host:5672',
+    schema: urlWithProtocols(['amqp:', 'amqps:']),
+  },
+  CDP_S3_ENDPOINT: {
+    name: 'CDP_S3_ENDPOINT',
+    description: 'S3-compatible object storage for blobs. Unset: files under CDP_DATA_DIR/blobs.',
+    form: 'http://host:9000 or https://s3.region.amazonaws.com',
+    schema: urlWithProtocols(['http:', 'https:']),
+  },
+  CDP_S3_REGION: {
+    name: 'CDP_S3_REGION',
+    description: 'Region used to sign S3 requests. Default `us-east-1`.',
+    form: 'a region name such as us-east-1',
+    schema: z.string().regex(/^[a-z0-9-]+$/, 'must be lower-case letters, digits and dashes'),
+  },
+  CDP_S3_BUCKET: {
+    name: 'CDP_S3_BUCKET',
+    description: 'Bucket for the platform’s blobs. Default `cdp`.',
+    form: 'a bucket name (3-63 lower-case letters, digits, dots, dashes)',
+    schema: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid bucket name'),
+  },
+  CDP_S3_ACCESS_KEY_ID: {
+    name: 'CDP_S3_ACCESS_KEY_ID',
+    description: 'Access key for CDP_S3_ENDPOINT.',
+    form: 'an access key id',
+    schema: z.string().min(1),
+  },
+  CDP_S3_SECRET_ACCESS_KEY: {
+    name: 'CDP_S3_SECRET_ACCESS_KEY',
+    description: 'Secret key for CDP_S3_ENDPOINT.',
+    form: 'a secret access key',
+    schema: z.string().min(1),
+  },
+  CDP_HOST: {
+    name: 'CDP_HOST',
+    description: 'Address the reference platform listens on. Default `127.0.0.1`.',
+    form: 'an IP address or host name',
+    schema: z.string().min(1),
+  },
+  CDP_PORT: {
+    name: 'CDP_PORT',
+    description: 'Port of the reference platform. Default `8080`; `0` picks a free port.',
+    form: 'a whole number from 0 to 65535',
+    schema: port,
+  },
+  CDP_LOG_LEVEL: {
+    name: 'CDP_LOG_LEVEL',
+    description: 'pino log level (logs go to stderr as JSON). Default `info`.',
+    form: 'one of fatal, error, warn, info, debug, trace, silent',
+    schema: logLevel,
+  },
+} as const satisfies Record<string, VariableSpec<unknown>>;
+
+export type VariableName = keyof typeof variables;
+
+export interface Config {
+  database: { kind: 'postgres'; url: string } | { kind: 'pglite'; dataDir: string | undefined };
+  dataDir: string;
+  redisUrl: string | undefined;
+  natsUrl: string | undefined;
+  amqpUrl: string | undefined;
+  s3:
+    | {
+        endpoint: string;
+        region: string;
+        bucket: string;
+        accessKeyId: string | undefined;
+        secretAccessKey: string | undefined;
+      }
+    | undefined;
+  http: { host: string; port: number };
+  logLevel: z.infer<typeof logLevel>;
+}
+
+function levenshtein(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}
+
+function parseVariable<N extends VariableName>(
+  env: Record<string, string | undefined>,
+  name: N,
+): z.infer<(typeof variables)[N]['schema']> | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const spec = variables[name];
+  const result = spec.schema.safeParse(raw.trim());
+  if (!result.success) {
+    const why = result.error.issues.map((i) => i.message).join('; ');
+    throw new ConfigError(
+      `${name}=${JSON.stringify(redact(name, raw))} is not valid: ${why}. Expected ${spec.form}.`,
+      name,
+    );
+  }
+  return result.data as z.infer<(typeof variables)[N]['schema']>;
+}
+
+function redact(name: string, value: string): string {
+  if (name.includes('SECRET')) return '***';
+  try {
+    const u = new URL(value);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return value;
+  }
+}
+
+/**
+ * Read and validate configuration from an environment. Any `CDP_*` variable that is not
+ * known is an error (most often a typo), and the message suggests the nearest known name.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const known = Object.keys(variables);
+  for (const key of Object.keys(env)) {
+    if (!key.startsWith('CDP_') || known.includes(key)) continue;
+    const nearest = known.map((k) => ({ k, d: levenshtein(key, k) })).sort((a, b) => a.d - b.d)[0];
+    const hint = nearest && nearest.d <= 4 ? ` Did you mean ${nearest.k}?` : '';
+    throw new ConfigError(
+      `${key} is not a variable cloud-data-patterns knows.${hint} Known variables: ${known.join(', ')}.`,
+      key,
+    );
+  }
+  const databaseUrl = parseVariable(env, 'CDP_DATABASE_URL');
+  const dataDir = parseVariable(env, 'CDP_DATA_DIR') ?? './.cdp-data';
+  const natsUrl = parseVariable(env, 'CDP_NATS_URL');
+  const amqpUrl = parseVariable(env, 'CDP_AMQP_URL');
+  const s3Endpoint = parseVariable(env, 'CDP_S3_ENDPOINT');
+  const s3Key = parseVariable(env, 'CDP_S3_ACCESS_KEY_ID');
+  const s3Secret = parseVariable(env, 'CDP_S3_SECRET_ACCESS_KEY');
+  if (s3Endpoint && (s3Key === undefined) !== (s3Secret === undefined)) {
+    throw new ConfigError(
+      'CDP_S3_ACCESS_KEY_ID and CDP_S3_SECRET_ACCESS_KEY must be set together; set both or neither.',
+      s3Key === undefined ? 'CDP_S3_ACCESS_KEY_ID' : 'CDP_S3_SECRET_ACCESS_KEY',
+    );
+  }
+  return {
+    database: databaseUrl
+      ? { kind: 'postgres', url: databaseUrl }
+      : { kind: 'pglite', dataDir: dataDir === 'memory://' ? undefined : dataDir },
+    dataDir,
+    redisUrl: parseVariable(env, 'CDP_REDIS_URL'),
+    natsUrl,
+    amqpUrl,
+    s3: s3Endpoint
+      ? {
+          endpoint: s3Endpoint,
+          region: parseVariable(env, 'CDP_S3_REGION') ?? 'us-east-1',
+          bucket: parseVariable(env, 'CDP_S3_BUCKET') ?? 'cdp',
+          accessKeyId: s3Key,
+          secretAccessKey: s3Secret,
+        }
+      : undefined,
+    http: {
+      host: parseVariable(env, 'CDP_HOST') ?? '127.0.0.1',
+      port: parseVariable(env, 'CDP_PORT') ?? 8080,
+    },
+    logLevel: parseVariable(env, 'CDP_LOG_LEVEL') ?? 'info',
+  };
+}
+
+/** Show a URL without its password, for logs and `cdp doctor`. */
+export function redactUrl(url: string): string {
+  return redact('URL', url);
+}

@@ -1,0 +1,217 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { PGlite, type Transaction } from '@electric-sql/pglite';
+import { ClosedError, EngineUnavailableError, errorMessage } from '../../core/errors.js';
+import { INT8_ARRAY_OID, INT8_OID, parseInt8, parseInt8Array } from './int8.js';
+import {
+  assertChannel,
+  beginStatement,
+  type ListenOptions,
+  type NotificationHandler,
+  type QueryResult,
+  type SqlClient,
+  SqlError,
+  type SqlTransaction,
+  type SqlValue,
+  type TransactionOptions,
+  toSqlError,
+} from './sql-client.js';
+
+export interface PgliteSqlClientOptions {
+  /** A folder to keep the database in; undefined keeps it in memory. */
+  dataDir?: string | undefined;
+}
+
+const LOCK_FILE = 'cdp.lock';
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * PGlite runs in this process and owns its folder: two processes on one folder would corrupt
+ * it, so a lock file holding the owner's pid is taken first. A lock left by a dead process is
+ * taken over.
+ */
+async function takeFolderLock(dir: string): Promise<() => Promise<void>> {
+  await mkdir(dir, { recursive: true });
+  const path = join(dir, LOCK_FILE);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fh = await open(path, 'wx');
+      await fh.writeFile(String(process.pid));
+      await fh.close();
+      return () => rm(path, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const owner = Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10);
+      if (Number.isInteger(owner) && owner !== process.pid && pidAlive(owner)) {
+        throw new EngineUnavailableError(
+          'pglite',
+          `the data folder ${dir} is in use by process ${owner}; stop that process, or set CDP_DATA_DIR to another folder`,
+          'CDP_DATA_DIR',
+        );
+      }
+      await rm(path, { force: true });
+    }
+  }
+  throw new EngineUnavailableError(
+    'pglite',
+    `could not lock the data folder ${dir}`,
+    'CDP_DATA_DIR',
+  );
+}
+
+type PgliteQueryable = Pick<PGlite | Transaction, 'query' | 'exec'>;
+
+const parsers = {
+  [INT8_OID]: parseInt8,
+  [INT8_ARRAY_OID]: parseInt8Array,
+};
+
+async function runQuery<R>(
+  target: PgliteQueryable,
+  text: string,
+  params: readonly SqlValue[] | undefined,
+): Promise<QueryResult<R>> {
+  try {
+    const res = await target.query<R>(text, params as unknown[] | undefined, { parsers });
+    return { rows: res.rows, rowCount: res.affectedRows || res.rows.length };
+  } catch (err) {
+    throw toSqlError(err, text);
+  }
+}
+
+async function runExec(target: PgliteQueryable, script: string): Promise<void> {
+  try {
+    await target.exec(script);
+  } catch (err) {
+    throw toSqlError(err, script);
+  }
+}
+
+/** SqlClient over embedded PGlite (PostgreSQL compiled to WASM, one connection). */
+export class PgliteSqlClient implements SqlClient {
+  readonly engine = 'pglite' as const;
+  readonly #db: PGlite;
+  readonly #unlock: (() => Promise<void>) | undefined;
+  readonly #inTransaction = new AsyncLocalStorage<{ open: boolean }>();
+  #closed = false;
+
+  private constructor(db: PGlite, unlock: (() => Promise<void>) | undefined) {
+    this.#db = db;
+    this.#unlock = unlock;
+  }
+
+  static async open(options: PgliteSqlClientOptions = {}): Promise<PgliteSqlClient> {
+    const dir = options.dataDir ? resolve(options.dataDir, 'pglite') : undefined;
+    const unlock = dir ? await takeFolderLock(dir) : undefined;
+    try {
+      const db = await PGlite.create(dir, { parsers });
+      return new PgliteSqlClient(db, unlock);
+    } catch (err) {
+      await unlock?.();
+      throw new EngineUnavailableError(
+        'pglite',
+        `could not open the embedded database${dir ? ` in ${dir}` : ''}: ${errorMessage(err)}. ` +
+          'If the folder was written by another PostgreSQL version, move it away or set CDP_DATA_DIR to a new folder.',
+        'CDP_DATA_DIR',
+        { cause: err },
+      );
+    }
+  }
+
+  #check(): void {
+    if (this.#closed) throw new ClosedError('PGlite SqlClient');
+    if (this.#inTransaction.getStore()?.open) {
+      // PGlite has one connection: this would wait for the open transaction forever.
+      throw new SqlError(
+        'a query was sent on the client inside its own transaction callback; use the `tx` handle passed to the callback',
+        undefined,
+      );
+    }
+  }
+
+  query<R = Record<string, unknown>>(
+    text: string,
+    params?: readonly SqlValue[],
+  ): Promise<QueryResult<R>> {
+    this.#check();
+    return runQuery<R>(this.#db, text, params);
+  }
+
+  exec(script: string): Promise<void> {
+    this.#check();
+    return runExec(this.#db, script);
+  }
+
+  async transaction<T>(
+    fn: (tx: SqlTransaction) => Promise<T>,
+    options?: TransactionOptions,
+  ): Promise<T> {
+    this.#check();
+    const begin = beginStatement(options);
+    try {
+      return await this.#db.transaction(async (ptx) => {
+        // PGlite has issued a plain BEGIN; set the mode as the transaction's first statement.
+        if (begin !== 'BEGIN') await ptx.exec(`SET TRANSACTION ${begin.slice('BEGIN '.length)}`);
+        const tx: SqlTransaction = {
+          query: <R>(text: string, params?: readonly SqlValue[]) => runQuery<R>(ptx, text, params),
+          exec: (script: string) => runExec(ptx, script),
+          notify: async (channel: string, payload?: string) => {
+            assertChannel(channel);
+            await runQuery(ptx, 'SELECT pg_notify($1, $2)', [channel, payload ?? '']);
+          },
+        };
+        const scope = { open: true };
+        try {
+          return await this.#inTransaction.run(scope, () => fn(tx));
+        } finally {
+          // Work started inside the callback that outlives it may use the client again.
+          scope.open = false;
+        }
+      });
+    } catch (err) {
+      throw toSqlError(err);
+    }
+  }
+
+  async listen(
+    channel: string,
+    handler: NotificationHandler,
+    _options?: ListenOptions,
+  ): Promise<() => Promise<void>> {
+    this.#check();
+    assertChannel(channel);
+    // In process, the connection cannot drop: onReconnect is never needed here.
+    const unlisten = await this.#db.listen(channel, (payload) => handler(payload, channel));
+    return async () => {
+      if (!this.#closed) await unlisten();
+    };
+  }
+
+  async notify(channel: string, payload?: string): Promise<void> {
+    assertChannel(channel);
+    await this.query('SELECT pg_notify($1, $2)', [channel, payload ?? '']);
+  }
+
+  async ping(): Promise<void> {
+    await this.query('SELECT 1');
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      await this.#db.close();
+    } finally {
+      await this.#unlock?.();
+    }
+  }
+}
