@@ -89,6 +89,8 @@ export class ManualClock implements Clock {
   async advance(ms: number): Promise<void> {
     if (!(ms >= 0)) throw new RangeError(`advance(ms) needs ms >= 0, got ${ms}`);
     const target = this.#now + ms;
+    // Let code that is about to sleep (after a rejected await, say) reach its sleep first.
+    await flushMicrotasks();
     for (;;) {
       this.#sleepers.sort((a, b) => a.at - b.at || a.seq - b.seq);
       const next = this.#sleepers[0];
@@ -108,8 +110,9 @@ export class ManualClock implements Clock {
   }
 }
 
-async function flushMicrotasks(): Promise<void> {
-  for (let i = 0; i < 10; i++) await Promise.resolve();
+/** Resolves after every queued microtask has run (setImmediate is a later macrotask). */
+function flushMicrotasks(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Race a promise against a deadline on the given clock. */

@@ -61,7 +61,8 @@ export class Lifecycle implements Closeable {
 
 /**
  * Close `lifecycle` on SIGINT or SIGTERM, then exit (0 if every close succeeded). A second
- * signal while closing exits at once with code 130/143.
+ * SIGINT while closing (Ctrl-C twice) exits at once; a repeated SIGTERM is ignored, because
+ * process managers often signal a whole group and a forced exit could lose data.
  */
 export function closeOnSignals(
   lifecycle: Lifecycle,
@@ -71,10 +72,11 @@ export function closeOnSignals(
   const exit = options.exit ?? ((code: number) => process.exit(code));
   const timeoutMs = options.timeoutMs ?? 15_000;
   const handler = (signal: NodeJS.Signals) => {
-    const code = signal === 'SIGINT' ? 130 : 143;
     if (lifecycle.closing) {
-      logger.warn({ signal }, 'second signal while shutting down: exiting now');
-      exit(code);
+      if (signal === 'SIGINT') {
+        logger.warn({ signal }, 'second interrupt while shutting down: exiting now');
+        exit(130);
+      }
       return;
     }
     logger.info({ signal }, 'shutting down');

@@ -182,7 +182,10 @@ export async function migrate(
         });
       if (applied) {
         result.applied.push(record);
-        options.logger?.info({ module, version: m.version, name: m.name }, 'migration applied');
+        options.logger?.info(
+          { module, version: m.version, migration: m.name },
+          'migration applied',
+        );
         options.onApplied?.(record);
       } else {
         result.skipped++;

@@ -51,7 +51,7 @@ async function takeFolderLock(dir: string): Promise<() => Promise<void>> {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const owner = Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10);
-      if (Number.isInteger(owner) && owner !== process.pid && pidAlive(owner)) {
+      if (Number.isInteger(owner) && pidAlive(owner)) {
         throw new EngineUnavailableError(
           'pglite',
           `the data folder ${dir} is in use by process ${owner}; stop that process, or set CDP_DATA_DIR to another folder`,

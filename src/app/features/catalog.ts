@@ -1,0 +1,216 @@
+import { z } from 'zod';
+import { UuidV7Generator } from '../../core/ids.js';
+import type { SqlClient } from '../../engines/sql/sql-client.js';
+import type { PlatformFeature } from '../feature.js';
+import { NotFoundError, parseInput } from '../http-errors.js';
+
+/**
+ * The marketplace's course catalog: the system of record that other features read through
+ * patterns (the cache reads course details through cache-aside, search reads a read model).
+ */
+export interface Course {
+  id: string;
+  title: string;
+  topic: string;
+  instructor: string;
+  priceCents: number;
+  description: string;
+  updatedAt: string;
+  version: number;
+}
+
+const newCourse = z.strictObject({
+  title: z.string().trim().min(1).max(200),
+  topic: z.string().trim().min(1).max(60),
+  instructor: z.string().trim().min(1).max(120),
+  priceCents: z.number().int().min(0).max(10_000_000),
+  description: z.string().max(10_000).default(''),
+});
+const coursePatch = newCourse
+  .partial()
+  .refine((p) => Object.keys(p).length > 0, 'send at least one field to change');
+const idParam = z.object({ id: z.uuid('must be a course id (UUID)') });
+const listQuery = z.object({
+  topic: z.string().optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+});
+
+interface CourseRow {
+  id: string;
+  title: string;
+  topic: string;
+  instructor: string;
+  price_cents: number;
+  description: string;
+  updated_at: Date;
+  version: number;
+}
+
+function toCourse(r: CourseRow): Course {
+  return {
+    id: r.id,
+    title: r.title,
+    topic: r.topic,
+    instructor: r.instructor,
+    priceCents: r.price_cents,
+    description: r.description,
+    updatedAt: r.updated_at.toISOString(),
+    version: r.version,
+  };
+}
+
+const COLUMNS =
+  'id::text AS id, title, topic, instructor, price_cents, description, updated_at, version';
+
+export class CatalogService {
+  readonly #sql: SqlClient;
+  readonly #ids: UuidV7Generator;
+  /** Called after a course changed; the cache feature hooks invalidation here. */
+  readonly onChange = new Set<(id: string) => void | Promise<void>>();
+
+  constructor(sql: SqlClient, ids: UuidV7Generator) {
+    this.#sql = sql;
+    this.#ids = ids;
+  }
+
+  async create(input: z.input<typeof newCourse>): Promise<Course> {
+    const c = parseInput(newCourse, input, 'course');
+    const { rows } = await this.#sql.query<CourseRow>(
+      `INSERT INTO courses (id, title, topic, instructor, price_cents, description)
+       VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,
+      [this.#ids.next(), c.title, c.topic, c.instructor, c.priceCents, c.description],
+    );
+    return toCourse(rows[0]!);
+  }
+
+  async get(id: string): Promise<Course | undefined> {
+    const { rows } = await this.#sql.query<CourseRow>(
+      `SELECT ${COLUMNS} FROM courses WHERE id = $1`,
+      [id],
+    );
+    return rows[0] ? toCourse(rows[0]) : undefined;
+  }
+
+  async list(options: { topic?: string; limit?: number } = {}): Promise<Course[]> {
+    const { rows } = await this.#sql.query<CourseRow>(
+      `SELECT ${COLUMNS} FROM courses WHERE ($1::text IS NULL OR topic = $1) ORDER BY id LIMIT $2`,
+      [options.topic ?? null, options.limit ?? 50],
+    );
+    return rows.map(toCourse);
+  }
+
+  async update(id: string, patch: z.input<typeof coursePatch>): Promise<Course> {
+    const p = parseInput(coursePatch, patch, 'course change');
+    const { rows } = await this.#sql.query<CourseRow>(
+      `UPDATE courses SET
+         title = COALESCE($2, title), topic = COALESCE($3, topic), instructor = COALESCE($4, instructor),
+         price_cents = COALESCE($5, price_cents), description = COALESCE($6, description),
+         updated_at = now(), version = version + 1
+       WHERE id = $1 RETURNING ${COLUMNS}`,
+      [
+        id,
+        p.title ?? null,
+        p.topic ?? null,
+        p.instructor ?? null,
+        p.priceCents ?? null,
+        p.description ?? null,
+      ],
+    );
+    if (!rows[0]) throw new NotFoundError(`course ${id}`);
+    for (const hook of this.onChange) await hook(id);
+    return toCourse(rows[0]);
+  }
+
+  async count(): Promise<number> {
+    const { rows } = await this.#sql.query<{ n: number }>('SELECT count(*)::int AS n FROM courses');
+    return rows[0]!.n;
+  }
+}
+
+const SEED = [
+  {
+    title: 'PostgreSQL from the inside',
+    topic: 'databases',
+    instructor: 'Ada Park',
+    priceCents: 4900,
+  },
+  {
+    title: 'Event sourcing in TypeScript',
+    topic: 'architecture',
+    instructor: 'Lin Osei',
+    priceCents: 5900,
+  },
+  {
+    title: 'Caching that does not lie',
+    topic: 'performance',
+    instructor: 'Sam Ruiz',
+    priceCents: 3900,
+  },
+  {
+    title: 'Messaging without losing messages',
+    topic: 'architecture',
+    instructor: 'Noor Haddad',
+    priceCents: 4500,
+  },
+  {
+    title: 'Object storage and signed URLs',
+    topic: 'cloud',
+    instructor: 'Jo Meyer',
+    priceCents: 2900,
+  },
+];
+
+export const catalogFeature: PlatformFeature = {
+  name: 'catalog',
+  description: 'Course catalog (system of record in SQL): create, read, update courses',
+  docs: ['docs/architecture.md'],
+  migrations: [
+    {
+      module: 'catalog',
+      version: 1,
+      name: 'create courses',
+      sql: `CREATE TABLE courses (
+        id uuid PRIMARY KEY,
+        title text NOT NULL,
+        topic text NOT NULL,
+        instructor text NOT NULL,
+        price_cents integer NOT NULL CHECK (price_cents >= 0),
+        description text NOT NULL DEFAULT '',
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        version integer NOT NULL DEFAULT 1
+      );
+      CREATE INDEX courses_topic ON courses (topic);`,
+    },
+  ],
+  async start(ctx) {
+    const service = new CatalogService(ctx.sql, new UuidV7Generator(ctx.clock));
+    if ((await service.count()) === 0) for (const c of SEED) await service.create(c);
+    const { http } = ctx;
+    http.get('/api/catalog/courses', async (req) => {
+      const q = parseInput(listQuery, req.query, 'query');
+      return { courses: await service.list(q) };
+    });
+    http.post('/api/catalog/courses', async (req, reply) => {
+      const course = await service.create(req.body as z.input<typeof newCourse>);
+      return reply.status(201).send(course);
+    });
+    http.get('/api/catalog/courses/:id', async (req) => {
+      const { id } = parseInput(idParam, req.params, 'path');
+      const course = await service.get(id);
+      if (!course) throw new NotFoundError(`course ${id}`);
+      return course;
+    });
+    http.patch('/api/catalog/courses/:id', async (req) => {
+      const { id } = parseInput(idParam, req.params, 'path');
+      return service.update(id, req.body as z.input<typeof coursePatch>);
+    });
+    return {
+      service,
+      panel: async () => ({
+        id: 'catalog',
+        title: 'Catalog',
+        stats: [{ label: 'courses', value: await service.count() }],
+      }),
+    };
+  },
+};

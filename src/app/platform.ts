@@ -1,0 +1,267 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { type Clock, systemClock } from '../core/clock.js';
+import type { Config } from '../core/config.js';
+import { CdpError, errorMessage } from '../core/errors.js';
+import { Lifecycle } from '../core/lifecycle.js';
+import { counter, createRegistry, histogram } from '../core/metrics.js';
+import { type Migration, migrate } from '../engines/sql/migrations.js';
+import { openSql } from '../engines/sql/open.js';
+import type { SqlClient } from '../engines/sql/sql-client.js';
+import type { EngineStatus, FeatureHandle, Panel, PlatformFeature } from './feature.js';
+import { defaultFeatures } from './features/index.js';
+import { installErrorHandler, NotFoundError } from './http-errors.js';
+
+/** public/ at the package root: two levels up from src/app and from dist/app alike. */
+export const publicDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'public');
+
+export interface PlatformOptions {
+  config: Config;
+  logger: Logger;
+  registry?: Registry;
+  clock?: Clock;
+  features?: PlatformFeature[];
+  /** Dashboard refresh period for server-sent events. Default 1000 ms. */
+  streamIntervalMs?: number;
+}
+
+export interface Platform {
+  url: string;
+  port: number;
+  http: FastifyInstance;
+  sql: SqlClient;
+  registry: Registry;
+  services: Map<string, unknown>;
+  close(): Promise<void>;
+}
+
+export class PortInUseError extends CdpError {
+  constructor(host: string, port: number) {
+    super(
+      'PORT_IN_USE',
+      `port ${port} on ${host} is already in use; stop what holds it, or set CDP_PORT to a free port (0 picks one)`,
+    );
+  }
+}
+
+/** Every migration the platform's features need, for `cdp migrate` and for start-up. */
+export function platformMigrations(features: PlatformFeature[] = defaultFeatures): Migration[] {
+  return features.flatMap((f) => f.migrations ?? []);
+}
+
+/**
+ * Start the reference platform: open the SQL engine, apply migrations, start each feature,
+ * then listen. Closing stops taking requests, lets requests in flight finish, then closes
+ * features and engines in reverse order of opening.
+ */
+export async function startPlatform(options: PlatformOptions): Promise<Platform> {
+  const { config, logger } = options;
+  const clock = options.clock ?? systemClock;
+  const registry = options.registry ?? createRegistry({ defaultMetrics: true });
+  const features = options.features ?? defaultFeatures;
+  const lifecycle = new Lifecycle(logger);
+  try {
+    const sql = lifecycle.use('sql', await openSql(config.database, { logger }));
+    const migrated = await migrate(sql, platformMigrations(features), { logger });
+    logger.info(
+      { applied: migrated.applied.length, skipped: migrated.skipped, engine: sql.engine },
+      'schema ready',
+    );
+
+    const http = Fastify({
+      logger: false,
+      return503OnClosing: true,
+      forceCloseConnections: 'idle',
+    });
+    installErrorHandler(http);
+    const requests = counter(
+      registry,
+      'cdp_http_requests_total',
+      'HTTP requests by route and status',
+      ['method', 'route', 'status'],
+    );
+    const durations = histogram(
+      registry,
+      'cdp_http_request_duration_seconds',
+      'HTTP request duration',
+      ['method', 'route'],
+    );
+    http.addHook('onResponse', async (req, reply) => {
+      const route = req.routeOptions.url ?? 'unmatched';
+      requests.inc({ method: req.method, route, status: String(reply.statusCode) });
+      durations.observe({ method: req.method, route }, reply.elapsedTime / 1000);
+    });
+
+    const services = new Map<string, unknown>();
+    const handles: { feature: PlatformFeature; handle: FeatureHandle }[] = [];
+    for (const feature of features) {
+      const handle = await feature.start({
+        config,
+        sql,
+        logger: logger.child({ feature: feature.name }),
+        registry,
+        clock,
+        lifecycle,
+        http,
+        services,
+      });
+      if (handle.service !== undefined) services.set(feature.name, handle.service);
+      handles.push({ feature, handle });
+    }
+
+    const engineStatus = async (): Promise<EngineStatus[]> => {
+      const started = performance.now();
+      const sqlStatus: EngineStatus = await sql.ping().then(
+        () => ({
+          role: 'sql',
+          engine: sql.engine,
+          ok: true,
+          latencyMs: Math.round((performance.now() - started) * 100) / 100,
+        }),
+        (err: unknown) => ({
+          role: 'sql',
+          engine: sql.engine,
+          ok: false,
+          detail: errorMessage(err),
+        }),
+      );
+      const others = await Promise.all(
+        handles.map(({ handle }) => handle.health?.() ?? Promise.resolve([])),
+      );
+      return [sqlStatus, ...others.flat()];
+    };
+    const panels = async (): Promise<Panel[]> => {
+      const out: Panel[] = [];
+      for (const { feature, handle } of handles) {
+        if (!handle.panel) continue;
+        try {
+          out.push(await handle.panel());
+        } catch (err) {
+          out.push({
+            id: feature.name,
+            title: feature.name,
+            stats: [{ label: 'error', value: errorMessage(err) }],
+          });
+        }
+      }
+      return out;
+    };
+
+    http.get('/health', async (_req, reply) => {
+      const engines = await engineStatus();
+      const ok = engines.every((e) => e.ok);
+      return reply.status(ok ? 200 : 503).send({ status: ok ? 'ok' : 'degraded', engines });
+    });
+    http.get('/metrics', async (_req, reply) => {
+      reply.header('content-type', registry.contentType);
+      return registry.metrics();
+    });
+    http.get('/api', async () => ({
+      name: 'cloud-data-patterns reference platform',
+      modules: features.map((f) => ({ name: f.name, description: f.description, docs: f.docs })),
+      endpoints: [
+        '/health',
+        '/metrics',
+        '/api',
+        '/api/stream',
+        '/api/panels',
+        '/api/docs?page=',
+        '/dashboard/',
+      ],
+    }));
+    http.get('/api/panels', async () => ({ panels: await panels() }));
+    // The pattern pages that features link to, as Markdown (only pages a feature lists).
+    const docPages = new Set(features.flatMap((f) => f.docs));
+    http.get('/api/docs', async (req, reply) => {
+      const page = (req.query as { page?: string }).page ?? '';
+      if (!docPages.has(page))
+        throw new NotFoundError(
+          `doc page ${JSON.stringify(page)} (known: ${[...docPages].join(', ')})`,
+        );
+      const text = await readFile(join(publicDir, '..', page), 'utf8').catch(() => undefined);
+      if (text === undefined) throw new NotFoundError(`doc page ${page}`);
+      return reply.type('text/markdown; charset=utf-8').send(text);
+    });
+
+    // Live dashboard feed: one server-sent event per period with engine status and every panel.
+    const streams = new Set<FastifyReply>();
+    const interval = options.streamIntervalMs ?? 1000;
+    http.get('/api/stream', (req, reply) => {
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+      });
+      streams.add(reply);
+      let busy = false;
+      const send = async () => {
+        if (busy) return;
+        busy = true;
+        try {
+          const data = {
+            at: new Date(clock.now()).toISOString(),
+            engines: await engineStatus(),
+            panels: await panels(),
+          };
+          res.write(`event: status\ndata: ${JSON.stringify(data)}\n\n`);
+        } catch (err) {
+          logger.warn({ err: errorMessage(err) }, 'dashboard stream update failed');
+        } finally {
+          busy = false;
+        }
+      };
+      void send();
+      const timer = setInterval(send, interval);
+      req.raw.on('close', () => {
+        clearInterval(timer);
+        streams.delete(reply);
+      });
+    });
+    http.addHook('preClose', async () => {
+      for (const s of streams) s.raw.end();
+      streams.clear();
+    });
+
+    await http.register(fastifyStatic, {
+      root: join(publicDir, 'dashboard'),
+      prefix: '/dashboard/',
+      index: 'index.html',
+    });
+    http.get('/', (_req, reply) => reply.redirect('/dashboard/'));
+
+    try {
+      await http.listen({ host: config.http.host, port: config.http.port });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE')
+        throw new PortInUseError(config.http.host, config.http.port);
+      throw err;
+    }
+    // Registered last, so closed first: stop taking requests and finish those in flight first.
+    lifecycle.use('http', { close: () => http.close() });
+    const address = http.server.address();
+    const port = typeof address === 'object' && address ? address.port : config.http.port;
+    return {
+      url: `http://${config.http.host}:${port}`,
+      port,
+      http,
+      sql,
+      registry,
+      services,
+      close: () => lifecycle.close(),
+    };
+  } catch (err) {
+    await lifecycle
+      .close()
+      .catch((closeErr: unknown) =>
+        logger.error({ err: errorMessage(closeErr) }, 'cleanup after failed start'),
+      );
+    throw err;
+  }
+}

@@ -1,0 +1,263 @@
+import { access, constants, mkdir, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { type Config, redactUrl } from '../core/config.js';
+import { errorMessage } from '../core/errors.js';
+import { connectAmqp } from '../engines/amqp/amqp-connection.js';
+import { connectNats } from '../engines/nats/nats-connection.js';
+import { connectRedis } from '../engines/redis/redis-connection.js';
+import { PgSqlClient } from '../engines/sql/pg-sql-client.js';
+
+export interface DoctorCheck {
+  role: string;
+  engine: string;
+  target: string;
+  ok: boolean;
+  detail: string;
+  /** What to change when it is not ok. */
+  fix?: string;
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  const t = performance.now();
+  const value = await fn();
+  return { ms: Math.round((performance.now() - t) * 10) / 10, value };
+}
+
+async function checkFolder(
+  role: string,
+  engine: string,
+  dir: string,
+  variable: string,
+): Promise<DoctorCheck> {
+  const abs = resolve(dir);
+  try {
+    await mkdir(abs, { recursive: true });
+    await access(abs, constants.W_OK);
+    let detail = 'folder writable';
+    const lock = await readFile(join(abs, 'pglite', 'cdp.lock'), 'utf8').catch(() => undefined);
+    if (lock && role === 'sql') detail += `; in use by process ${lock.trim()}`;
+    return { role, engine, target: abs, ok: true, detail };
+  } catch (err) {
+    return {
+      role,
+      engine,
+      target: abs,
+      ok: false,
+      detail: errorMessage(err),
+      fix: `set ${variable} to a folder this user can write`,
+    };
+  }
+}
+
+/** Which engine serves each role, and whether it answers. Never changes anything. */
+export async function runDoctor(config: Config, timeoutMs = 3000): Promise<DoctorCheck[]> {
+  const checks: Promise<DoctorCheck>[] = [];
+  if (config.database.kind === 'postgres') {
+    const url = config.database.url;
+    checks.push(
+      timed(async () => {
+        const c = await PgSqlClient.connect({ url, connectTimeoutMs: timeoutMs, max: 1 });
+        try {
+          const { rows } = await c.query<{ v: string }>('SHOW server_version');
+          return rows[0]?.v ?? '?';
+        } finally {
+          await c.close();
+        }
+      }).then(
+        ({ ms, value }) => ({
+          role: 'sql',
+          engine: 'postgres',
+          target: redactUrl(url),
+          ok: true,
+          detail: `PostgreSQL ${value}, ${ms} ms`,
+        }),
+        (err: unknown) => ({
+          role: 'sql',
+          engine: 'postgres',
+          target: redactUrl(url),
+          ok: false,
+          detail: errorMessage(err),
+          fix: 'fix CDP_DATABASE_URL, or unset it to use embedded PGlite',
+        }),
+      ),
+    );
+  } else {
+    const dir = config.database.dataDir;
+    checks.push(
+      dir
+        ? checkFolder('sql', 'pglite', dir, 'CDP_DATA_DIR')
+        : Promise.resolve({
+            role: 'sql',
+            engine: 'pglite',
+            target: 'memory',
+            ok: true,
+            detail: 'in memory: nothing is kept after exit',
+          }),
+    );
+  }
+  if (config.redisUrl) {
+    const url = config.redisUrl;
+    checks.push(
+      timed(async () => {
+        const r = await connectRedis({ url, connectTimeoutMs: timeoutMs });
+        try {
+          return await r.ping();
+        } finally {
+          r.destroy();
+        }
+      }).then(
+        ({ ms }) => ({
+          role: 'cache',
+          engine: 'redis',
+          target: redactUrl(url),
+          ok: true,
+          detail: `PONG, ${ms} ms`,
+        }),
+        (err: unknown) => ({
+          role: 'cache',
+          engine: 'redis',
+          target: redactUrl(url),
+          ok: false,
+          detail: errorMessage(err),
+          fix: 'fix CDP_REDIS_URL, or unset it to cache in process only',
+        }),
+      ),
+    );
+  } else {
+    checks.push(
+      Promise.resolve({
+        role: 'cache',
+        engine: 'in-process',
+        target: '-',
+        ok: true,
+        detail: 'no distributed tier (set CDP_REDIS_URL for one)',
+      }),
+    );
+  }
+  if (config.natsUrl) {
+    const url = config.natsUrl;
+    const role = 'broker';
+    checks.push(
+      timed(async () => {
+        const nc = await connectNats({ url, connectTimeoutMs: timeoutMs });
+        try {
+          const jsm = await jetstreamManager(nc, { timeout: timeoutMs });
+          const info = await jsm.getAccountInfo();
+          return `JetStream on, ${info.streams} stream(s)`;
+        } finally {
+          await nc.close();
+        }
+      }).then(
+        ({ ms, value }) => ({
+          role,
+          engine: 'nats',
+          target: redactUrl(url),
+          ok: true,
+          detail: `${value}, ${ms} ms`,
+        }),
+        (err: unknown) => ({
+          role,
+          engine: 'nats',
+          target: redactUrl(url),
+          ok: false,
+          detail: errorMessage(err),
+          fix: 'fix CDP_NATS_URL (a NATS server started with -js), or unset it',
+        }),
+      ),
+    );
+  }
+  if (config.amqpUrl) {
+    const url = config.amqpUrl;
+    const role = config.natsUrl ? 'broker (unused: CDP_NATS_URL takes precedence)' : 'broker';
+    checks.push(
+      timed(async () => {
+        const conn = await connectAmqp({ url, connectTimeoutMs: timeoutMs });
+        await conn.close();
+      }).then(
+        ({ ms }) => ({
+          role,
+          engine: 'rabbitmq',
+          target: redactUrl(url),
+          ok: true,
+          detail: `connected, ${ms} ms`,
+        }),
+        (err: unknown) => ({
+          role,
+          engine: 'rabbitmq',
+          target: redactUrl(url),
+          ok: false,
+          detail: errorMessage(err),
+          fix: 'fix CDP_AMQP_URL, or unset it',
+        }),
+      ),
+    );
+  }
+  if (!config.natsUrl && !config.amqpUrl) {
+    checks.push(
+      Promise.resolve({
+        role: 'broker',
+        engine: 'in-process',
+        target: '-',
+        ok: true,
+        detail: 'messages stay in this process (set CDP_NATS_URL or CDP_AMQP_URL)',
+      }),
+    );
+  }
+  if (config.s3) {
+    const endpoint = config.s3.endpoint;
+    checks.push(
+      timed(async () => {
+        const res = await fetch(endpoint, {
+          method: 'HEAD',
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        return res.status;
+      }).then(
+        ({ ms, value }) => ({
+          role: 'blobs',
+          engine: 's3',
+          target: endpoint,
+          ok: true,
+          detail: `HTTP ${value}, ${ms} ms`,
+        }),
+        (err: unknown) => ({
+          role: 'blobs',
+          engine: 's3',
+          target: endpoint,
+          ok: false,
+          detail: errorMessage(err),
+          fix: 'fix CDP_S3_ENDPOINT, or unset it to keep blobs in files',
+        }),
+      ),
+    );
+  } else {
+    checks.push(
+      checkFolder(
+        'blobs',
+        'filesystem',
+        join(config.dataDir === 'memory://' ? './.cdp-data' : config.dataDir, 'blobs'),
+        'CDP_DATA_DIR',
+      ),
+    );
+  }
+  return Promise.all(checks);
+}
+
+export function formatDoctor(checks: DoctorCheck[]): string {
+  const rows = [
+    ['role', 'engine', 'target', 'status'],
+    ...checks.map((c) => [
+      c.role,
+      c.engine,
+      c.target,
+      `${c.ok ? 'ok' : 'UNREACHABLE'}: ${c.detail}`,
+    ]),
+  ];
+  const widths = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const lines = rows.map((r) =>
+    r.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]!) : cell)).join('  '),
+  );
+  for (const c of checks) if (!c.ok && c.fix) lines.push(`fix: ${c.fix}`);
+  return lines.join('\n');
+}

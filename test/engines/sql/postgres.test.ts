@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { EngineUnavailableError } from '../../../src/core/errors.js';
+import { PgSqlClient, type SqlError } from '../../../src/engines/sql/index.js';
+import { createTempDatabase, describeServer } from '../../support/servers.js';
+import { sqlClientContract } from './sql-client.contract.js';
+
+describeServer('SqlClient on PostgreSQL', 'CDP_DATABASE_URL', (serverUrl) => {
+  sqlClientContract('PostgreSQL server', async () => {
+    const db = await createTempDatabase(serverUrl);
+    const client = await PgSqlClient.connect({ url: db.url });
+    return {
+      client,
+      open: () => PgSqlClient.connect({ url: db.url }),
+      peers: async (n) => {
+        const clients = await Promise.all(
+          Array.from({ length: n }, () => PgSqlClient.connect({ url: db.url, max: 2 })),
+        );
+        return {
+          clients,
+          close: async () => void (await Promise.all(clients.map((c) => c.close()))),
+        };
+      },
+      cleanup: async () => {
+        await client.close();
+        await db.drop();
+      },
+    };
+  });
+
+  let db: { url: string; drop(): Promise<void> };
+  let a: PgSqlClient;
+  let b: PgSqlClient;
+  beforeAll(async () => {
+    db = await createTempDatabase(serverUrl);
+    a = await PgSqlClient.connect({ url: db.url });
+    b = await PgSqlClient.connect({ url: db.url });
+    await a.exec(
+      'CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL); INSERT INTO acct VALUES (1, 100), (2, 100)',
+    );
+  });
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await db?.drop();
+  });
+
+  it('repeatable read sees one snapshot while another client commits', async () => {
+    const seen = await a.transaction(
+      async (tx) => {
+        const before = (
+          await tx.query<{ balance: number }>('SELECT balance FROM acct WHERE id = 1')
+        ).rows[0]!.balance;
+        await b.query('UPDATE acct SET balance = balance + 1 WHERE id = 1');
+        const after = (await tx.query<{ balance: number }>('SELECT balance FROM acct WHERE id = 1'))
+          .rows[0]!.balance;
+        return [before, after];
+      },
+      { isolation: 'repeatable read' },
+    );
+    expect(seen[0]).toBe(seen[1]);
+    expect(
+      (await a.query<{ balance: number }>('SELECT balance FROM acct WHERE id = 1')).rows[0]!
+        .balance,
+    ).toBe(seen[0]! + 1);
+  });
+
+  it('serializable conflicts surface as a retryable SqlError', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const t1 = a.transaction(
+      async (tx) => {
+        await tx.query('SELECT sum(balance) FROM acct');
+        await gate;
+        await tx.query('UPDATE acct SET balance = balance - 10 WHERE id = 1');
+      },
+      { isolation: 'serializable' },
+    );
+    const t2 = b.transaction(
+      async (tx) => {
+        await tx.query('SELECT sum(balance) FROM acct');
+        await tx.query('UPDATE acct SET balance = balance - 10 WHERE id = 2');
+      },
+      { isolation: 'serializable' },
+    );
+    await t2;
+    release();
+    const err = (await t1.catch((e: unknown) => e)) as SqlError;
+    expect(err.sqlState).toBe('40001');
+    expect(err.retryable).toBe(true);
+  });
+
+  it('LISTEN survives its connection being killed: re-listens and calls onReconnect', async () => {
+    const got: string[] = [];
+    let reconnects = 0;
+    const stop = await a.listen('cdp_reconnect', (p) => got.push(p), {
+      onReconnect: () => reconnects++,
+    });
+    const killed = await b.query<{ n: number }>(
+      "SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'cdp-listen'",
+    );
+    expect(killed.rows[0]!.n).toBeGreaterThanOrEqual(1);
+    for (let i = 0; i < 100 && reconnects === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(reconnects).toBe(1);
+    await b.notify('cdp_reconnect', 'after');
+    for (let i = 0; i < 100 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(got).toEqual(['after']);
+    await stop();
+  });
+
+  it('an unreachable server gives an error naming the variable', async () => {
+    const err = await PgSqlClient.connect({
+      url: 'postgres://postgres@127.0.0.1:1/none',
+      connectTimeoutMs: 1000,
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(EngineUnavailableError);
+    expect((err as Error).message).toMatch(/CDP_DATABASE_URL/);
+  });
+});
