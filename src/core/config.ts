@@ -99,6 +99,25 @@ export const variables = {
     form: 'a secret access key',
     schema: z.string().min(1),
   },
+  CDP_STORAGE_ACCESS_KEY_ID: {
+    name: 'CDP_STORAGE_ACCESS_KEY_ID',
+    description:
+      'Access key of the built-in S3-compatible storage server (`cdp storage serve`) and of the valet keys it signs.',
+    form: 'an access key id (letters and digits)',
+    schema: z.string().regex(/^[A-Za-z0-9]{3,128}$/, 'must be 3-128 letters or digits'),
+  },
+  CDP_STORAGE_SECRET_ACCESS_KEY: {
+    name: 'CDP_STORAGE_SECRET_ACCESS_KEY',
+    description: 'Secret key of the built-in storage server (set with CDP_STORAGE_ACCESS_KEY_ID).',
+    form: 'a secret of at least 16 characters',
+    schema: z.string().min(16, 'must be at least 16 characters'),
+  },
+  CDP_STORAGE_REGION: {
+    name: 'CDP_STORAGE_REGION',
+    description: 'Region the built-in storage server signs and verifies with. Default `us-east-1`.',
+    form: 'a region name such as us-east-1',
+    schema: z.string().regex(/^[a-z0-9-]+$/, 'must be lower-case letters, digits and dashes'),
+  },
   CDP_HOST: {
     name: 'CDP_HOST',
     description: 'Address the reference platform listens on. Default `127.0.0.1`.',
@@ -136,6 +155,8 @@ export interface Config {
         secretAccessKey: string | undefined;
       }
     | undefined;
+  /** The built-in storage server's credentials; undefined when not set (the platform then makes dev keys). */
+  storage: { accessKeyId: string; secretAccessKey: string; region: string } | undefined;
   http: { host: string; port: number };
   logLevel: z.infer<typeof logLevel>;
 }
@@ -211,6 +232,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       s3Key === undefined ? 'CDP_S3_ACCESS_KEY_ID' : 'CDP_S3_SECRET_ACCESS_KEY',
     );
   }
+  const storageKey = parseVariable(env, 'CDP_STORAGE_ACCESS_KEY_ID');
+  const storageSecret = parseVariable(env, 'CDP_STORAGE_SECRET_ACCESS_KEY');
+  if ((storageKey === undefined) !== (storageSecret === undefined)) {
+    throw new ConfigError(
+      'CDP_STORAGE_ACCESS_KEY_ID and CDP_STORAGE_SECRET_ACCESS_KEY must be set together; set both or neither.',
+      storageKey === undefined ? 'CDP_STORAGE_ACCESS_KEY_ID' : 'CDP_STORAGE_SECRET_ACCESS_KEY',
+    );
+  }
+  const storageRegion = parseVariable(env, 'CDP_STORAGE_REGION') ?? 'us-east-1';
   return {
     database: databaseUrl
       ? { kind: 'postgres', url: databaseUrl }
@@ -228,6 +258,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
           secretAccessKey: s3Secret,
         }
       : undefined,
+    storage:
+      storageKey && storageSecret
+        ? { accessKeyId: storageKey, secretAccessKey: storageSecret, region: storageRegion }
+        : undefined,
     http: {
       host: parseVariable(env, 'CDP_HOST') ?? '127.0.0.1',
       port: parseVariable(env, 'CDP_PORT') ?? 8080,
