@@ -1,0 +1,64 @@
+import { existsSync } from 'node:fs';
+import { type Browser, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Platform, startPlatform } from '../../src/app/platform.js';
+import { loadConfig } from '../../src/core/config.js';
+import { silentLogger } from '../../src/core/logger.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const have = existsSync(CHROMIUM);
+if (!have) console.log(`skipped: dashboard in a browser (install Debian's chromium: ${CHROMIUM})`);
+if (!have && process.env.CI === 'true') {
+  describe('dashboard in a browser', () => {
+    it('runs under CI (needs chromium)', () => {
+      throw new Error(`${CHROMIUM} is missing under CI=true: .ci/run installs it`);
+    });
+  });
+}
+
+describe.skipIf(!have)('dashboard in a browser', () => {
+  let platform: Platform;
+  let browser: Browser;
+  beforeAll(async () => {
+    platform = await startPlatform({
+      config: loadConfig({ CDP_DATA_DIR: 'memory://', CDP_PORT: '0' }),
+      logger: silentLogger(),
+      streamIntervalMs: 200,
+    });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await platform?.close();
+  });
+
+  it('shows engines and panels, and updates them live as data changes', async () => {
+    const page = await browser.newPage();
+    await page.goto(`${platform.url}/dashboard/`);
+    await page.waitForSelector('#engines tbody tr');
+    expect(await page.textContent('#engines tbody')).toContain('pglite');
+    expect(await page.textContent('#engines tbody')).toContain('up');
+    const panel = page.locator('#panel-catalog');
+    await expect.poll(async () => panel.textContent(), { timeout: 10_000 }).toContain('courses5');
+    const res = await fetch(`${platform.url}/api/catalog/courses`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ title: 'Live', topic: 't', instructor: 'i', priceCents: 1 }),
+    });
+    expect(res.status).toBe(201);
+    await expect.poll(async () => panel.textContent(), { timeout: 10_000 }).toContain('courses6');
+    expect(await page.textContent('#modules')).toContain('catalog');
+    await page.close();
+  });
+});
