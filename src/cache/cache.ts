@@ -1,0 +1,721 @@
+import type { Logger } from 'pino';
+import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { type Clock, systemClock, withTimeout } from '../core/clock.js';
+import {
+  CdpError,
+  ClosedError,
+  errorMessage,
+  TimeoutError,
+  ValidationError,
+} from '../core/errors.js';
+import { newId } from '../core/ids.js';
+import { counter, gauge, histogram } from '../core/metrics.js';
+import type { CacheSetOptions, CacheStore } from './cache-store.js';
+import type { Invalidation, InvalidationBus } from './invalidation-bus.js';
+import { checkTtl, type LocalStoreOptions } from './local-store.js';
+import { MemoryCacheStore } from './memory-cache-store.js';
+import type { StampedeLock } from './stampede-lock.js';
+
+/**
+ * What a tier holds for a key: the value with its freshness, so that stale-while-revalidate and
+ * stale-if-error can serve a value past its ttl, and negative entries ("the loader found
+ * nothing") can be told apart from misses.
+ */
+export interface Envelope<V> {
+  /** The value; absent for a negative entry. */
+  v?: V;
+  /** Fresh until (ms since epoch); 0 = forever. */
+  f: number;
+  /** Kept (servable as stale) until; 0 = forever. */
+  s: number;
+  /** 1 for a negative entry. */
+  n?: 1;
+  /** Tags, so that a copy taken from L2 into another instance's L1 stays invalidatable by tag. */
+  t?: readonly string[];
+}
+
+export type Loader<V> = (key: string) => Promise<V | undefined>;
+
+export interface CacheOptions<V> {
+  /** Label on metrics. Default 'default'. */
+  name?: string;
+  /** Prefix of every key in L2, lock and bus: caches sharing L2 share a namespace. Default name. */
+  namespace?: string;
+  /** The in-process tier (L1). Default `{ maxEntries: 10_000 }` with W-TinyLFU. */
+  l1?: LocalStoreOptions<string, Envelope<V>>;
+  /** A shared tier (L2), e.g. RedisCacheStore. */
+  l2?: CacheStore<Envelope<V>>;
+  /** Time a value stays fresh, in ms; 0 = forever. Default 0. */
+  ttlMs?: number;
+  /** How long L1 keeps a copy at most (ms, 0 = as long as the value is kept). Default 0. */
+  l1TtlMs?: number;
+  /** Cache "not found" (the loader returned undefined) for this many ms. Default 0 = off. */
+  negativeTtlMs?: number;
+  /** After a value's ttl, serve it for this long while one background load refreshes it. */
+  staleWhileRevalidateMs?: number;
+  /** Within this many ms before a value's ttl ends, a read triggers a background refresh. */
+  refreshAheadMs?: number;
+  /** After a value's ttl, serve it for this long when the loader fails. */
+  staleIfErrorMs?: number;
+  /** Read-through: the loader `get` uses on a miss. */
+  loader?: Loader<V>;
+  /** Abandon a load after this many ms (TimeoutError); 0 = never. Default 0. */
+  loadTimeoutMs?: number;
+  /** Abandon an L2 call after this many ms and carry on without L2. Default 500. */
+  l2TimeoutMs?: number;
+  bus?: InvalidationBus;
+  /** Cross-process stampede protection (needs l2, where the winner's value appears). */
+  lock?: StampedeLock;
+  /** Lock lease (ms); also how long the others wait for the winner's value. Default 5000 / 2000. */
+  lockTtlMs?: number;
+  lockWaitMs?: number;
+  /** How often a waiter polls L2 for the winner's value. Default 25 ms. */
+  lockPollMs?: number;
+  clock?: Clock;
+  logger?: Logger;
+  registry?: Registry;
+}
+
+export interface GetOrLoadOptions {
+  ttlMs?: number;
+  tags?: readonly string[];
+}
+
+export interface CacheStats {
+  hits: number;
+  misses: number;
+  hitRatio: number;
+  loads: number;
+  loadErrors: number;
+  staleServed: number;
+  l2Errors: number;
+  lockFallbacks: number;
+  l1: ReturnType<MemoryCacheStore['local']['stats']>;
+}
+
+/** A value the loader returned was not a value the tiers could take. */
+export class CacheLoadError extends CdpError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CACHE_LOAD_FAILED', message, options);
+  }
+}
+
+interface Metrics {
+  hitL1: Counter.Internal;
+  hitL2: Counter.Internal;
+  miss: Counter.Internal;
+  evictions: Counter<'cache' | 'cause'>;
+  loadsOk: Counter.Internal;
+  loadsErr: Counter.Internal;
+  loadDuration: Histogram.Internal<'cache'>;
+  l2Errors: Counter<'cache' | 'op'>;
+  stale: Counter<'cache' | 'reason'>;
+  lockFallbacks: Counter.Internal;
+  invalidations: Counter<'cache' | 'direction'>;
+  hitRatio: Gauge.Internal<'cache'>;
+}
+
+/**
+ * Cache-aside and its siblings over one or two tiers:
+ *
+ * - cache-aside: `getOrLoad(key, loader)`; concurrent misses of a key in this process share one
+ *   load (single flight); with `lock`, one load across processes (others wait for L2, bounded).
+ * - read-through: `get(key)` with a `loader` bound at construction.
+ * - write-through: `writeThrough(key, value, write)` stores first, then caches (or invalidates).
+ * - refresh-ahead, stale-while-revalidate, stale-if-error, negative caching: options above.
+ * - priming: `prime(entries)`, `primeFrom(source)`, `dump()`.
+ *
+ * Tiers: L1 in process (LocalStore), L2 shared (e.g. Redis). Writes and deletes go to both and
+ * publish an invalidation on the bus, so other instances drop their L1 copy. While the bus is
+ * down, L1 is emptied and bypassed, and emptied again when it is back: no stale L1 read survives
+ * a gap. L2 failures never fail a read: they count in cdp_cache_l2_errors_total and the cache
+ * carries on with L1 and the loader.
+ */
+export class Cache<V> {
+  readonly name: string;
+  readonly namespace: string;
+  readonly instanceId = newId();
+  readonly #l1: MemoryCacheStore<Envelope<V>>;
+  readonly #l2: CacheStore<Envelope<V>> | undefined;
+  readonly #ttl: number;
+  readonly #l1Ttl: number;
+  readonly #negativeTtl: number;
+  readonly #swr: number;
+  readonly #refreshAhead: number;
+  readonly #sie: number;
+  readonly #loader: Loader<V> | undefined;
+  readonly #loadTimeout: number;
+  readonly #l2Timeout: number;
+  readonly #bus: InvalidationBus | undefined;
+  readonly #lock: StampedeLock | undefined;
+  readonly #lockTtl: number;
+  readonly #lockWait: number;
+  readonly #lockPoll: number;
+  readonly #clock: Clock;
+  readonly #logger: Logger | undefined;
+  readonly #m: Metrics | undefined;
+  readonly #inflight = new Map<string, Promise<V | undefined>>();
+  readonly #deadlines: Deadlines;
+  readonly #background = new Set<Promise<unknown>>();
+  #busUp = true;
+  #closed = false;
+  #s = { hits: 0, misses: 0, loads: 0, loadErrors: 0, stale: 0, l2Errors: 0, lockFallbacks: 0 };
+
+  constructor(options: CacheOptions<V> = {}) {
+    this.name = options.name ?? 'default';
+    this.namespace = options.namespace ?? this.name;
+    this.#ttl = checkTtl(options.ttlMs, 'ttlMs');
+    this.#l1Ttl = checkTtl(options.l1TtlMs, 'l1TtlMs');
+    this.#negativeTtl = checkTtl(options.negativeTtlMs, 'negativeTtlMs');
+    this.#swr = checkTtl(options.staleWhileRevalidateMs, 'staleWhileRevalidateMs');
+    this.#refreshAhead = checkTtl(options.refreshAheadMs, 'refreshAheadMs');
+    this.#sie = checkTtl(options.staleIfErrorMs, 'staleIfErrorMs');
+    this.#loadTimeout = checkTtl(options.loadTimeoutMs, 'loadTimeoutMs');
+    this.#l2Timeout = checkTtl(options.l2TimeoutMs ?? 500, 'l2TimeoutMs');
+    this.#lockTtl = checkTtl(options.lockTtlMs ?? 5000, 'lockTtlMs');
+    this.#lockWait = checkTtl(options.lockWaitMs ?? 2000, 'lockWaitMs');
+    this.#lockPoll = Math.max(1, checkTtl(options.lockPollMs ?? 25, 'lockPollMs'));
+    if ((this.#swr > 0 || this.#refreshAhead > 0 || this.#sie > 0) && this.#ttl === 0) {
+      throw new ValidationError(
+        'cache: staleWhileRevalidateMs, refreshAheadMs and staleIfErrorMs need ttlMs > 0',
+        [{ path: 'ttlMs', message: 'must be > 0 with stale serving' }],
+      );
+    }
+    if (options.lock && !options.l2) {
+      throw new ValidationError('cache: lock needs an l2 tier, where waiters find the value', [
+        { path: 'lock', message: 'needs l2' },
+      ]);
+    }
+    this.#loader = options.loader;
+    this.#l2 = options.l2;
+    this.#bus = options.bus;
+    this.#lock = options.lock;
+    this.#clock = options.clock ?? systemClock;
+    this.#deadlines = new Deadlines(this.#clock, Math.max(1, Math.min(25, this.#l2Timeout / 4)));
+    this.#logger = options.logger;
+    if (options.registry) this.#m = this.#metrics(options.registry);
+    const l1Options = options.l1 ?? { maxEntries: 10_000 };
+    const userOnEvict = l1Options.onEvict;
+    this.#l1 = new MemoryCacheStore<Envelope<V>>({
+      ...l1Options,
+      clock: l1Options.clock ?? this.#clock,
+      onEvict: (k, v, cause) => {
+        this.#m?.evictions.inc({ cache: this.name, cause });
+        userOnEvict?.(k, v, cause);
+      },
+    });
+  }
+
+  /** Start listening to the bus (call once before use when a bus is configured). */
+  async start(): Promise<this> {
+    if (this.#bus) {
+      await this.#bus.subscribe(
+        (m) => this.#onInvalidation(m),
+        (state) => {
+          // Messages may have been lost: nothing in L1 can be trusted until the bus is back.
+          this.#busUp = state === 'up';
+          this.#l1.local.clear();
+          this.#logger?.warn({ cache: this.name, state }, 'invalidation bus gap: L1 cleared');
+        },
+      );
+    }
+    return this;
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** Read-through when a loader was bound; otherwise the cached value (L1, then L2) or undefined. */
+  async get(key: string): Promise<V | undefined> {
+    if (this.#loader) return this.getOrLoad(key, this.#loader);
+    const env = await this.#lookup(key);
+    if (!env) {
+      this.#miss();
+      return undefined;
+    }
+    const now = this.#clock.now();
+    if (env.f !== 0 && env.f <= now) {
+      this.#miss();
+      return undefined;
+    }
+    this.#hit(env.tier);
+    return env.n ? undefined : env.v;
+  }
+
+  /**
+   * Cache-aside: the cached value, or the loader's (stored, then returned). Concurrent misses of
+   * `key` share one load, and one error: a throwing loader caches nothing and every waiter gets
+   * the same error. `undefined` from the loader means "not found" (cached if negativeTtlMs > 0).
+   */
+  async getOrLoad(
+    key: string,
+    loader: Loader<V>,
+    options?: GetOrLoadOptions,
+  ): Promise<V | undefined> {
+    if (this.#closed) throw new ClosedError(`cache ${this.name}`);
+    const env = await this.#lookup(key);
+    const now = this.#clock.now();
+    if (env) {
+      const fresh = env.f === 0 || now < env.f;
+      if (fresh) {
+        this.#hit(env.tier);
+        if (this.#refreshAhead > 0 && env.f !== 0 && env.f - now <= this.#refreshAhead && !env.n) {
+          this.#refreshInBackground(key, loader, options);
+        }
+        return env.n ? undefined : env.v;
+      }
+      if (!env.n && this.#swr > 0 && now < env.f + this.#swr) {
+        this.#hit(env.tier);
+        this.#staleServed('revalidate');
+        this.#refreshInBackground(key, loader, options);
+        return env.v;
+      }
+    }
+    this.#miss();
+    try {
+      return await this.#singleFlight(key, loader, options);
+    } catch (err) {
+      if (env && !env.n && this.#sie > 0 && now < env.f + this.#sie) {
+        this.#staleServed('error');
+        this.#logger?.warn(
+          { cache: this.name, key, err: errorMessage(err) },
+          'served stale on error',
+        );
+        return env.v;
+      }
+      throw err;
+    }
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  /** Store a value in every tier and tell other instances to drop their L1 copy. */
+  async set(key: string, value: V, options?: CacheSetOptions): Promise<void> {
+    if (this.#closed) throw new ClosedError(`cache ${this.name}`);
+    await this.#store(key, value, options, false);
+    await this.#publish({ keys: [key] });
+  }
+
+  /** Remove a key from every tier and from other instances' L1. */
+  async delete(key: string): Promise<void> {
+    this.#l1.local.delete(key);
+    await this.#l2Call('delete', () => this.#l2!.delete(this.#l2Key(key)));
+    await this.#publish({ keys: [key] });
+  }
+
+  /** Remove every key set with `tag`, in every tier and instance. */
+  async invalidateTag(tag: string): Promise<void> {
+    await this.#l1.deleteTag(tag);
+    await this.#l2Call('deleteTag', () => this.#l2!.deleteTag(this.#l2Tag(tag)));
+    await this.#publish({ tags: [tag] });
+  }
+
+  /** Empty this namespace in every tier and instance. */
+  async clear(): Promise<void> {
+    await this.#l1.clear();
+    await this.#l2Call('clear', () => this.#l2!.clear());
+    await this.#publish({ clear: true });
+  }
+
+  /**
+   * Write-through: `write` updates the system of record first; only when it succeeds is the
+   * cache updated (`mode: 'set'`, default) or the key invalidated (`mode: 'invalidate'`, safer
+   * when concurrent writers may race). If `write` fails, the cache is left as it was.
+   */
+  async writeThrough(
+    key: string,
+    value: V,
+    write: (key: string, value: V) => Promise<void>,
+    options?: CacheSetOptions & { mode?: 'set' | 'invalidate' },
+  ): Promise<void> {
+    await write(key, value);
+    if (options?.mode === 'invalidate') await this.delete(key);
+    else await this.set(key, value, options);
+  }
+
+  /** Prime from entries (e.g. a dump): returns how many were stored. */
+  async prime(entries: Iterable<[key: string, value: V, ttlMs?: number]>): Promise<number> {
+    let n = 0;
+    for (const [k, v, ttlMs] of entries) {
+      await this.#store(k, v, ttlMs === undefined ? undefined : { ttlMs }, false);
+      n++;
+    }
+    return n;
+  }
+
+  /** Prime from a source of entries, e.g. a query over the hottest rows. */
+  async primeFrom(
+    source: () => AsyncIterable<[key: string, value: V]> | Iterable<[key: string, value: V]>,
+  ): Promise<number> {
+    let n = 0;
+    for await (const [k, v] of source()) {
+      await this.#store(k, v, undefined, false);
+      n++;
+    }
+    return n;
+  }
+
+  /** L1's live entries with remaining ttl (only values, no negative entries), for `prime`. */
+  dump(): [key: string, value: V, ttlMs: number][] {
+    const out: [string, V, number][] = [];
+    const now = this.#clock.now();
+    for (const [k, env] of this.#l1.local.dump()) {
+      if (env.n) continue;
+      if (env.f !== 0 && env.f <= now) continue;
+      out.push([k, env.v as V, env.f === 0 ? 0 : env.f - now]);
+    }
+    return out;
+  }
+
+  stats(): CacheStats {
+    const s = this.#s;
+    const total = s.hits + s.misses;
+    return {
+      hits: s.hits,
+      misses: s.misses,
+      hitRatio: total === 0 ? 0 : s.hits / total,
+      loads: s.loads,
+      loadErrors: s.loadErrors,
+      staleServed: s.stale,
+      l2Errors: s.l2Errors,
+      lockFallbacks: s.lockFallbacks,
+      l1: this.#l1.local.stats(),
+    };
+  }
+
+  /** Wait for background refreshes, stop the bus subscription, close L1 (not the L2 you passed). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.allSettled([...this.#background]);
+    await this.#bus?.close();
+    await this.#l1.close();
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  async #lookup(key: string): Promise<(Envelope<V> & { tier: 'l1' | 'l2' }) | undefined> {
+    if (this.#busUp) {
+      const e = this.#l1.local.get(key);
+      if (e) return { ...e, tier: 'l1' };
+    }
+    if (!this.#l2) return undefined;
+    const e = await this.#l2Call('get', () => this.#l2!.get(this.#l2Key(key)));
+    if (!e) return undefined;
+    const now = this.#clock.now();
+    if (e.s !== 0 && e.s <= now) return undefined;
+    if (this.#busUp) this.#l1Put(key, e, now, undefined);
+    return { ...e, tier: 'l2' };
+  }
+
+  #singleFlight(
+    key: string,
+    loader: Loader<V>,
+    options?: GetOrLoadOptions,
+  ): Promise<V | undefined> {
+    const running = this.#inflight.get(key);
+    if (running) return running;
+    const p = this.#load(key, loader, options).finally(() => {
+      if (this.#inflight.get(key) === p) this.#inflight.delete(key);
+    });
+    this.#inflight.set(key, p);
+    return p;
+  }
+
+  #refreshInBackground(key: string, loader: Loader<V>, options?: GetOrLoadOptions): void {
+    if (this.#inflight.has(key) || this.#closed) return;
+    const p = this.#singleFlight(key, loader, options).catch((err) => {
+      this.#logger?.warn(
+        { cache: this.name, key, err: errorMessage(err) },
+        'background refresh failed',
+      );
+    });
+    this.#background.add(p);
+    void p.finally(() => this.#background.delete(p));
+  }
+
+  async #load(key: string, loader: Loader<V>, options?: GetOrLoadOptions): Promise<V | undefined> {
+    if (!this.#lock) return this.#callLoader(key, loader, options);
+    const lockKey = `${this.namespace}:lock:${key}`;
+    const deadline = this.#clock.now() + this.#lockWait;
+    for (;;) {
+      const token = await this.#lockCall(() => this.#lock!.tryAcquire(lockKey, this.#lockTtl));
+      if (token === null) break; // lock unreachable: load without it
+      if (token !== undefined) {
+        try {
+          // Someone may have filled L2 between our miss and our lock.
+          const env = await this.#l2Call('get', () => this.#l2!.get(this.#l2Key(key)));
+          if (env && (env.f === 0 || env.f > this.#clock.now())) {
+            this.#l1Put(key, env, this.#clock.now(), options?.tags);
+            return env.n ? undefined : env.v;
+          }
+          return await this.#callLoader(key, loader, options);
+        } finally {
+          await this.#lockCall(() => this.#lock!.release(lockKey, token));
+        }
+      }
+      if (this.#clock.now() >= deadline) break;
+      await this.#clock.sleep(this.#lockPoll);
+      const env = await this.#l2Call('get', () => this.#l2!.get(this.#l2Key(key)));
+      if (env && (env.f === 0 || env.f > this.#clock.now())) {
+        if (this.#busUp) this.#l1Put(key, env, this.#clock.now(), options?.tags);
+        return env.n ? undefined : env.v;
+      }
+    }
+    this.#s.lockFallbacks++;
+    this.#m?.lockFallbacks.inc();
+    this.#logger?.warn({ cache: this.name, key }, 'stampede lock wait ran out: loading anyway');
+    return this.#callLoader(key, loader, options);
+  }
+
+  async #callLoader(
+    key: string,
+    loader: Loader<V>,
+    options?: GetOrLoadOptions,
+  ): Promise<V | undefined> {
+    const t0 = process.hrtime.bigint();
+    let value: V | undefined;
+    try {
+      const p = loader(key);
+      value =
+        this.#loadTimeout > 0
+          ? await withTimeout(p, this.#loadTimeout, `loading ${key}`, this.#clock)
+          : await p;
+    } catch (err) {
+      this.#s.loadErrors++;
+      this.#m?.loadsErr.inc();
+      throw err;
+    } finally {
+      this.#m?.loadDuration.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+    }
+    this.#s.loads++;
+    this.#m?.loadsOk.inc();
+    if (value === undefined) {
+      if (this.#negativeTtl > 0)
+        await this.#store(key, undefined, { ttlMs: this.#negativeTtl }, true);
+      return undefined;
+    }
+    await this.#store(key, value, options, false);
+    return value;
+  }
+
+  /** Build the envelope and write L1 then L2 (L2 errors counted, not thrown, except encoding). */
+  async #store(
+    key: string,
+    value: V | undefined,
+    options: CacheSetOptions | undefined,
+    negative: boolean,
+  ): Promise<void> {
+    const ttl = options?.ttlMs === undefined ? this.#ttl : checkTtl(options.ttlMs);
+    const now = this.#clock.now();
+    const f = ttl === 0 ? 0 : now + ttl;
+    const extra = negative ? 0 : Math.max(this.#swr, this.#sie);
+    const s = f === 0 ? 0 : f + extra;
+    const env: Envelope<V> = negative ? { f, s, n: 1 } : { v: value as V, f, s };
+    if (options?.tags && options.tags.length > 0) env.t = options.tags;
+    if (this.#l2) {
+      const l2Ttl = s === 0 ? 0 : s - now;
+      const tags = options?.tags?.map((t) => this.#l2Tag(t));
+      // An encoding error must reach the caller with the old value untouched: the L2 store
+      // encodes before it writes, and we write L1 only after.
+      try {
+        await this.#withL2Timeout(
+          this.#l2.set(this.#l2Key(key), env, { ttlMs: l2Ttl, ...(tags ? { tags } : {}) }),
+        );
+      } catch (err) {
+        if (err instanceof CdpError && err.code === 'CACHE_SERIALIZE') throw err;
+        this.#l2Error('set', err);
+      }
+    }
+    if (this.#busUp) this.#l1Put(key, env, now, options?.tags);
+  }
+
+  #l1Put(key: string, env: Envelope<V>, now: number, tags: readonly string[] | undefined): void {
+    let ttl = env.s === 0 ? 0 : env.s - now;
+    if (env.s !== 0 && ttl <= 0) return;
+    if (this.#l1Ttl > 0) ttl = ttl === 0 ? this.#l1Ttl : Math.min(ttl, this.#l1Ttl);
+    const t = tags ?? env.t;
+    void this.#l1.set(key, env, { ttlMs: ttl, ...(t ? { tags: t } : {}) });
+  }
+
+  #onInvalidation(m: Invalidation): void {
+    if (m.origin === this.instanceId || m.namespace !== this.namespace) return;
+    this.#m?.invalidations.inc({ cache: this.name, direction: 'in' });
+    if (m.clear) this.#l1.local.clear();
+    for (const k of m.keys ?? []) this.#l1.local.delete(k);
+    for (const t of m.tags ?? []) void this.#l1.deleteTag(t);
+  }
+
+  async #publish(body: Omit<Invalidation, 'origin' | 'namespace'>): Promise<void> {
+    if (!this.#bus) return;
+    try {
+      await this.#bus.publish({ origin: this.instanceId, namespace: this.namespace, ...body });
+      this.#m?.invalidations.inc({ cache: this.name, direction: 'out' });
+    } catch (err) {
+      this.#l2Error('publish', err);
+    }
+  }
+
+  #l2Key(key: string): string {
+    return `${this.namespace}:${key}`;
+  }
+
+  #l2Tag(tag: string): string {
+    return `${this.namespace}:${tag}`;
+  }
+
+  #withL2Timeout<T>(p: Promise<T>): Promise<T> {
+    return this.#l2Timeout > 0 ? this.#deadlines.wrap(p, this.#l2Timeout, 'L2 call') : p;
+  }
+
+  /** Run an L2 call; on error or timeout count it, log it and return undefined. */
+  async #l2Call<T>(op: string, fn: () => Promise<T>): Promise<T | undefined> {
+    if (!this.#l2) return undefined;
+    try {
+      return await this.#withL2Timeout(fn());
+    } catch (err) {
+      this.#l2Error(op, err);
+      return undefined;
+    }
+  }
+
+  /** A lock call: undefined = held by another, null = the lock store failed. */
+  async #lockCall<T>(fn: () => Promise<T>): Promise<T | null> {
+    try {
+      return await this.#withL2Timeout(fn());
+    } catch (err) {
+      this.#l2Error('lock', err);
+      return null;
+    }
+  }
+
+  #l2Error(op: string, err: unknown): void {
+    this.#s.l2Errors++;
+    this.#m?.l2Errors.inc({ cache: this.name, op });
+    this.#logger?.warn({ cache: this.name, op, err: errorMessage(err) }, 'L2 call failed');
+  }
+
+  #hit(tier: 'l1' | 'l2'): void {
+    this.#s.hits++;
+    if (this.#m) {
+      (tier === 'l1' ? this.#m.hitL1 : this.#m.hitL2).inc();
+      this.#ratio();
+    }
+  }
+
+  #miss(): void {
+    this.#s.misses++;
+    if (this.#m) {
+      this.#m.miss.inc();
+      this.#ratio();
+    }
+  }
+
+  #ratio(): void {
+    const t = this.#s.hits + this.#s.misses;
+    if ((t & 63) === 0 || t < 64) this.#m!.hitRatio.set(this.#s.hits / t);
+  }
+
+  #staleServed(reason: 'revalidate' | 'error'): void {
+    this.#s.stale++;
+    this.#m?.stale.inc({ cache: this.name, reason });
+  }
+
+  #metrics(registry: Registry): Metrics {
+    const c = { cache: this.name };
+    const hits = counter(registry, 'cdp_cache_hits_total', 'Cache hits by tier', ['cache', 'tier']);
+    const misses = counter(registry, 'cdp_cache_misses_total', 'Cache misses', ['cache']);
+    const loads = counter(registry, 'cdp_cache_loads_total', 'Loader calls by result', [
+      'cache',
+      'result',
+    ]);
+    const dur = histogram(registry, 'cdp_cache_load_duration_seconds', 'Loader latency', ['cache']);
+    return {
+      hitL1: hits.labels({ ...c, tier: 'l1' }),
+      hitL2: hits.labels({ ...c, tier: 'l2' }),
+      miss: misses.labels(c),
+      evictions: counter(registry, 'cdp_cache_evictions_total', 'L1 evictions by cause', [
+        'cache',
+        'cause',
+      ]),
+      loadsOk: loads.labels({ ...c, result: 'ok' }),
+      loadsErr: loads.labels({ ...c, result: 'error' }),
+      loadDuration: dur.labels(c),
+      l2Errors: counter(registry, 'cdp_cache_l2_errors_total', 'Failed or timed-out L2 calls', [
+        'cache',
+        'op',
+      ]),
+      stale: counter(registry, 'cdp_cache_stale_served_total', 'Stale values served', [
+        'cache',
+        'reason',
+      ]),
+      lockFallbacks: counter(
+        registry,
+        'cdp_cache_lock_fallbacks_total',
+        'Loads done without the stampede lock after the wait ran out',
+        ['cache'],
+      ).labels(c),
+      invalidations: counter(registry, 'cdp_cache_invalidations_total', 'Bus invalidations', [
+        'cache',
+        'direction',
+      ]),
+      hitRatio: gauge(registry, 'cdp_cache_hit_ratio', 'Hits / (hits + misses)', ['cache']).labels(
+        c,
+      ),
+    };
+  }
+}
+
+/**
+ * Timeouts for many short calls at a low cost: one loop on the clock (running only while calls
+ * are pending) fails the calls whose deadline passed, within one `tickMs`. core's withTimeout
+ * costs a timer and an AbortController per call (the abort builds a DOMException), which
+ * dominated the CPU profile of a two-tier read.
+ */
+class Deadlines {
+  readonly #pending = new Set<{ at: number; fail: () => void }>();
+  #running = false;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly tickMs: number,
+  ) {}
+
+  wrap<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const entry = {
+        at: this.clock.now() + ms,
+        fail: () => reject(new TimeoutError(`${what} did not finish within ${ms} ms`, ms)),
+      };
+      this.#pending.add(entry);
+      p.then(
+        (v) => {
+          this.#pending.delete(entry);
+          resolve(v);
+        },
+        (err) => {
+          this.#pending.delete(entry);
+          reject(err);
+        },
+      );
+      if (!this.#running) void this.#loop();
+    });
+  }
+
+  async #loop(): Promise<void> {
+    this.#running = true;
+    try {
+      while (this.#pending.size > 0) {
+        await this.clock.sleep(this.tickMs);
+        const now = this.clock.now();
+        for (const e of this.#pending) {
+          if (e.at <= now) {
+            this.#pending.delete(e);
+            e.fail();
+          }
+        }
+      }
+    } finally {
+      this.#running = false;
+    }
+  }
+}

@@ -1,0 +1,1037 @@
+import { type Clock, systemClock } from '../core/clock.js';
+import { ClosedError, ValidationError } from '../core/errors.js';
+import { FrequencySketch, hashKey } from './frequency-sketch.js';
+
+/**
+ * The in-process cache store (L1): a bounded map with a choice of eviction policy and expiry.
+ *
+ * Layout (after lru-cache): keys and values live in two plain arrays indexed by a slot number;
+ * everything else is in typed arrays indexed by the same slot: the links of the policy's
+ * doubly-linked circular lists (`next`/`prev`), the list each slot is in, its cached hash, its
+ * weight, its expiry time and its links in the timer wheel. Freed slots go on a free stack and are
+ * reused, so the steady state allocates nothing on get, and on set only what the Map needs.
+ *
+ * Policies:
+ * - `lru`: one list in access order; evicts the least recently used.
+ * - `fifo`: one list in insertion order; reads do not reorder; evicts the oldest write.
+ * - `lfu`: one list per frequency (O(1) LFU); evicts the least frequently used, the least
+ *   recently used among equals; a new entry starts at frequency 1 and room is made before it
+ *   goes in (so it is never its own victim).
+ * - `ttl`: entries leave by expiry; if a bound is also set, the oldest write goes first.
+ * - `w-tinylfu` (default): Caffeine's design. A small admission window (LRU, 1% at start) in
+ *   front of a segmented main area (probation + protected SLRU, protected 80% of main). An
+ *   entry leaving the window is admitted to main only if the frequency sketch says it is seen
+ *   more often than main's victim (warm-but-not-more-frequent candidates win with probability
+ *   1/128, which defeats hash flooding). A hill climber resizes the window from the hit rate of
+ *   each sample (10 x capacity requests): recency-heavy workloads grow the window toward LRU,
+ *   frequency-heavy ones shrink it.
+ *
+ * Expiry: a default `ttlMs`, a per-entry `ttlMs` on `set`, optional sliding expiry (a read
+ * pushes the deadline). An expired entry is never returned: reads check the deadline. Expired
+ * entries are purged by one hashed timer wheel (256 buckets of `expiryResolutionMs`), advanced
+ * lazily by operations and, with `autoPurge`, by one loop on the clock: never a timer per entry.
+ * With `autoPurge`, no entry outlives its deadline by more than two resolutions' worth of time.
+ */
+export type EvictionPolicy = 'lru' | 'lfu' | 'fifo' | 'ttl' | 'w-tinylfu';
+
+/** Why an entry left: the bound (`size`), its deadline (`expired`) or a delete/clear (`explicit`). */
+export type EvictionCause = 'size' | 'expired' | 'explicit';
+
+export interface LocalStoreOptions<K, V> {
+  /** Eviction policy. Default 'w-tinylfu'. */
+  policy?: EvictionPolicy;
+  /** Bound by number of entries (an integer >= 1). One of maxEntries / maxWeight is required, except with policy 'ttl'. */
+  maxEntries?: number;
+  /** Bound by total weight, each entry weighing `sizeOf(value, key)` (a number >= 0). */
+  maxWeight?: number;
+  sizeOf?: (value: V, key: K) => number;
+  /** Default time to live in ms for entries set without one; 0 or absent = no expiry. */
+  ttlMs?: number;
+  /** Sliding expiry: a read resets the entry's deadline to now + its ttl. Default false. */
+  sliding?: boolean;
+  /** Width of a timer-wheel bucket in ms. Default 1000. */
+  expiryResolutionMs?: number;
+  /**
+   * Purge expired entries on a loop of `clock.sleep(expiryResolutionMs)` even when the cache is
+   * idle, so their memory is released without waiting for the next operation. Needs `close()`.
+   * Default false (purged lazily by operations).
+   */
+  autoPurge?: boolean;
+  clock?: Clock;
+  /** Called after an entry leaves, with the cause. Not called when a value is replaced by set. */
+  onEvict?: (key: K, value: V, cause: EvictionCause) => void;
+  /** Randomness for W-TinyLFU's admission of warm candidates; [0, 1). Default Math.random. */
+  random?: () => number;
+  /** W-TinyLFU: start window size as a fraction of capacity. Default 0.01. */
+  initialWindow?: number;
+  /** W-TinyLFU: let the hill climber resize the window. Default true. */
+  adaptive?: boolean;
+}
+
+export interface SetOptions {
+  /** Time to live in ms for this entry; 0 = no expiry; absent = the store's default. */
+  ttlMs?: number;
+}
+
+export interface LocalStoreStats {
+  hits: number;
+  misses: number;
+  evictions: Record<EvictionCause, number>;
+  size: number;
+  weight: number;
+  /** W-TinyLFU window capacity (weight units), for observing the hill climber. */
+  window?: number;
+}
+
+/** One entry of a dump: key, value and remaining ttl (ms, 0 = none). */
+export type DumpEntry<K, V> = [key: K, value: V, ttlMs: number];
+
+const NIL = -1;
+// Lists (queues): for lru/fifo/ttl everything is in MAIN; for w-tinylfu WINDOW/PROBATION/PROTECTED.
+const WINDOW = 0;
+const PROBATION = 1;
+const PROTECTED = 2;
+const MAIN = 0;
+
+const P_LRU = 0;
+const P_LFU = 1;
+const P_FIFO = 2;
+const P_TTL = 3;
+const P_WTLFU = 4;
+const POLICIES: Record<EvictionPolicy, number> = {
+  lru: P_LRU,
+  lfu: P_LFU,
+  fifo: P_FIFO,
+  ttl: P_TTL,
+  'w-tinylfu': P_WTLFU,
+};
+
+const WHEEL_BUCKETS = 256;
+const WHEEL_MASK = WHEEL_BUCKETS - 1;
+/** Caffeine's constants. */
+const HILL_CLIMBER_RESTART_THRESHOLD = 0.05;
+const HILL_CLIMBER_STEP_PERCENT = 0.0625;
+const HILL_CLIMBER_STEP_DECAY_RATE = 0.98;
+const ADMIT_HASHDOS_THRESHOLD = 6;
+const QUEUE_TRANSFER_THRESHOLD = 1000;
+
+function invalid(path: string, message: string): ValidationError {
+  return new ValidationError(`cache: ${path} ${message}`, [{ path, message }]);
+}
+
+/** Checks a ttl given by a caller: a finite number >= 0 (0 = no expiry). */
+export function checkTtl(ttl: unknown, path = 'ttlMs'): number {
+  if (ttl === undefined) return 0;
+  if (typeof ttl !== 'number' || Number.isNaN(ttl) || ttl < 0) {
+    throw invalid(path, `must be a number of ms >= 0 (0 = no expiry), got ${String(ttl)}`);
+  }
+  return ttl === Number.POSITIVE_INFINITY ? 0 : ttl;
+}
+
+export class LocalStore<K, V> {
+  readonly policy: EvictionPolicy;
+  readonly #p: number;
+  /** Bound in weight units (entries count 1 each without sizeOf); Infinity when unbounded. */
+  readonly #max: number;
+  readonly #sizeOf: ((value: V, key: K) => number) | undefined;
+  readonly #defaultTtl: number;
+  readonly #sliding: boolean;
+  readonly #resolution: number;
+  readonly #clock: Clock;
+  readonly #onEvict: ((key: K, value: V, cause: EvictionCause) => void) | undefined;
+  readonly #random: () => number;
+  readonly #adaptive: boolean;
+
+  #map = new Map<K, number>();
+  #keys: (K | undefined)[] = [];
+  #vals: (V | undefined)[] = [];
+  #next: Int32Array;
+  #prev: Int32Array;
+  #queue: Uint8Array;
+  #hash: Int32Array;
+  #weight: Float64Array;
+  #freq: Uint32Array;
+  #expires: Float64Array;
+  #ttl: Float64Array;
+  #wnext: Int32Array;
+  #wprev: Int32Array;
+  #wbucket: Int16Array;
+  #free: Int32Array;
+  #freeTop = 0;
+  /** Slots handed out so far (high-water mark); slots >= this are untouched. */
+  #used = 0;
+  #capacity: number;
+
+  #heads = new Int32Array([NIL, NIL, NIL]);
+  #qWeight = new Float64Array(3);
+  #totalWeight = 0;
+
+  // LFU: head of the circular list per frequency, and the smallest non-empty frequency.
+  #lfuHeads = new Map<number, number>();
+  #minFreq = 1;
+
+  // W-TinyLFU.
+  #sketch: FrequencySketch | undefined;
+  #windowMax = 0;
+  #protectedMax = 0;
+  #hitsInSample = 0;
+  #missesInSample = 0;
+  #previousHitRate = 0;
+  #stepSize = 0;
+  #adjustment = 0;
+  #climberSample = 0;
+  #warm = false;
+
+  // Expiry wheel.
+  #expiring = 0;
+  #wheel = new Int32Array(WHEEL_BUCKETS).fill(NIL);
+  #wheelCount = new Int32Array(WHEEL_BUCKETS);
+  #processedTick = 0;
+  #nextPurgeAt = 0;
+  #purgeLoop: AbortController | undefined;
+
+  #hits = 0;
+  #misses = 0;
+  #evictions: Record<EvictionCause, number> = { size: 0, expired: 0, explicit: 0 };
+  #closed = false;
+
+  constructor(options: LocalStoreOptions<K, V>) {
+    const policy = options.policy ?? 'w-tinylfu';
+    if (!Object.hasOwn(POLICIES, policy)) {
+      throw invalid('policy', `must be one of ${Object.keys(POLICIES).join(', ')}, got ${policy}`);
+    }
+    this.policy = policy;
+    this.#p = POLICIES[policy];
+    const { maxEntries, maxWeight } = options;
+    if (maxEntries !== undefined && maxWeight !== undefined) {
+      throw invalid('maxEntries', 'and maxWeight cannot both be set: choose one bound');
+    }
+    if (maxEntries !== undefined && !(Number.isInteger(maxEntries) && maxEntries >= 1)) {
+      throw invalid('maxEntries', `must be an integer >= 1, got ${String(maxEntries)}`);
+    }
+    if (maxWeight !== undefined) {
+      if (!(typeof maxWeight === 'number' && maxWeight > 0 && Number.isFinite(maxWeight))) {
+        throw invalid('maxWeight', `must be a finite number > 0, got ${String(maxWeight)}`);
+      }
+      if (typeof options.sizeOf !== 'function') {
+        throw invalid('sizeOf', 'is required with maxWeight: (value, key) => weight');
+      }
+    } else if (options.sizeOf !== undefined) {
+      throw invalid('sizeOf', 'needs maxWeight: the bound it measures against');
+    }
+    this.#defaultTtl = checkTtl(options.ttlMs);
+    if (maxEntries === undefined && maxWeight === undefined) {
+      if (this.#p !== P_TTL) {
+        throw invalid('maxEntries', `or maxWeight is required with policy ${policy}`);
+      }
+      if (this.#defaultTtl === 0) {
+        throw invalid('ttlMs', 'must be > 0 with an unbounded ttl-only store');
+      }
+    }
+    this.#max = maxEntries ?? maxWeight ?? Number.POSITIVE_INFINITY;
+    this.#sizeOf = maxWeight !== undefined ? options.sizeOf : undefined;
+    this.#sliding = options.sliding ?? false;
+    const resolution = options.expiryResolutionMs ?? 1000;
+    if (!(typeof resolution === 'number' && resolution >= 1 && Number.isFinite(resolution))) {
+      throw invalid('expiryResolutionMs', `must be a number of ms >= 1, got ${String(resolution)}`);
+    }
+    this.#resolution = resolution;
+    this.#clock = options.clock ?? systemClock;
+    this.#onEvict = options.onEvict;
+    this.#random = options.random ?? Math.random;
+    this.#adaptive = options.adaptive ?? true;
+
+    this.#capacity = Math.max(
+      16,
+      Math.min(maxEntries !== undefined ? maxEntries + 1 : 1024, 1 << 16),
+    );
+    const c = this.#capacity;
+    this.#next = new Int32Array(c);
+    this.#prev = new Int32Array(c);
+    this.#queue = new Uint8Array(c);
+    this.#hash = new Int32Array(c);
+    this.#weight = new Float64Array(c);
+    this.#freq = new Uint32Array(this.#p === P_LFU ? c : 0);
+    this.#expires = new Float64Array(c);
+    this.#ttl = new Float64Array(c);
+    this.#wnext = new Int32Array(c);
+    this.#wprev = new Int32Array(c);
+    this.#wbucket = new Int16Array(c).fill(NIL);
+    this.#free = new Int32Array(c);
+
+    if (this.#p === P_WTLFU) {
+      const initialWindow = options.initialWindow ?? 0.01;
+      if (!(initialWindow >= 0 && initialWindow <= 1)) {
+        throw invalid('initialWindow', `must be a fraction in [0, 1], got ${initialWindow}`);
+      }
+      const max = this.#max;
+      const entriesEstimate = maxEntries ?? 1024;
+      this.#sketch = new FrequencySketch(entriesEstimate);
+      this.#windowMax = Math.max(maxEntries !== undefined ? 1 : 0, Math.floor(max * initialWindow));
+      const main = max - this.#windowMax;
+      this.#protectedMax = Math.floor(main * 0.8);
+      this.#stepSize = -HILL_CLIMBER_STEP_PERCENT * max;
+      this.#climberSample = 10 * Math.max(16, entriesEstimate);
+    }
+    const tick = Math.floor(this.#clock.now() / resolution);
+    this.#processedTick = tick - 1;
+    this.#nextPurgeAt = (tick + 1) * resolution;
+    if (options.autoPurge) this.#startPurgeLoop();
+  }
+
+  // ---------------------------------------------------------------- public API
+
+  get size(): number {
+    return this.#map.size;
+  }
+
+  /** Total weight (= size without sizeOf). */
+  get weight(): number {
+    return this.#totalWeight;
+  }
+
+  /** The value for `key`, or undefined if absent or expired. Counts as an access for the policy. */
+  get(key: K): V | undefined {
+    const i = this.#map.get(key);
+    if (i === undefined) {
+      this.#misses++;
+      if (this.#expiring > 0) this.#maybePurge();
+      return undefined;
+    }
+    if (this.#expiring > 0) {
+      const now = this.#clock.now();
+      const exp = this.#expires[i]!;
+      if (exp !== 0) {
+        if (exp <= now) {
+          this.#remove(i, 'expired');
+          this.#misses++;
+          return undefined;
+        }
+        if (this.#sliding) {
+          this.#unschedule(i);
+          this.#expires[i] = now + this.#ttl[i]!;
+          this.#schedule(i);
+        }
+      }
+      if (now >= this.#nextPurgeAt) this.#purge(now);
+    }
+    this.#hits++;
+    if (this.#p === P_WTLFU) {
+      this.#sketch!.increment(this.#hash[i]!);
+      this.#hitsInSample++;
+      if (this.#queue[i] === PROTECTED) this.#moveToTail(PROTECTED, i);
+      else this.#wtlfuReorder(i);
+    } else {
+      this.#onAccess(i);
+    }
+    return this.#vals[i];
+  }
+
+  /** The value without counting an access or sliding its deadline. */
+  peek(key: K): V | undefined {
+    const i = this.#map.get(key);
+    if (i === undefined || this.#isExpired(i)) return undefined;
+    return this.#vals[i];
+  }
+
+  /** Whether a live entry exists; no access counted. */
+  has(key: K): boolean {
+    const i = this.#map.get(key);
+    return i !== undefined && !this.#isExpired(i);
+  }
+
+  /** Remaining time to live in ms: undefined if absent, 0 if the entry does not expire. */
+  ttlOf(key: K): number | undefined {
+    const i = this.#map.get(key);
+    if (i === undefined || this.#isExpired(i)) return undefined;
+    const exp = this.#expires[i]!;
+    return exp === 0 ? 0 : exp - this.#clock.now();
+  }
+
+  /**
+   * Store `value` under `key`. An entry heavier than the whole bound is not kept (and any older
+   * value for the key is dropped), counted as a size eviction.
+   */
+  set(key: K, value: V, options?: SetOptions): this {
+    if (this.#closed) throw new ClosedError('LocalStore');
+    const ttl = options?.ttlMs === undefined ? this.#defaultTtl : checkTtl(options.ttlMs);
+    const w = this.#sizeOf ? this.#checkedWeight(value, key) : 1;
+    const now = ttl > 0 || this.#expiring > 0 ? this.#clock.now() : 0;
+    let i = this.#map.get(key);
+    if (w > this.#max) {
+      if (i !== undefined) this.#remove(i, 'explicit');
+      this.#evictions.size++;
+      this.#onEvict?.(key, value, 'size');
+      return this;
+    }
+    if (i !== undefined) {
+      if (this.#expires[i] !== 0 && this.#expires[i]! <= now) {
+        // An expired entry is replaced as a new one: it must not inherit its history.
+        this.#remove(i, 'expired');
+        i = undefined;
+      }
+    }
+    if (i !== undefined) {
+      this.#vals[i] = value;
+      this.#setExpiry(i, ttl, now);
+      const old = this.#weight[i]!;
+      if (old !== w) {
+        this.#weight[i] = w;
+        this.#totalWeight += w - old;
+        this.#qWeight[this.#queue[i]!]! += w - old;
+      }
+      this.#onUpdate(i);
+    } else {
+      if (this.#p !== P_WTLFU) this.#makeRoom(w);
+      i = this.#alloc();
+      this.#keys[i] = key;
+      this.#vals[i] = value;
+      this.#weight[i] = w;
+      this.#totalWeight += w;
+      this.#map.set(key, i);
+      this.#setExpiry(i, ttl, now);
+      this.#onInsert(i, key);
+    }
+    if (this.#expiring > 0 && now >= this.#nextPurgeAt) this.#purge(now);
+    return this;
+  }
+
+  /** Remove `key`; true if a live entry was removed (counted as an explicit eviction). */
+  delete(key: K): boolean {
+    const i = this.#map.get(key);
+    if (i === undefined) return false;
+    if (this.#isExpired(i)) {
+      this.#remove(i, 'expired');
+      return false;
+    }
+    this.#remove(i, 'explicit');
+    return true;
+  }
+
+  /** Remove every entry (each counted as an explicit eviction). */
+  clear(): void {
+    for (const i of [...this.#map.values()]) this.#remove(i, 'explicit');
+  }
+
+  /** Remove every expired entry now. */
+  purge(): void {
+    const now = this.#clock.now();
+    if (this.#expiring === 0) return;
+    // Everything: walk the whole wheel, whatever was processed already.
+    for (let b = 0; b < WHEEL_BUCKETS; b++) this.#purgeBucket(b, now);
+    const tick = Math.floor(now / this.#resolution);
+    this.#processedTick = tick - 1;
+    this.#nextPurgeAt = (tick + 1) * this.#resolution;
+  }
+
+  /** Live keys, most recently used last for lru (list order of the policy otherwise). */
+  *keys(): IterableIterator<K> {
+    for (const [k] of this.entries()) yield k;
+  }
+
+  *entries(): IterableIterator<[K, V]> {
+    for (const [k, i] of [...this.#map]) {
+      if (!this.#isExpired(i)) yield [k, this.#vals[i]!];
+    }
+  }
+
+  /** Live entries with their remaining ttl, to prime another store with `load`. */
+  dump(): DumpEntry<K, V>[] {
+    const now = this.#clock.now();
+    const out: DumpEntry<K, V>[] = [];
+    for (const i of this.#map.values()) {
+      if (this.#isExpired(i)) continue;
+      const exp = this.#expires[i]!;
+      out.push([this.#keys[i]!, this.#vals[i]!, exp === 0 ? 0 : exp - now]);
+    }
+    return out;
+  }
+
+  /** Prime from a dump (entries whose ttl is <= 0 are skipped unless 0 = no expiry). */
+  load(entries: Iterable<DumpEntry<K, V>>): number {
+    let n = 0;
+    for (const [k, v, ttl] of entries) {
+      if (ttl < 0) continue;
+      this.set(k, v, { ttlMs: ttl });
+      n++;
+    }
+    return n;
+  }
+
+  stats(): LocalStoreStats {
+    const s: LocalStoreStats = {
+      hits: this.#hits,
+      misses: this.#misses,
+      evictions: { ...this.#evictions },
+      size: this.#map.size,
+      weight: this.#totalWeight,
+    };
+    if (this.#p === P_WTLFU) s.window = this.#windowMax;
+    return s;
+  }
+
+  /** Stop the purge loop; the store stays readable, but set() throws ClosedError. */
+  close(): void {
+    this.#closed = true;
+    this.#purgeLoop?.abort();
+    this.#purgeLoop = undefined;
+  }
+
+  // ---------------------------------------------------------------- slots
+
+  #alloc(): number {
+    if (this.#freeTop > 0) return this.#free[--this.#freeTop]!;
+    if (this.#used === this.#capacity) this.#grow();
+    return this.#used++;
+  }
+
+  #grow(): void {
+    const c = this.#capacity * 2;
+    const grow32 = (a: Int32Array) => {
+      const b = new Int32Array(c);
+      b.set(a);
+      return b;
+    };
+    const grow64 = (a: Float64Array) => {
+      const b = new Float64Array(c);
+      b.set(a);
+      return b;
+    };
+    this.#next = grow32(this.#next);
+    this.#prev = grow32(this.#prev);
+    this.#wnext = grow32(this.#wnext);
+    this.#wprev = grow32(this.#wprev);
+    this.#hash = grow32(this.#hash);
+    this.#free = grow32(this.#free);
+    this.#weight = grow64(this.#weight);
+    this.#expires = grow64(this.#expires);
+    this.#ttl = grow64(this.#ttl);
+    const q = new Uint8Array(c);
+    q.set(this.#queue);
+    this.#queue = q;
+    const wb = new Int16Array(c).fill(NIL);
+    wb.set(this.#wbucket);
+    this.#wbucket = wb;
+    if (this.#p === P_LFU) {
+      const f = new Uint32Array(c);
+      f.set(this.#freq);
+      this.#freq = f;
+    }
+    this.#capacity = c;
+  }
+
+  #checkedWeight(value: V, key: K): number {
+    const w = this.#sizeOf!(value, key);
+    if (!(typeof w === 'number' && w >= 0 && Number.isFinite(w))) {
+      throw invalid('sizeOf', `must return a finite number >= 0, got ${String(w)} for a value`);
+    }
+    return w;
+  }
+
+  /** Unlink slot `i` from everything and free it. */
+  #remove(i: number, cause: EvictionCause): void {
+    const key = this.#keys[i]!;
+    const value = this.#vals[i]!;
+    this.#map.delete(key);
+    if (this.#p === P_LFU) this.#lfuUnlink(i);
+    else this.#unlink(this.#queue[i]!, i);
+    const w = this.#weight[i]!;
+    this.#totalWeight -= w;
+    if (this.#p !== P_LFU) this.#qWeight[this.#queue[i]!]! -= w;
+    if (this.#expires[i] !== 0) {
+      this.#unschedule(i);
+      this.#expires[i] = 0;
+    }
+    this.#keys[i] = undefined;
+    this.#vals[i] = undefined;
+    this.#free[this.#freeTop++] = i;
+    this.#evictions[cause]++;
+    this.#onEvict?.(key, value, cause);
+  }
+
+  // ---------------------------------------------------------------- circular lists
+
+  #pushTail(q: number, i: number): void {
+    this.#queue[i] = q;
+    const h = this.#heads[q]!;
+    if (h === NIL) {
+      this.#next[i] = i;
+      this.#prev[i] = i;
+      this.#heads[q] = i;
+      return;
+    }
+    const t = this.#prev[h]!;
+    this.#next[t] = i;
+    this.#prev[i] = t;
+    this.#next[i] = h;
+    this.#prev[h] = i;
+  }
+
+  #unlink(q: number, i: number): void {
+    const n = this.#next[i]!;
+    if (n === i) {
+      this.#heads[q] = NIL;
+      return;
+    }
+    const p = this.#prev[i]!;
+    this.#next[p] = n;
+    this.#prev[n] = p;
+    if (this.#heads[q] === i) this.#heads[q] = n;
+  }
+
+  #moveToTail(q: number, i: number): void {
+    const h = this.#heads[q]!;
+    if (h === i) {
+      // Rotating a circular list: the head becomes the tail for free.
+      this.#heads[q] = this.#next[i]!;
+      return;
+    }
+    if (this.#prev[h] === i) return; // already the tail
+    this.#unlink(q, i);
+    this.#pushTail(q, i);
+  }
+
+  /** Move slot i from its list to the tail of list q, carrying its weight. */
+  #transfer(i: number, q: number): void {
+    const from = this.#queue[i]!;
+    const w = this.#weight[i]!;
+    this.#unlink(from, i);
+    this.#qWeight[from]! -= w;
+    this.#pushTail(q, i);
+    this.#qWeight[q]! += w;
+  }
+
+  // ---------------------------------------------------------------- policy hooks
+
+  #onAccess(i: number): void {
+    switch (this.#p) {
+      case P_LRU:
+        this.#moveToTail(MAIN, i);
+        return;
+      case P_LFU:
+        this.#lfuBump(i);
+        return;
+      case P_WTLFU:
+        this.#sketch!.increment(this.#hash[i]!);
+        this.#hitsInSample++;
+        this.#wtlfuReorder(i);
+        return;
+      default:
+        return; // fifo, ttl: reads do not reorder
+    }
+  }
+
+  #onUpdate(i: number): void {
+    switch (this.#p) {
+      case P_LRU:
+        this.#moveToTail(MAIN, i);
+        this.#makeRoom(0);
+        return;
+      case P_LFU:
+        this.#lfuBump(i);
+        this.#makeRoom(0);
+        return;
+      case P_WTLFU:
+        this.#sketch!.increment(this.#hash[i]!);
+        this.#wtlfuReorder(i);
+        this.#wtlfuEvict(i);
+        return;
+      default:
+        this.#makeRoom(0);
+    }
+  }
+
+  #onInsert(i: number, key: K): void {
+    switch (this.#p) {
+      case P_LFU:
+        this.#freq[i] = 1;
+        this.#lfuLink(i, 1);
+        this.#minFreq = 1;
+        return;
+      case P_WTLFU: {
+        const h = hashKey(key);
+        this.#hash[i] = h;
+        this.#sketch!.increment(h);
+        this.#missesInSample++;
+        this.#pushTail(WINDOW, i);
+        this.#qWeight[WINDOW]! += this.#weight[i]!;
+        this.#wtlfuEvict(i);
+        return;
+      }
+      default:
+        this.#pushTail(MAIN, i);
+        this.#qWeight[MAIN]! += this.#weight[i]!;
+    }
+  }
+
+  /** lru/fifo/ttl/lfu: evict until `incoming` more weight fits. */
+  #makeRoom(incoming: number): void {
+    while (this.#totalWeight + incoming > this.#max && this.#map.size > 0) {
+      let victim: number;
+      if (this.#p === P_LFU) {
+        victim = this.#lfuVictim();
+      } else {
+        victim = this.#heads[MAIN]!;
+      }
+      this.#remove(victim, 'size');
+    }
+  }
+
+  // ---------------------------------------------------------------- LFU
+
+  #lfuLink(i: number, f: number): void {
+    const h = this.#lfuHeads.get(f);
+    if (h === undefined) {
+      this.#next[i] = i;
+      this.#prev[i] = i;
+      this.#lfuHeads.set(f, i);
+      return;
+    }
+    const t = this.#prev[h]!;
+    this.#next[t] = i;
+    this.#prev[i] = t;
+    this.#next[i] = h;
+    this.#prev[h] = i;
+  }
+
+  #lfuUnlink(i: number): void {
+    const f = this.#freq[i]!;
+    const n = this.#next[i]!;
+    if (n === i) {
+      this.#lfuHeads.delete(f);
+      return;
+    }
+    const p = this.#prev[i]!;
+    this.#next[p] = n;
+    this.#prev[n] = p;
+    if (this.#lfuHeads.get(f) === i) this.#lfuHeads.set(f, n);
+  }
+
+  #lfuBump(i: number): void {
+    const f = this.#freq[i]!;
+    this.#lfuUnlink(i);
+    this.#freq[i] = f + 1;
+    this.#lfuLink(i, f + 1);
+    if (this.#minFreq === f && !this.#lfuHeads.has(f)) this.#minFreq = f + 1;
+  }
+
+  #lfuVictim(): number {
+    let h = this.#lfuHeads.get(this.#minFreq);
+    if (h === undefined) {
+      // minFreq went stale after a delete or expiry: find the smallest non-empty frequency.
+      let min = Number.POSITIVE_INFINITY;
+      for (const f of this.#lfuHeads.keys()) if (f < min) min = f;
+      this.#minFreq = min;
+      h = this.#lfuHeads.get(min)!;
+    }
+    return h;
+  }
+
+  // ---------------------------------------------------------------- W-TinyLFU
+
+  #wtlfuReorder(i: number): void {
+    const q = this.#queue[i]!;
+    if (q === WINDOW) {
+      this.#moveToTail(WINDOW, i);
+    } else if (q === PROBATION) {
+      this.#transfer(i, PROTECTED);
+      this.#demoteFromProtected();
+    } else {
+      this.#moveToTail(PROTECTED, i);
+    }
+  }
+
+  #demoteFromProtected(): void {
+    for (let n = 0; n < QUEUE_TRANSFER_THRESHOLD; n++) {
+      if (this.#qWeight[PROTECTED]! <= this.#protectedMax) return;
+      const d = this.#heads[PROTECTED]!;
+      if (d === NIL) return;
+      this.#transfer(d, PROBATION);
+    }
+  }
+
+  /** Caffeine's maintenance after a write: window overflow to probation, then evict from main. */
+  #wtlfuEvict(written: number): void {
+    let candidates = 0;
+    while (this.#qWeight[WINDOW]! > this.#windowMax) {
+      const h = this.#heads[WINDOW]!;
+      // The entry just written stays in the window even past its size, so that a set is always
+      // followed by a hit (with weights, a tiny window could otherwise send it straight to
+      // admission, and lose).
+      if (h === NIL || h === written) break;
+      this.#transfer(h, PROBATION);
+      candidates++;
+    }
+    if (this.#totalWeight > this.#max) {
+      // The common case, count-bounded and one over: one window entry against probation's LRU.
+      const victim = this.#heads[PROBATION]!;
+      const candidate = victim === NIL ? NIL : this.#prev[victim]!;
+      if (
+        candidates === 1 &&
+        this.#sizeOf === undefined &&
+        this.#totalWeight === this.#max + 1 &&
+        candidate !== victim &&
+        victim !== NIL &&
+        victim !== written &&
+        candidate !== written
+      ) {
+        this.#remove(
+          this.#admit(this.#hash[candidate]!, this.#hash[victim]!) ? victim : candidate,
+          'size',
+        );
+      } else {
+        this.#evictFromMain(candidates, written);
+      }
+    }
+    this.#climb();
+  }
+
+  #evictFromMain(candidatesIn: number, written: number): void {
+    let candidates = candidatesIn;
+    const heads = this.#heads;
+    const ph = heads[PROBATION]!;
+    let victim = ph;
+    let candidate = ph === NIL ? NIL : this.#prev[ph]!;
+    while (this.#totalWeight > this.#max) {
+      if (candidates <= 0) {
+        // No window entries waiting for admission: evict main's victims. (Caffeine would pit the
+        // window's newest entry against them; we never evict the entry just written, so that a
+        // set is always followed by a hit.)
+        candidate = NIL;
+        candidates = 0;
+      }
+      if (victim === written) victim = this.#nextOrNil(victim);
+      if (candidate === written) candidate = this.#prevOrNil(candidate);
+      if (candidate === NIL && victim === NIL) {
+        // Main's probation is empty: take protected's LRU, then window's (never the entry
+        // just written).
+        let v = heads[PROTECTED]!;
+        if (v === written) v = this.#nextOrNil(v);
+        if (v === NIL) v = heads[WINDOW]!;
+        if (v === written) v = this.#nextOrNil(v);
+        if (v === NIL) return;
+        this.#remove(v, 'size');
+        continue;
+      }
+      if (victim === NIL) {
+        const prev = this.#prevOrNil(candidate);
+        candidates--;
+        this.#remove(candidate, 'size');
+        candidate = prev;
+        continue;
+      }
+      if (candidate === NIL) {
+        const nxt = this.#nextOrNil(victim);
+        this.#remove(victim, 'size');
+        victim = nxt;
+        continue;
+      }
+      if (candidate === victim) {
+        const prev = this.#prevOrNil(candidate);
+        candidates--;
+        this.#remove(candidate, 'size');
+        candidate = prev;
+        victim = heads[PROBATION]!;
+        continue;
+      }
+      candidates--;
+      if (this.#admit(this.#hash[candidate]!, this.#hash[victim]!)) {
+        const evict = victim;
+        victim = this.#nextOrNil(victim);
+        const prevCandidate = this.#prevOrNil(candidate);
+        this.#remove(evict, 'size');
+        candidate = prevCandidate === evict ? NIL : prevCandidate;
+        if (victim === evict) victim = NIL;
+      } else {
+        const evict = candidate;
+        candidate = this.#prevOrNil(candidate);
+        this.#remove(evict, 'size');
+      }
+    }
+  }
+
+  /** Previous slot in i's list, NIL at its head (the lists are circular). */
+  #prevOrNil(i: number): number {
+    const q = this.#queue[i]!;
+    return this.#heads[q] === i ? NIL : this.#prev[i]!;
+  }
+
+  /** Next slot in i's list, NIL at its tail. */
+  #nextOrNil(i: number): number {
+    const n = this.#next[i]!;
+    return n === this.#heads[this.#queue[i]!] ? NIL : n;
+  }
+
+  #admit(candidateHash: number, victimHash: number): boolean {
+    const sketch = this.#sketch!;
+    const victimFreq = sketch.frequency(victimHash);
+    const candidateFreq = sketch.frequency(candidateHash);
+    if (candidateFreq > victimFreq) return true;
+    if (candidateFreq >= ADMIT_HASHDOS_THRESHOLD) {
+      // A hot candidate losing to a hot victim is what a flooding attack exploits: let a warm
+      // candidate in now and then.
+      return Math.floor(this.#random() * 128) === 0;
+    }
+    return false;
+  }
+
+  #climb(): void {
+    if (!this.#adaptive) return;
+    if (!this.#warm) {
+      // Samples taken while the cache fills measure the warm-up, not the window: wait until full.
+      if (this.#totalWeight < this.#max) {
+        this.#hitsInSample = 0;
+        this.#missesInSample = 0;
+        return;
+      }
+      this.#warm = true;
+    }
+    const requests = this.#hitsInSample + this.#missesInSample;
+    if (requests < this.#climberSample) return;
+    const hitRate = this.#hitsInSample / requests;
+    const change = hitRate - this.#previousHitRate;
+    const amount = change >= 0 ? this.#stepSize : -this.#stepSize;
+    this.#stepSize =
+      Math.abs(change) >= HILL_CLIMBER_RESTART_THRESHOLD
+        ? HILL_CLIMBER_STEP_PERCENT * this.#max * (amount >= 0 ? 1 : -1)
+        : HILL_CLIMBER_STEP_DECAY_RATE * amount;
+    this.#previousHitRate = hitRate;
+    this.#hitsInSample = 0;
+    this.#missesInSample = 0;
+    this.#adjustment = Math.trunc(amount);
+    if (this.#adjustment > 0) this.#increaseWindow();
+    else if (this.#adjustment < 0) this.#decreaseWindow();
+  }
+
+  /**
+   * Grow the window by the climber's adjustment. Caffeine takes the quota from the protected
+   * segment only (so the window stops near 80%); here it may then take probation's share too, up
+   * to all but one unit, so that on a purely recency-driven workload the policy can become LRU.
+   * Entries move from main's LRU ends into the window, at most QUEUE_TRANSFER_THRESHOLD per step;
+   * the rest of the shift happens through eviction as new entries arrive.
+   */
+  #increaseWindow(): void {
+    let quota = Math.min(this.#adjustment, this.#max - 1 - this.#windowMax);
+    if (quota <= 0) return;
+    this.#windowMax += quota;
+    this.#protectedMax = Math.max(0, this.#protectedMax - quota);
+    this.#demoteFromProtected();
+    for (let n = 0; n < QUEUE_TRANSFER_THRESHOLD; n++) {
+      let c = this.#heads[PROBATION]!;
+      if (c === NIL || quota < this.#weight[c]!) c = this.#heads[PROTECTED]!;
+      if (c === NIL) break;
+      const w = this.#weight[c]!;
+      if (quota < w) break;
+      quota -= w;
+      this.#transfer(c, WINDOW);
+    }
+  }
+
+  #decreaseWindow(): void {
+    if (this.#windowMax <= 1) return;
+    let quota = Math.min(-this.#adjustment, Math.max(0, this.#windowMax - 1));
+    this.#windowMax -= quota;
+    this.#protectedMax = Math.min(this.#protectedMax + quota, this.#max - this.#windowMax);
+    for (let n = 0; n < QUEUE_TRANSFER_THRESHOLD; n++) {
+      const c = this.#heads[WINDOW]!;
+      if (c === NIL) break;
+      const w = this.#weight[c]!;
+      if (quota < w) break;
+      quota -= w;
+      this.#transfer(c, PROBATION);
+    }
+  }
+
+  // ---------------------------------------------------------------- expiry
+
+  #isExpired(i: number): boolean {
+    const exp = this.#expires[i]!;
+    return exp !== 0 && exp <= this.#clock.now();
+  }
+
+  #setExpiry(i: number, ttl: number, now: number): void {
+    if (this.#expires[i] !== 0) this.#unschedule(i);
+    this.#ttl[i] = ttl;
+    if (ttl > 0) {
+      this.#expires[i] = now + ttl;
+      this.#schedule(i);
+    } else {
+      this.#expires[i] = 0;
+    }
+  }
+
+  #schedule(i: number): void {
+    const b = Math.floor(this.#expires[i]! / this.#resolution) & WHEEL_MASK;
+    this.#wbucket[i] = b;
+    this.#wheelCount[b]!++;
+    this.#expiring++;
+    const h = this.#wheel[b]!;
+    if (h === NIL) {
+      this.#wnext[i] = i;
+      this.#wprev[i] = i;
+      this.#wheel[b] = i;
+      return;
+    }
+    const t = this.#wprev[h]!;
+    this.#wnext[t] = i;
+    this.#wprev[i] = t;
+    this.#wnext[i] = h;
+    this.#wprev[h] = i;
+  }
+
+  #unschedule(i: number): void {
+    const b = this.#wbucket[i]!;
+    if (b === NIL) return;
+    this.#wbucket[i] = NIL;
+    this.#wheelCount[b]!--;
+    this.#expiring--;
+    const n = this.#wnext[i]!;
+    if (n === i) {
+      this.#wheel[b] = NIL;
+      return;
+    }
+    const p = this.#wprev[i]!;
+    this.#wnext[p] = n;
+    this.#wprev[n] = p;
+    if (this.#wheel[b] === i) this.#wheel[b] = n;
+  }
+
+  #maybePurge(): void {
+    const now = this.#clock.now();
+    if (now >= this.#nextPurgeAt) this.#purge(now);
+  }
+
+  /** Process every bucket whose tick has fully elapsed since the last purge. */
+  #purge(now: number): void {
+    const last = Math.floor(now / this.#resolution) - 1;
+    const from = this.#processedTick + 1;
+    const count = Math.min(last - this.#processedTick, WHEEL_BUCKETS);
+    for (let t = 0; t < count; t++) this.#purgeBucket((from + t) & WHEEL_MASK, now);
+    this.#processedTick = last;
+    this.#nextPurgeAt = (last + 2) * this.#resolution;
+  }
+
+  #purgeBucket(b: number, now: number): void {
+    let i = this.#wheel[b]!;
+    let n = this.#wheelCount[b]!;
+    while (n-- > 0 && i !== NIL) {
+      const nxt = this.#wnext[i]!;
+      if (this.#expires[i]! <= now) this.#remove(i, 'expired');
+      i = nxt;
+    }
+  }
+
+  #startPurgeLoop(): void {
+    const ac = new AbortController();
+    this.#purgeLoop = ac;
+    const loop = async () => {
+      while (!ac.signal.aborted) {
+        await this.#clock.sleep(this.#resolution, ac.signal);
+        if (this.#expiring > 0) this.#purge(this.#clock.now());
+      }
+    };
+    loop().catch(() => {
+      /* aborted by close() */
+    });
+  }
+}

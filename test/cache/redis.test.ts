@@ -1,0 +1,249 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Cache, type Envelope } from '../../src/cache/cache.js';
+import { RedisCacheStore } from '../../src/cache/redis-cache-store.js';
+import { RedisInvalidationBus } from '../../src/cache/redis-invalidation-bus.js';
+import { SerializationError } from '../../src/cache/serializer.js';
+import { createRegistry } from '../../src/core/metrics.js';
+import { connectRedis, type RedisClient } from '../../src/engines/redis/index.js';
+import { describeServer } from '../support/servers.js';
+import { storeContract } from './store-contract.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describeServer('cache on Redis', 'CDP_REDIS_URL', (url) => {
+  const run = `cdp-test:cache:${randomBytes(5).toString('hex')}:`;
+  let client: RedisClient;
+  let admin: RedisClient;
+  beforeAll(async () => {
+    client = await connectRedis({ url, name: 'cdp-cache-test' });
+    admin = await connectRedis({ url, name: 'cdp-cache-admin' });
+  });
+  afterAll(async () => {
+    // Only our own keys: never FLUSHALL on a shared server.
+    for await (const keys of admin.scanIterator({ MATCH: `${run}*`, COUNT: 500 })) {
+      if (keys.length > 0) await admin.unlink(keys);
+    }
+    await client.close();
+    await admin.close();
+  });
+
+  describe('CacheStore contract: redis', () => {
+    let n = 0;
+    storeContract(
+      async () => new RedisCacheStore({ client, prefix: `${run}contract${n++}:` }),
+      async (ms) => {
+        await sleep(ms);
+      },
+    );
+  });
+
+  const tier = (
+    name: string,
+    extra: Partial<ConstructorParameters<typeof Cache<number>>[0]> = {},
+  ) => {
+    const l2 = new RedisCacheStore<Envelope<number>>({ client, prefix: `${run}${name}:` });
+    const bus = new RedisInvalidationBus({ client, channel: `${run}${name}:bus` });
+    return new Cache<number>({ l2, bus, namespace: name, ...extra }).start();
+  };
+
+  it('a value the serializer cannot encode fails at set and leaves the old value', async () => {
+    const l2 = new RedisCacheStore<Envelope<unknown>>({ client, prefix: `${run}ser:` });
+    const cache = new Cache<unknown>({ l2 });
+    await cache.set('k', { ok: 1 });
+    await expect(cache.set('k', { n: 10n })).rejects.toThrow(SerializationError);
+    await expect(cache.set('k', () => 1)).rejects.toThrow(/cannot encode/);
+    expect(await cache.get('k')).toEqual({ ok: 1 });
+    expect(await l2.get('default:k')).toMatchObject({ v: { ok: 1 } });
+    await cache.close();
+  });
+
+  it('writes on one instance invalidate the other instance L1 through the bus', async () => {
+    const a = await tier('pair');
+    const b = await tier('pair');
+    await a.set('k', 1);
+    expect(await b.get('k')).toBe(1);
+    const t0 = performance.now();
+    await a.set('k', 2);
+    let v = await b.get('k');
+    while (v !== 2 && performance.now() - t0 < 2_000) {
+      await sleep(1);
+      v = await b.get('k');
+    }
+    expect(v).toBe(2);
+    await a.invalidateTag('none');
+    await a.set('t1', 5, { tags: ['course'] });
+    expect(await b.get('t1')).toBe(5);
+    await a.invalidateTag('course');
+    await sleep(50);
+    expect(await b.get('t1')).toBeUndefined();
+    await a.close();
+    await b.close();
+  });
+
+  it('bus drop (CLIENT KILL of the subscriber) while writes go on: no stale read after reconnect', async () => {
+    const writer = await tier('drop');
+    const l2 = new RedisCacheStore<Envelope<number>>({ client, prefix: `${run}drop:` });
+    // The reader's bus goes through a proxy that can refuse reconnections for a while: node-redis
+    // reconnects within a millisecond or two after CLIENT KILL, and the test wants a sure gap.
+    const proxy = await partitionableProxy(url);
+    const busClient = await connectRedis({ url: proxy.url, name: 'cdp-cache-bus-reader' });
+    const bus = new RedisInvalidationBus({ client: busClient, channel: `${run}drop:bus` });
+    const reader = await new Cache<number>({ l2, bus, namespace: 'drop' }).start();
+    let last = 0;
+    for (let round = 0; round < 3; round++) {
+      await writer.set('k', ++last);
+      let v = await reader.get('k');
+      for (let i = 0; i < 200 && v !== last; i++) {
+        await sleep(5);
+        v = await reader.get('k');
+      }
+      expect(v).toBe(last); // the reader now holds `last` in L1
+      const subId = await clientIdByName(admin, bus.subscriberName);
+      expect(subId).toBeDefined();
+      proxy.refuse(true);
+      expect(Number(await admin.sendCommand(['CLIENT', 'KILL', 'ID', String(subId)]))).toBe(1);
+      // Writes go on while the subscriber is gone: their invalidations are lost.
+      for (let i = 0; i < 10; i++) {
+        await writer.set('k', ++last);
+        await reader.get('k');
+        await sleep(10);
+      }
+      proxy.refuse(false);
+      let newId = await clientIdByName(admin, bus.subscriberName);
+      for (let i = 0; i < 300 && (newId === undefined || newId === subId); i++) {
+        await sleep(10);
+        newId = await clientIdByName(admin, bus.subscriberName);
+      }
+      expect(newId).toBeDefined();
+      expect(newId).not.toBe(subId);
+      await sleep(20);
+      // Reconnected: no read may return a value older than the last write.
+      expect(await reader.get('k')).toBe(last);
+    }
+    await reader.close();
+    busClient.destroy();
+    await proxy.close();
+    await writer.close();
+  });
+
+  it('Redis unreachable (partitioned): L1 keeps serving, L2 errors counted, no call hangs past its timeout', async () => {
+    const proxy = await partitionableProxy(url);
+    const far = await connectRedis({
+      url: proxy.url,
+      name: 'cdp-cache-partition',
+      commandTimeoutMs: 300,
+    });
+    const registry = createRegistry();
+    const l2 = new RedisCacheStore<Envelope<number>>({ client: far, prefix: `${run}part:` });
+    const cache = new Cache<number>({ l2, l2TimeoutMs: 200, registry, name: 'part' });
+    await cache.set('hot', 1);
+    proxy.partition(true);
+    const t0 = performance.now();
+    expect(await cache.get('hot')).toBe(1); // L1
+    expect(await cache.getOrLoad('cold', async () => 2)).toBe(2); // L2 get times out, loader runs
+    await cache.set('hot', 3); // L2 set times out; L1 updated
+    expect(await cache.get('hot')).toBe(3);
+    const elapsed = performance.now() - t0;
+    expect(elapsed).toBeLessThan(2_000);
+    expect(cache.stats().l2Errors).toBeGreaterThanOrEqual(2);
+    expect(await registry.metrics()).toMatch(
+      /cdp_cache_l2_errors_total\{cache="part",op="get"\} [1-9]/,
+    );
+    proxy.partition(false);
+    await cache.close();
+    far.destroy();
+    await proxy.close();
+  });
+
+  it('4 processes x 1,000 concurrent misses of one key with the Redis lock: 1 load', async () => {
+    const key = `${run}stampede`;
+    const startAt = Date.now() + 2_500;
+    const child = fileURLToPath(new URL('./fixtures/stampede-child.ts', import.meta.url));
+    const outs = await Promise.all(
+      [0, 1, 2, 3].map(
+        (i) =>
+          new Promise<string>((resolve, reject) => {
+            const p = spawn(process.execPath, ['--import', 'tsx', child], {
+              env: {
+                ...process.env,
+                CDP_REDIS_URL: url,
+                STAMPEDE_PREFIX: key,
+                STAMPEDE_START_AT: String(startAt),
+                STAMPEDE_CHILD: String(i),
+              },
+              stdio: ['ignore', 'pipe', 'pipe'],
+            });
+            let out = '';
+            let err = '';
+            p.stdout.on('data', (d) => (out += d));
+            p.stderr.on('data', (d) => (err += d));
+            p.on('exit', (code) =>
+              code === 0 ? resolve(out) : reject(new Error(`child ${i} exited ${code}: ${err}`)),
+            );
+          }),
+      ),
+    );
+    const results = outs.map((o) => JSON.parse(o.trim().split('\n').at(-1)!));
+    const loads = Number(await admin.get(`${key}:loads`));
+    expect(loads).toBe(1);
+    for (const r of results) {
+      expect(r.values).toEqual(['value-1']);
+      expect(r.count).toBe(1000);
+    }
+  }, 60_000);
+});
+
+async function clientIdByName(admin: RedisClient, name: string): Promise<string | undefined> {
+  const list = String(await admin.sendCommand(['CLIENT', 'LIST']));
+  const line = list.split('\n').find((l) => l.includes(` name=${name} `));
+  return line?.match(/^id=(\d+)/)?.[1];
+}
+
+/** A TCP proxy to Redis that can stop forwarding (both ways) without closing: a partition. */
+async function partitionableProxy(target: string) {
+  const u = new URL(target);
+  let cut = false;
+  let refusing = false;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((c) => {
+    if (refusing) {
+      c.destroy();
+      return;
+    }
+    const up = net.connect(Number(u.port || 6379), u.hostname);
+    sockets.add(c);
+    sockets.add(up);
+    c.on('data', (d) => {
+      if (!cut) up.write(d);
+    });
+    up.on('data', (d) => {
+      if (!cut) c.write(d);
+    });
+    const end = () => {
+      c.destroy();
+      up.destroy();
+    };
+    c.on('error', end).on('close', end);
+    up.on('error', end).on('close', end);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    partition(on: boolean) {
+      cut = on;
+    },
+    /** Close new connections at once (the engine looks down to a reconnecting client). */
+    refuse(on: boolean) {
+      refusing = on;
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
