@@ -1,0 +1,372 @@
+import { getPostgreSQLEventStore } from '@event-driven-io/emmett-postgresql';
+import pg from 'pg';
+import { CommandHandler } from '../../cqrs/command-handler.js';
+import { studentWallet, TopUpWallet, walletStream } from '../../cqrs/course-reviews.js';
+import { courseRatingsProjection, reviewViewMigrations } from '../../cqrs/review-views.js';
+import { migrate } from '../../engines/sql/migrations.js';
+import { PgSqlClient } from '../../engines/sql/pg-sql-client.js';
+import { SqlEventStore } from '../../events/sql-event-store.js';
+import {
+  type BenchSuite,
+  interleave,
+  opsPerSecond,
+  percentile,
+  result,
+  timeMs,
+} from '../harness.js';
+
+/**
+ * Event store on PostgreSQL against Emmett's PostgreSQL event store and a plain one-row
+ * INSERT, all on the same server, each in its own temporary database, same pool size.
+ */
+const POOL = 16;
+
+async function tempDb(
+  url: string,
+  tag: string,
+): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = `cdp_bench_${tag}_${process.pid}`;
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return {
+    url: u.toString(),
+    drop: async () => {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try {
+        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
+
+/** Events per second with `workers` concurrent loops for about `ms`. */
+async function concurrentRate(
+  workers: number,
+  ms: number,
+  op: (worker: number) => Promise<number>,
+): Promise<number> {
+  const start = process.hrtime.bigint();
+  const end = start + BigInt(ms * 1e6);
+  let events = 0;
+  await Promise.all(
+    Array.from({ length: workers }, async (_, w) => {
+      while (process.hrtime.bigint() < end) {
+        // Not `events += await op(w)`: that reads `events` before the await and loses updates.
+        const n = await op(w);
+        events += n;
+      }
+    }),
+  );
+  return events / (Number(process.hrtime.bigint() - start) / 1e9);
+}
+
+const suite: BenchSuite = {
+  name: 'events',
+  description:
+    'event store appends, global read, aggregate load with/without snapshot, incremental view vs REFRESH MATERIALIZED VIEW (PostgreSQL; peers: Emmett, plain INSERT)',
+  requires: ['CDP_DATABASE_URL'],
+  async run(ctx) {
+    const url = ctx.env.CDP_DATABASE_URL!;
+    const quick = ctx.quick;
+    const rounds = quick ? 3 : 7;
+    const durationMs = quick ? 500 : 2000;
+    const viewRows = quick ? 100_000 : 1_000_000;
+    const dbOurs = await tempDb(url, 'ours');
+    const dbEmmett = await tempDb(url, 'emmett');
+    const sql = await PgSqlClient.connect({ url: dbOurs.url, max: POOL });
+    const emmettPool = new pg.Pool({ connectionString: dbEmmett.url, max: POOL });
+    const plainPool = new pg.Pool({ connectionString: dbOurs.url, max: POOL });
+    const emmett = getPostgreSQLEventStore(dbEmmett.url, {
+      connectionOptions: { pooled: true, pool: emmettPool },
+    });
+    try {
+      const store = await SqlEventStore.open(sql);
+      await sql.exec(
+        'CREATE TABLE bench_plain (id bigserial PRIMARY KEY, stream_id text NOT NULL, type text NOT NULL, data jsonb NOT NULL)',
+      );
+      await emmett.appendToStream('warmup', [{ type: 'W', data: { i: 0 } }]);
+      let seq = 0;
+      const data = () => ({ courseId: 'c-42', studentId: `s-${seq}`, rating: 4 });
+
+      ctx.progress(`single appends: ${rounds} interleaved rounds of ${durationMs} ms`);
+      const single = await interleave(
+        {
+          ours: () =>
+            opsPerSecond(
+              () => store.append(`one-${seq++ % 1000}`, [{ type: 'Rated', data: data() }]),
+              durationMs,
+            ),
+          emmett: () =>
+            opsPerSecond(
+              () => emmett.appendToStream(`one-${seq++ % 1000}`, [{ type: 'Rated', data: data() }]),
+              durationMs,
+            ),
+          insert: () =>
+            opsPerSecond(
+              () =>
+                plainPool.query(
+                  'INSERT INTO bench_plain (stream_id, type, data) VALUES ($1, $2, $3)',
+                  [`one-${seq++ % 1000}`, 'Rated', JSON.stringify(data())],
+                ),
+              durationMs,
+            ),
+        },
+        rounds,
+      );
+
+      ctx.progress('16 concurrent writers on distinct streams');
+      const conc = await interleave(
+        {
+          ours: () =>
+            concurrentRate(16, durationMs, async (w) => {
+              await store.append(`c16-${w}-${seq++ % 50}`, [{ type: 'Rated', data: data() }]);
+              return 1;
+            }),
+          emmett: () =>
+            concurrentRate(16, durationMs, async (w) => {
+              await emmett.appendToStream(`c16-${w}-${seq++ % 50}`, [
+                { type: 'Rated', data: data() },
+              ]);
+              return 1;
+            }),
+        },
+        rounds,
+      );
+
+      ctx.progress('batches of 100');
+      const batch = Array.from({ length: 100 }, (_, i) => ({
+        type: 'Rated',
+        data: { i, courseId: 'c-42', rating: 4 },
+      }));
+      const batched = await interleave(
+        {
+          ours: () =>
+            concurrentRate(1, durationMs, async () => {
+              await store.append(`b-${seq++ % 100}`, batch);
+              return 100;
+            }),
+          emmett: () =>
+            concurrentRate(1, durationMs, async () => {
+              await emmett.appendToStream(`b-${seq++ % 100}`, batch);
+              return 100;
+            }),
+        },
+        rounds,
+      );
+
+      ctx.progress('global read');
+      const readSamples: number[] = [];
+      let total = 0;
+      for (let r = 0; r < rounds; r++) {
+        let pos = 0;
+        let n = 0;
+        const ms = await timeMs(async () => {
+          for (;;) {
+            const { events, next } = await store.readAll({ after: pos, limit: 1000 });
+            n += events.length;
+            if (next === pos || n >= 200_000) break;
+            pos = next;
+          }
+        });
+        total = n;
+        readSamples.push(n / (ms / 1000));
+      }
+      const readRate = percentile(readSamples, 50);
+
+      ctx.progress('loading a 10,000-event stream');
+      const every = 1000;
+      const withSnap = new CommandHandler({
+        store,
+        decider: studentWallet,
+        streamId: walletStream,
+        snapshotEvery: every,
+      });
+      const noSnap = new CommandHandler({ store, decider: studentWallet, streamId: walletStream });
+      const studentId = `bench-${process.pid}`;
+      const topUp = {
+        type: 'WalletToppedUp',
+        data: TopUpWallet.parse({ studentId, amountCents: 100 }),
+      };
+      for (let i = 0; i < 100; i++)
+        await store.append(
+          walletStream({ studentId }),
+          Array.from({ length: 100 }, () => topUp),
+        );
+      await withSnap.snapshot(walletStream({ studentId }));
+      const loadCheck = await withSnap.load(walletStream({ studentId }));
+      if (loadCheck.version !== 10_000 || loadCheck.state.balanceCents !== 1_000_000) {
+        throw new Error(
+          `load check failed: ${JSON.stringify({ v: loadCheck.version, b: loadCheck.state.balanceCents })}`,
+        );
+      }
+      const loads = await interleave(
+        {
+          snapshot: async () => {
+            const xs: number[] = [];
+            for (let i = 0; i < 10; i++)
+              xs.push(await timeMs(() => withSnap.load(walletStream({ studentId }))));
+            return percentile(xs, 50);
+          },
+          full: async () => timeMs(() => noSnap.load(walletStream({ studentId }))),
+        },
+        rounds,
+      );
+
+      ctx.progress(`views: seeding ${viewRows.toLocaleString()} reviews`);
+      await migrate(sql, reviewViewMigrations);
+      await sql.exec(`
+        INSERT INTO cdp_reviews (course_id, student_id, topic, rating)
+          SELECT 'course-' || (i % 5000), 'student-' || i, 'topic-' || (i % 5000 % 40), 1 + (i::bigint * 7919) % 5
+            FROM generate_series(1, ${viewRows}) AS i;
+        INSERT INTO cdp_course_ratings (course_id, topic, review_count, rating_sum)
+          SELECT course_id, min(topic), count(*), sum(rating) FROM cdp_reviews GROUP BY course_id;
+        ANALYZE cdp_reviews; ANALYZE cdp_course_ratings;
+        REFRESH MATERIALIZED VIEW cdp_course_ratings_mv;`);
+      let reviewSeq = 0;
+      const newReview = () => ({
+        id: '00000000-0000-7000-8000-000000000000',
+        streamId: 'course-reviews-course-7',
+        version: 1,
+        position: 1,
+        type: 'ReviewSubmitted',
+        data: {
+          courseId: `course-${reviewSeq % 5000}`,
+          topic: `topic-${(reviewSeq % 5000) % 40}`,
+          studentId: `new-${reviewSeq++}`,
+          rating: 5,
+        },
+        metadata: {},
+        schemaVersion: 1,
+        storedSchemaVersion: 1,
+        recordedAt: 0,
+      });
+      const views = await interleave(
+        {
+          incremental: async () => {
+            const xs: number[] = [];
+            for (let i = 0; i < 20; i++) {
+              xs.push(
+                await timeMs(() =>
+                  sql.transaction((tx) => courseRatingsProjection.apply(newReview(), tx)),
+                ),
+              );
+            }
+            return percentile(xs, 50);
+          },
+          refresh: async () =>
+            timeMs(async () => {
+              const e = newReview();
+              const d = e.data;
+              await sql.query(
+                'INSERT INTO cdp_reviews (course_id, student_id, topic, rating) VALUES ($1, $2, $3, $4)',
+                [d.courseId, d.studentId, d.topic, d.rating],
+              );
+              await sql.exec('REFRESH MATERIALIZED VIEW cdp_course_ratings_mv');
+            }),
+        },
+        quick ? 2 : 3,
+      );
+
+      const server = 'PostgreSQL 15 on 127.0.0.1, 2 cores';
+      const common = { rounds, poolSize: POOL, server };
+      return [
+        result({
+          id: 'append.single',
+          metric: 'throughput, one event per append, sequential',
+          unit: 'events/s',
+          ours: single.ours,
+          peer: { name: 'Emmett (emmett-postgresql 0.42)', value: single.emmett },
+          higherIsBetter: true,
+          params: { ...common, durationMs, expected: 'any', streams: 1000 },
+        }),
+        result({
+          id: 'append.single.vs-insert',
+          metric: 'throughput, one event per append vs one-row INSERT',
+          unit: 'events/s',
+          ours: single.ours,
+          peer: { name: 'plain INSERT (pg, autocommit)', value: single.insert },
+          higherIsBetter: true,
+          params: { ...common, durationMs },
+        }),
+        result({
+          id: 'append.concurrent-16',
+          metric: 'throughput, 16 concurrent writers on distinct streams',
+          unit: 'events/s',
+          ours: conc.ours,
+          peer: { name: 'Emmett (emmett-postgresql 0.42)', value: conc.emmett },
+          higherIsBetter: true,
+          params: { ...common, durationMs, writers: 16 },
+        }),
+        result({
+          id: 'append.batch-100',
+          metric: 'throughput, 100 events per append',
+          unit: 'events/s',
+          ours: batched.ours,
+          peer: { name: 'Emmett (emmett-postgresql 0.42)', value: batched.emmett },
+          higherIsBetter: true,
+          params: { ...common, durationMs, batch: 100 },
+        }),
+        result({
+          id: 'read.global',
+          metric: 'global log replay, batches of 1000',
+          unit: 'events/s',
+          ours: readRate,
+          higherIsBetter: true,
+          params: { ...common, events: total, batch: 1000 },
+        }),
+        result({
+          id: 'load.10k.snapshot',
+          metric: 'load a 10,000-event aggregate with a snapshot (median)',
+          unit: 'ms',
+          ours: loads.snapshot,
+          higherIsBetter: false,
+          params: { ...common, events: 10_000, snapshotEvery: every },
+        }),
+        result({
+          id: 'load.10k.no-snapshot',
+          metric: 'load a 10,000-event aggregate from all its events',
+          unit: 'ms',
+          ours: loads.full,
+          higherIsBetter: false,
+          params: { ...common, events: 10_000 },
+        }),
+        result({
+          id: 'view.incremental-vs-refresh',
+          metric: 'one new review: incremental view update vs full refresh',
+          unit: 'ms per update',
+          ours: views.incremental,
+          peer: { name: 'REFRESH MATERIALIZED VIEW', value: views.refresh },
+          higherIsBetter: false,
+          params: {
+            ...common,
+            reviews: viewRows,
+            courses: 5000,
+            note: quick
+              ? `--quick: ${viewRows.toLocaleString()} reviews, not 1,000,000`
+              : '1,000,000 reviews',
+          },
+        }),
+      ];
+    } finally {
+      await emmett.close().catch(() => {});
+      await emmettPool.end().catch(() => {});
+      await plainPool.end().catch(() => {});
+      await sql.close();
+      await dbOurs.drop();
+      await dbEmmett.drop();
+    }
+  },
+};
+
+export default suite;

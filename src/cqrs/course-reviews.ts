@@ -1,0 +1,224 @@
+import { z } from 'zod';
+import { defineCommand } from './command.js';
+import { type Decider, DomainError } from './decider.js';
+
+/**
+ * The seeds' online-education example as an event-sourced model: reviews of a course (one
+ * stream per course) and a student wallet (one stream per student) whose balance is the sum
+ * of its events. Read models for both are in `review-views.ts`.
+ */
+
+// ---- Course reviews ---------------------------------------------------------------------
+
+export const SubmitReview = defineCommand(
+  'SubmitReview',
+  z.object({
+    courseId: z.string().min(1).max(100),
+    topic: z.string().min(1).max(100),
+    studentId: z.string().min(1).max(100),
+    rating: z.number().int().min(1).max(5),
+  }),
+);
+export const ReviseReview = defineCommand(
+  'ReviseReview',
+  z.object({
+    courseId: z.string().min(1).max(100),
+    studentId: z.string().min(1).max(100),
+    rating: z.number().int().min(1).max(5),
+  }),
+);
+export const WithdrawReview = defineCommand(
+  'WithdrawReview',
+  z.object({ courseId: z.string().min(1).max(100), studentId: z.string().min(1).max(100) }),
+);
+
+export type ReviewCommand =
+  | ReturnType<typeof SubmitReview.parse>
+  | ReturnType<typeof ReviseReview.parse>
+  | ReturnType<typeof WithdrawReview.parse>;
+
+export type ReviewEvent =
+  | {
+      type: 'ReviewSubmitted';
+      data: { courseId: string; topic: string; studentId: string; rating: number };
+    }
+  | {
+      type: 'ReviewRevised';
+      data: {
+        courseId: string;
+        topic: string;
+        studentId: string;
+        rating: number;
+        previousRating: number;
+      };
+    }
+  | {
+      type: 'ReviewWithdrawn';
+      data: { courseId: string; topic: string; studentId: string; rating: number };
+    };
+
+export interface CourseReviewsState {
+  topic: string | null;
+  /** studentId -> rating */
+  ratings: Record<string, number>;
+}
+
+export const courseReviews: Decider<ReviewCommand, ReviewEvent, CourseReviewsState> = {
+  name: 'course-reviews',
+  version: 1,
+  initialState: () => ({ topic: null, ratings: {} }),
+  evolve(state, event) {
+    switch (event.type) {
+      case 'ReviewSubmitted':
+      case 'ReviewRevised':
+        return {
+          topic: event.data.topic,
+          ratings: { ...state.ratings, [event.data.studentId]: event.data.rating },
+        };
+      case 'ReviewWithdrawn': {
+        const { [event.data.studentId]: _gone, ...rest } = state.ratings;
+        return { topic: state.topic, ratings: rest };
+      }
+      default:
+        return state;
+    }
+  },
+  decide(command, state) {
+    const current = state.ratings[command.studentId];
+    switch (command.type) {
+      case 'SubmitReview':
+        if (current !== undefined) {
+          throw new DomainError(
+            `student ${command.studentId} already reviewed course ${command.courseId}; revise that review instead`,
+          );
+        }
+        if (state.topic !== null && state.topic !== command.topic) {
+          throw new DomainError(
+            `course ${command.courseId} is in topic "${state.topic}", not "${command.topic}"`,
+          );
+        }
+        return [
+          {
+            type: 'ReviewSubmitted',
+            data: {
+              courseId: command.courseId,
+              topic: command.topic,
+              studentId: command.studentId,
+              rating: command.rating,
+            },
+          },
+        ];
+      case 'ReviseReview':
+        if (current === undefined) {
+          throw new DomainError(
+            `student ${command.studentId} has no review of course ${command.courseId} to revise`,
+          );
+        }
+        if (current === command.rating) return [];
+        return [
+          {
+            type: 'ReviewRevised',
+            data: {
+              courseId: command.courseId,
+              topic: state.topic!,
+              studentId: command.studentId,
+              rating: command.rating,
+              previousRating: current,
+            },
+          },
+        ];
+      case 'WithdrawReview':
+        if (current === undefined) return [];
+        return [
+          {
+            type: 'ReviewWithdrawn',
+            data: {
+              courseId: command.courseId,
+              topic: state.topic!,
+              studentId: command.studentId,
+              rating: current,
+            },
+          },
+        ];
+    }
+  },
+};
+
+export const reviewStream = (c: { courseId: string }) => `course-reviews-${c.courseId}`;
+
+// ---- Student wallet ---------------------------------------------------------------------
+
+export const TopUpWallet = defineCommand(
+  'TopUpWallet',
+  z.object({
+    studentId: z.string().min(1).max(100),
+    amountCents: z.number().int().positive().max(1_000_000_00),
+  }),
+);
+export const PayForCourse = defineCommand(
+  'PayForCourse',
+  z.object({
+    studentId: z.string().min(1).max(100),
+    courseId: z.string().min(1).max(100),
+    amountCents: z.number().int().positive().max(1_000_000_00),
+  }),
+);
+export type WalletCommand =
+  | ReturnType<typeof TopUpWallet.parse>
+  | ReturnType<typeof PayForCourse.parse>;
+export type WalletEvent =
+  | { type: 'WalletToppedUp'; data: { studentId: string; amountCents: number } }
+  | { type: 'CoursePurchased'; data: { studentId: string; courseId: string; amountCents: number } };
+export interface WalletState {
+  balanceCents: number;
+  courses: string[];
+}
+
+export const studentWallet: Decider<WalletCommand, WalletEvent, WalletState> = {
+  name: 'student-wallet',
+  version: 1,
+  initialState: () => ({ balanceCents: 0, courses: [] }),
+  evolve(state, event) {
+    switch (event.type) {
+      case 'WalletToppedUp':
+        return { ...state, balanceCents: state.balanceCents + event.data.amountCents };
+      case 'CoursePurchased':
+        return {
+          balanceCents: state.balanceCents - event.data.amountCents,
+          courses: [...state.courses, event.data.courseId],
+        };
+      default:
+        return state;
+    }
+  },
+  decide(command, state) {
+    switch (command.type) {
+      case 'TopUpWallet':
+        return [
+          {
+            type: 'WalletToppedUp',
+            data: { studentId: command.studentId, amountCents: command.amountCents },
+          },
+        ];
+      case 'PayForCourse':
+        if (state.courses.includes(command.courseId)) return [];
+        if (state.balanceCents < command.amountCents) {
+          throw new DomainError(
+            `wallet of ${command.studentId} holds ${state.balanceCents} cents, the course costs ${command.amountCents}: top it up first`,
+          );
+        }
+        return [
+          {
+            type: 'CoursePurchased',
+            data: {
+              studentId: command.studentId,
+              courseId: command.courseId,
+              amountCents: command.amountCents,
+            },
+          },
+        ];
+    }
+  },
+};
+
+export const walletStream = (c: { studentId: string }) => `wallet-${c.studentId}`;

@@ -1,0 +1,489 @@
+import type { Logger } from 'pino';
+import type { Counter, Gauge, Registry } from 'prom-client';
+import { type Clock, systemClock } from '../core/clock.js';
+import { ClosedError, ConcurrencyError } from '../core/errors.js';
+import { UuidV7Generator } from '../core/ids.js';
+import { silentLogger } from '../core/logger.js';
+import { counter, gauge } from '../core/metrics.js';
+import { migrate } from '../engines/sql/migrations.js';
+import {
+  type Queryable,
+  type SqlClient,
+  SqlError,
+  type SqlTransaction,
+} from '../engines/sql/sql-client.js';
+import {
+  type AppendOptions,
+  type AppendResult,
+  assertReadLimit,
+  assertStreamId,
+  describeVersion,
+  EventIdReusedError,
+  type EventStore,
+  type NewEvent,
+  normalizeExpected,
+  type PreparedEvent,
+  prepareEvents,
+  type ReadAllOptions,
+  type ReadAllResult,
+  type ReadStreamOptions,
+  type RecordedEvent,
+  type Snapshot,
+} from './event-store.js';
+import { eventStoreMigrations, NOTIFY_CHANNEL } from './sql-event-store-migrations.js';
+import { type Upcasters, upcastAll } from './upcasters.js';
+
+export interface SqlEventStoreOptions {
+  clock?: Clock;
+  upcasters?: Upcasters;
+  logger?: Logger;
+  registry?: Registry;
+  /**
+   * NOTIFY `cdp_events` on every append so that subscriptions wake at once. Default true. Off,
+   * subscriptions still see every event on their next poll.
+   */
+  notify?: boolean;
+  /** Report a transaction that holds global readers back for longer than this. Default 5000. */
+  stallReportMs?: number;
+}
+
+/** The open transaction that holds readers of the global log back. */
+export interface ReaderBlocker {
+  pid: number;
+  database: string | null;
+  state: string | null;
+  /** How long its transaction has been open, in seconds. */
+  ageSeconds: number;
+  query: string | null;
+}
+
+export interface ReaderStatus {
+  /** Committed events exist beyond what readers may read yet. */
+  heldBack: boolean;
+  /** Since when (Clock ms), when held back. */
+  heldSince: number | undefined;
+  /** The oldest open transaction, once held back longer than `stallReportMs` (PostgreSQL only). */
+  blocker: ReaderBlocker | undefined;
+}
+
+interface EventRow {
+  position: number;
+  stream_id: string;
+  version: number;
+  event_id: string;
+  type: string;
+  schema_version: number;
+  data: unknown;
+  metadata: Record<string, unknown>;
+  recorded_at: Date | string;
+}
+
+const COLUMNS =
+  'position, stream_id, version, event_id, type, schema_version, data, metadata, recorded_at';
+
+/**
+ * The event store on the SqlClient port: one adapter for PGlite and PostgreSQL.
+ *
+ * An append is one statement (`SELECT * FROM cdp_events_append(...)`): the expected-version
+ * check, the idempotency check, the positions and the rows happen atomically in one round trip.
+ * Readers of the global log read only rows whose transaction id is below the oldest running
+ * transaction (`pg_snapshot_xmin`), and positions are handed out in transaction-id order, so a
+ * reader never passes an event that commits later with a lower position.
+ */
+export class SqlEventStore implements EventStore {
+  readonly #sql: SqlClient;
+  readonly #clock: Clock;
+  readonly #ids: UuidV7Generator;
+  readonly #upcasters: Upcasters | undefined;
+  readonly #logger: Logger;
+  readonly #notify: boolean;
+  readonly #stallReportMs: number;
+  readonly #appended: Counter<'engine'> | undefined;
+  readonly #conflicts: Counter<'engine'> | undefined;
+  readonly #heldBackGauge: Gauge<'engine'> | undefined;
+  readonly #stalls: Counter<'engine'> | undefined;
+  #heldSince: number | undefined;
+  #blocker: ReaderBlocker | undefined;
+  #lastReport = 0;
+  #notifying = false;
+  #notifyAgain = false;
+  #closed = false;
+
+  get schemaFingerprint(): string {
+    return this.#upcasters?.fingerprint ?? 'none';
+  }
+
+  constructor(sql: SqlClient, options: SqlEventStoreOptions = {}) {
+    this.#sql = sql;
+    this.#clock = options.clock ?? systemClock;
+    this.#ids = new UuidV7Generator(this.#clock);
+    this.#upcasters = options.upcasters;
+    this.#logger = options.logger ?? silentLogger();
+    this.#notify = options.notify ?? true;
+    this.#stallReportMs = options.stallReportMs ?? 5000;
+    const r = options.registry;
+    if (r) {
+      this.#appended = counter(r, 'cdp_events_appended_total', 'Events appended', ['engine']);
+      this.#conflicts = counter(
+        r,
+        'cdp_events_append_conflicts_total',
+        'Appends refused by the expected version',
+        ['engine'],
+      );
+      this.#heldBackGauge = gauge(
+        r,
+        'cdp_events_readers_held_back_seconds',
+        'How long global readers have been held back by an open transaction (0 when not)',
+        ['engine'],
+      );
+      this.#stalls = counter(
+        r,
+        'cdp_events_reader_stalls_total',
+        'Reports of a transaction holding readers back',
+        ['engine'],
+      );
+    }
+  }
+
+  /** Apply the module's migrations, then return a store. */
+  static async open(sql: SqlClient, options: SqlEventStoreOptions = {}): Promise<SqlEventStore> {
+    await migrate(sql, eventStoreMigrations, { logger: options.logger });
+    return new SqlEventStore(sql, options);
+  }
+
+  get sql(): SqlClient {
+    return this.#sql;
+  }
+
+  #check(): void {
+    if (this.#closed) throw new ClosedError('SqlEventStore');
+  }
+
+  async append(
+    streamId: string,
+    events: readonly NewEvent[],
+    options: AppendOptions = {},
+  ): Promise<AppendResult> {
+    this.#check();
+    const expected = normalizeExpected(options.expected);
+    const prepared = prepareEvents(
+      streamId,
+      events,
+      options,
+      () => this.#ids.next(),
+      (t) => this.#upcasters?.currentVersion(t),
+    );
+    const target: Queryable = options.tx ?? this.#sql;
+    let row: {
+      status: string;
+      actual: number | null;
+      stream_version: number | null;
+      positions: number[] | null;
+    };
+    try {
+      const res = await target.query<typeof row>(
+        'SELECT status, actual, stream_version, positions FROM cdp_events_append($1, $2, $3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[], $7::int[], $8, $9)',
+        [
+          streamId,
+          String(expected),
+          prepared.map((e) => e.id),
+          prepared.map((e) => e.type),
+          prepared.map((e) => JSON.stringify(e.data ?? null)),
+          prepared.map((e) => JSON.stringify(e.metadata)),
+          prepared.map((e) => e.schemaVersion),
+          new Date(this.#clock.now()),
+          // Inside a caller's transaction only the server knows when it commits: notify there.
+          this.#notify && options.tx !== undefined,
+        ],
+      );
+      row = res.rows[0]!;
+    } catch (err) {
+      // Two appends of the same ids raced: the loser finds the winner's rows once it committed.
+      if (
+        err instanceof SqlError &&
+        err.sqlState === '23505' &&
+        /cdp_events_event_id_key/.test(err.message) &&
+        !options.tx
+      ) {
+        return this.#existing(streamId, prepared);
+      }
+      throw err;
+    }
+    switch (row.status) {
+      case 'ok': {
+        this.#appended?.inc({ engine: this.#sql.engine }, prepared.length);
+        if (this.#notify && !options.tx) this.#wakeSubscribers();
+        const positions = row.positions!.map(Number);
+        return {
+          streamId,
+          version: Number(row.stream_version),
+          position: positions.at(-1)!,
+          positions,
+          idempotent: false,
+        };
+      }
+      case 'idempotent': {
+        const positions = row.positions!.map(Number);
+        return {
+          streamId,
+          version: Number(row.stream_version),
+          position: Math.max(...positions),
+          positions,
+          idempotent: true,
+        };
+      }
+      case 'conflict': {
+        this.#conflicts?.inc({ engine: this.#sql.engine });
+        const actual = Number(row.actual);
+        throw new ConcurrencyError(
+          `stream ${streamId}: expected version ${describeVersion(expected)}, but it is at ${describeVersion(actual)}; reload the stream and decide again`,
+          expected,
+          actual,
+        );
+      }
+      default:
+        throw new EventIdReusedError(
+          prepared.map((e) => e.id),
+          'by an earlier append to another stream, or only some of them',
+        );
+    }
+  }
+
+  /**
+   * NOTIFY after an autocommitted append, coalesced: at most one in flight, and one more after
+   * it when appends happened meanwhile. A NOTIFY inside every append transaction would take
+   * PostgreSQL's global notify lock at each commit and serialize concurrent appends; waking
+   * just after commit costs one statement per round trip instead. Subscriptions poll as well,
+   * so a lost wake-up only delays them.
+   */
+  #wakeSubscribers(): void {
+    if (this.#notifying) {
+      this.#notifyAgain = true;
+      return;
+    }
+    this.#notifying = true;
+    this.#sql
+      .notify(NOTIFY_CHANNEL, '')
+      .catch((err: unknown) => this.#logger.debug({ err: String(err) }, 'wake-up notify failed'))
+      .finally(() => {
+        this.#notifying = false;
+        if (this.#notifyAgain && !this.#closed) {
+          this.#notifyAgain = false;
+          this.#wakeSubscribers();
+        }
+      });
+  }
+
+  async #existing(streamId: string, prepared: PreparedEvent[]): Promise<AppendResult> {
+    const { rows } = await this.#sql.query<{
+      event_id: string;
+      stream_id: string;
+      position: number;
+      version: number;
+    }>(
+      'SELECT event_id, stream_id, position, version FROM cdp_events WHERE event_id = ANY ($1::uuid[])',
+      [prepared.map((e) => e.id)],
+    );
+    const byId = new Map(rows.map((r) => [r.event_id, r]));
+    const found = prepared.map((e) => byId.get(e.id));
+    if (found.some((r) => !r || r.stream_id !== streamId)) {
+      throw new EventIdReusedError(
+        rows.map((r) => r.event_id),
+        'by a concurrent append to another stream, or only some of them',
+      );
+    }
+    const positions = found.map((r) => Number(r!.position));
+    return {
+      streamId,
+      version: Math.max(...found.map((r) => Number(r!.version))),
+      position: Math.max(...positions),
+      positions,
+      idempotent: true,
+    };
+  }
+
+  #decode(r: EventRow): RecordedEvent {
+    return {
+      id: r.event_id,
+      streamId: r.stream_id,
+      version: Number(r.version),
+      position: Number(r.position),
+      type: r.type,
+      data: r.data,
+      metadata: r.metadata,
+      schemaVersion: r.schema_version,
+      storedSchemaVersion: r.schema_version,
+      recordedAt: (r.recorded_at instanceof Date
+        ? r.recorded_at
+        : new Date(r.recorded_at)
+      ).getTime(),
+    };
+  }
+
+  async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
+    this.#check();
+    assertStreamId(streamId);
+    assertReadLimit(options.limit, 'readStream');
+    const limit = options.limit ?? null;
+    const { rows } =
+      options.direction === 'backward'
+        ? await this.#sql.query<EventRow>(
+            `SELECT ${COLUMNS} FROM cdp_events WHERE stream_id = $1 AND version <= $2 ORDER BY version DESC LIMIT $3`,
+            [streamId, options.from ?? Number.MAX_SAFE_INTEGER, limit],
+          )
+        : await this.#sql.query<EventRow>(
+            `SELECT ${COLUMNS} FROM cdp_events WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3`,
+            [streamId, options.from ?? 1, limit],
+          );
+    return upcastAll(
+      rows.map((r) => this.#decode(r)),
+      this.#upcasters,
+    );
+  }
+
+  async readAll(options: ReadAllOptions = {}): Promise<ReadAllResult> {
+    this.#check();
+    assertReadLimit(options.limit, 'readAll');
+    const after = options.after ?? 0;
+    const limit = options.limit ?? 1000;
+    const types = options.types && options.types.length > 0 ? [...options.types] : null;
+    // One statement, one snapshot. Rows whose tx_id is below the snapshot's xmin are final
+    // (committed, or rolled back and gone), and tx_id never decreases with the position, so
+    // no row below a returned one can still appear. `safe` is the highest final position and
+    // `top` the highest committed one: top > safe means an open transaction holds readers back.
+    const { rows } = await this.#sql.query<EventRow & { safe: number | null; top: number | null }>(
+      `WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x),
+            s AS (SELECT (SELECT e.position FROM cdp_events e, h WHERE e.tx_id < h.x ORDER BY e.position DESC LIMIT 1) AS safe,
+                         (SELECT max(position) FROM cdp_events) AS top)
+       SELECT s.safe, s.top, b.* FROM s LEFT JOIN LATERAL (
+         SELECT ${COLUMNS} FROM cdp_events e, h
+          WHERE e.position > $1 AND e.tx_id < h.x${types ? ' AND e.type = ANY ($3::text[])' : ''}
+          ORDER BY e.position LIMIT $2) b ON true
+       ORDER BY b.position`,
+      types ? [after, limit, types] : [after, limit],
+    );
+    const first = rows[0];
+    const safe = first?.safe === null || first?.safe === undefined ? 0 : Number(first.safe);
+    const top = first?.top === null || first?.top === undefined ? 0 : Number(first.top);
+    const events = rows.filter((r) => r.position !== null).map((r) => this.#decode(r));
+    // A full batch may stop short of the horizon; otherwise everything up to it was read.
+    const next = events.length === limit ? events.at(-1)!.position : Math.max(after, safe);
+    await this.#observeHeldBack(top > safe);
+    return { events: upcastAll(events, this.#upcasters), next };
+  }
+
+  async #observeHeldBack(heldBack: boolean): Promise<void> {
+    const engine = this.#sql.engine;
+    if (!heldBack) {
+      if (this.#heldSince !== undefined) {
+        this.#logger.info(
+          { heldMs: this.#clock.now() - this.#heldSince },
+          'event readers no longer held back',
+        );
+      }
+      this.#heldSince = undefined;
+      this.#blocker = undefined;
+      this.#heldBackGauge?.set({ engine }, 0);
+      return;
+    }
+    const now = this.#clock.now();
+    this.#heldSince ??= now;
+    const heldMs = now - this.#heldSince;
+    this.#heldBackGauge?.set({ engine }, heldMs / 1000);
+    if (heldMs >= this.#stallReportMs && now - this.#lastReport >= this.#stallReportMs) {
+      this.#lastReport = now;
+      this.#blocker = await this.#findBlocker().catch(() => undefined);
+      this.#stalls?.inc({ engine });
+      this.#logger.warn(
+        { heldMs, blocker: this.#blocker },
+        `event readers held back for ${Math.round(heldMs)} ms by an open transaction${
+          this.#blocker
+            ? ` (pid ${this.#blocker.pid}, open ${this.#blocker.ageSeconds.toFixed(1)} s, ${this.#blocker.state})`
+            : ''
+        }: it is waited for, never skipped; end it, or set idle_in_transaction_session_timeout`,
+      );
+    }
+  }
+
+  async #findBlocker(): Promise<ReaderBlocker | undefined> {
+    if (this.#sql.engine !== 'postgres') return undefined;
+    const { rows } = await this.#sql.query<{
+      pid: number;
+      datname: string | null;
+      state: string | null;
+      age: number | null;
+      query: string | null;
+    }>(
+      `SELECT pid, datname, state, extract(epoch FROM now() - xact_start)::float8 AS age, left(query, 200) AS query
+         FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+         ORDER BY age(backend_xid) DESC LIMIT 1`,
+    );
+    const r = rows[0];
+    return r
+      ? {
+          pid: r.pid,
+          database: r.datname,
+          state: r.state,
+          ageSeconds: Number(r.age ?? 0),
+          query: r.query,
+        }
+      : undefined;
+  }
+
+  /** Whether global readers are held back now, and by whom (updated by readAll). */
+  readerStatus(): ReaderStatus {
+    return {
+      heldBack: this.#heldSince !== undefined,
+      heldSince: this.#heldSince,
+      blocker: this.#blocker,
+    };
+  }
+
+  async streamVersion(streamId: string): Promise<number> {
+    this.#check();
+    const { rows } = await this.#sql.query<{ version: number }>(
+      'SELECT version FROM cdp_event_streams WHERE stream_id = $1',
+      [streamId],
+    );
+    return rows[0] ? Number(rows[0].version) : 0;
+  }
+
+  async saveSnapshot(snapshot: Omit<Snapshot, 'takenAt'>, tx?: SqlTransaction): Promise<void> {
+    this.#check();
+    assertStreamId(snapshot.streamId);
+    await (tx ?? this.#sql).query(
+      `INSERT INTO cdp_event_snapshots (stream_id, key, version, state, taken_at) VALUES ($1, $2, $3, $4::jsonb, $5)
+         ON CONFLICT (stream_id, key) DO UPDATE SET version = excluded.version, state = excluded.state, taken_at = excluded.taken_at
+         WHERE cdp_event_snapshots.version < excluded.version`,
+      [
+        snapshot.streamId,
+        snapshot.key,
+        snapshot.version,
+        JSON.stringify(snapshot.state),
+        new Date(this.#clock.now()),
+      ],
+    );
+  }
+
+  async loadSnapshot<S>(streamId: string, key: string): Promise<Snapshot<S> | undefined> {
+    this.#check();
+    const { rows } = await this.#sql.query<{ version: number; state: S; taken_at: Date | string }>(
+      'SELECT version, state, taken_at FROM cdp_event_snapshots WHERE stream_id = $1 AND key = $2',
+      [streamId, key],
+    );
+    const r = rows[0];
+    if (!r) return undefined;
+    return {
+      streamId,
+      key,
+      version: Number(r.version),
+      state: r.state,
+      takenAt: new Date(r.taken_at).getTime(),
+    };
+  }
+
+  /** Does not close the SqlClient: its owner does. */
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+}

@@ -1,0 +1,187 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/core/clock.js';
+import { ConcurrencyError } from '../../src/core/errors.js';
+import { createRegistry } from '../../src/core/metrics.js';
+import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
+import { PgliteSqlClient } from '../../src/engines/sql/pglite-sql-client.js';
+import type { SqlClient } from '../../src/engines/sql/sql-client.js';
+import { MemoryEventStore, SqlEventStore } from '../../src/events/index.js';
+import { createTempDatabase, describeServer } from '../support/servers.js';
+import { eventStoreContract, sid, waitReadable } from './event-store.contract.js';
+import { capturingLogger } from './logger-capture.js';
+
+describe('MemoryEventStore', () => {
+  const shared = new MemoryEventStore();
+  eventStoreContract({ open: async (o) => new MemoryEventStore({ ...o, shareWith: shared }) });
+});
+
+function sqlOnly(getSql: () => SqlClient): void {
+  it('forbids changing or deleting stored events', async () => {
+    const store = new SqlEventStore(getSql());
+    const s = sid();
+    await store.append(s, [{ type: 'A', data: 1 }]);
+    await expect(
+      getSql().query('UPDATE cdp_events SET data = $1 WHERE stream_id = $2', ['2', s]),
+    ).rejects.toThrow(/immutable/);
+    await expect(
+      getSql().query('DELETE FROM cdp_events WHERE stream_id = $1', [s]),
+    ).rejects.toThrow(/immutable/);
+  });
+
+  it('appends inside a caller transaction: committed with it, or not at all', async () => {
+    const store = new SqlEventStore(getSql());
+    const s = sid();
+    await getSql()
+      .transaction(async (tx) => {
+        await store.append(s, [{ type: 'A', data: 1 }], { tx });
+        throw new Error('roll back');
+      })
+      .catch(() => {});
+    expect(await store.streamVersion(s)).toBe(0);
+    // A transaction that wrote before appending (older transaction id) still appends in order.
+    await getSql().exec('CREATE TABLE IF NOT EXISTS t_side (id serial PRIMARY KEY, v text)');
+    const r = await getSql().transaction(async (tx) => {
+      await tx.query('INSERT INTO t_side (v) VALUES ($1)', [s]);
+      return store.append(s, [{ type: 'A', data: 2 }], { tx, expected: 'no_stream' });
+    });
+    await waitReadable(store, r.position);
+    const all = await store.readAll({ after: r.position - 1 });
+    expect(all.events.map((e) => e.data)).toEqual([2]);
+    expect(all.next).toBe(r.position);
+  });
+}
+
+describe('SqlEventStore on PGlite', () => {
+  let sql: PgliteSqlClient;
+  beforeAll(async () => {
+    sql = await PgliteSqlClient.open({});
+    await SqlEventStore.open(sql);
+  });
+  afterAll(() => sql.close());
+  eventStoreContract({ open: async (o) => new SqlEventStore(sql, o) });
+  sqlOnly(() => sql);
+});
+
+describeServer('SqlEventStore on PostgreSQL', 'CDP_DATABASE_URL', (url) => {
+  let db: { url: string; drop: () => Promise<void> };
+  let sql: PgSqlClient;
+  let other: PgSqlClient;
+  beforeAll(async () => {
+    db = await createTempDatabase(url, 'cdp_ev');
+    sql = await PgSqlClient.connect({ url: db.url, max: 8 });
+    other = await PgSqlClient.connect({ url: db.url, max: 2 });
+    await SqlEventStore.open(sql);
+  });
+  afterAll(async () => {
+    await other?.close();
+    await sql?.close();
+    await db?.drop();
+  });
+  eventStoreContract({ open: async (o) => new SqlEventStore(sql, o) });
+  sqlOnly(() => sql);
+
+  it('never lets a reader pass an event whose transaction commits later with a lower position', async () => {
+    const store = new SqlEventStore(sql);
+    const start = (await store.readAll({ after: 0, limit: 100_000 })).next;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let slowPosition = 0;
+    let appended!: () => void;
+    const appendedP = new Promise<void>((r) => {
+      appended = r;
+    });
+    // A takes a position, then waits before committing.
+    const slow = other.transaction(async (tx) => {
+      const r = await new SqlEventStore(other).append(sid('slow'), [{ type: 'Slow', data: 1 }], {
+        tx,
+      });
+      slowPosition = r.position;
+      appended();
+      await gate;
+    });
+    await appendedP;
+    // B commits a higher position first.
+    const fast = await store.append(sid('fast'), [{ type: 'Fast', data: 2 }]);
+    expect(fast.position).toBeGreaterThan(slowPosition);
+    const types = ['Slow', 'Fast'];
+    const before = await store.readAll({ after: start, types });
+    expect(before.events.map((e) => e.type)).toEqual([]);
+    expect(before.next).toBeLessThan(slowPosition);
+    expect(store.readerStatus().heldBack).toBe(true);
+    release();
+    await slow;
+    await waitReadable(store, fast.position);
+    const after = await store.readAll({ after: before.next, types });
+    expect(after.events.map((e) => e.type)).toEqual(['Slow', 'Fast']);
+  });
+
+  it('reports an open transaction that holds readers back, with its pid and age, and still waits for it', async () => {
+    const clock = new ManualClock(0);
+    const registry = createRegistry();
+    const { logger, lines } = capturingLogger();
+    const store = new SqlEventStore(sql, { clock, registry, logger, stallReportMs: 1000 });
+    const start = (await store.readAll({ after: 0, limit: 100_000 })).next;
+    let laterPosition = 0;
+    const idle = await other.pool.connect();
+    try {
+      await idle.query('BEGIN');
+      const { rows } = await idle.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      const pid = rows[0]!.pid;
+      await idle.query(
+        "SELECT cdp_events_append($1, 'any', ARRAY[gen_random_uuid()], ARRAY['Idle'], ARRAY['1'::jsonb], ARRAY['{}'::jsonb], ARRAY[1], now(), false)",
+        [sid('idle')],
+      );
+      laterPosition = (await store.append(sid('later'), [{ type: 'Later', data: 1 }])).position;
+      expect((await store.readAll({ after: start, types: ['Idle', 'Later'] })).events).toEqual([]);
+      await clock.advance(1500);
+      expect((await store.readAll({ after: start, types: ['Idle', 'Later'] })).events).toEqual([]);
+      const status = store.readerStatus();
+      expect(status.heldBack).toBe(true);
+      // The blocker is the oldest transaction holding an id on the server: ours, or an older
+      // one (the server is shared with other databases).
+      const blocker = status.blocker!;
+      expect(blocker).toBeDefined();
+      expect(blocker.ageSeconds).toBeGreaterThanOrEqual(0);
+      // (When another server transaction is older, it is the one named: ages change too fast
+      // between two queries on a shared server to compare them here.)
+      expect(typeof blocker.pid).toBe('number');
+      const { rows: mine } = await sql.query<{ has: boolean }>(
+        'SELECT backend_xid IS NOT NULL AS has FROM pg_stat_activity WHERE pid = $1',
+        [pid],
+      );
+      expect(mine[0]?.has).toBe(true);
+      const warn = lines.find((l) => l.msg.includes('held back'));
+      expect(warn?.msg).toContain(`pid ${blocker.pid}`);
+      const metrics = await registry.getSingleMetricAsString(
+        'cdp_events_readers_held_back_seconds',
+      );
+      expect(metrics).toMatch(/cdp_events_readers_held_back_seconds\{engine="postgres"\} 1\.5/);
+      await idle.query('COMMIT');
+    } finally {
+      idle.release();
+    }
+    await waitReadable(store, laterPosition);
+    const after = await store.readAll({ after: start, types: ['Idle', 'Later'] });
+    expect(after.events.map((e) => e.type)).toEqual(['Idle', 'Later']);
+  });
+
+  it('reports the actual version when an exact-version append loses a race', async () => {
+    const store = new SqlEventStore(sql);
+    const s = sid();
+    await store.append(s, [{ type: 'A', data: 0 }]);
+    const results = await Promise.allSettled(
+      Array.from({ length: 8 }, (_, i) =>
+        store.append(s, [{ type: 'A', data: i }], { expected: 1 }),
+      ),
+    );
+    const ok = results.filter((r) => r.status === 'fulfilled');
+    const failed = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
+    expect(ok).toHaveLength(1);
+    for (const f of failed) {
+      expect(f.reason).toBeInstanceOf(ConcurrencyError);
+      expect((f.reason as ConcurrencyError).actual).toBe(2);
+    }
+  });
+});

@@ -1,0 +1,65 @@
+/**
+ * A writer process for the fault run: appends through SqlEventStore in its own transactions,
+ * rolling some back and holding some open before COMMIT (slow commits), and reports on stdout
+ * `C <ids>` after a commit was acknowledged and `R <ids>` after a rollback. The parent kills
+ * it with SIGKILL at random: whatever was in flight is then decided by the database alone.
+ */
+import { randomInt } from 'node:crypto';
+import { newId } from '../../../src/core/ids.js';
+import { PgSqlClient } from '../../../src/engines/sql/pg-sql-client.js';
+import { SqlEventStore } from '../../../src/events/index.js';
+
+const url = process.env.FAULT_DB_URL!;
+const concurrency = Number(process.env.FAULT_WRITER_CONCURRENCY ?? 4);
+const rollbackPct = Number(process.env.FAULT_ROLLBACK_PCT ?? 3);
+const slowPct = Number(process.env.FAULT_SLOW_PCT ?? 1);
+const streams = Number(process.env.FAULT_STREAMS ?? 200);
+
+const sql = await PgSqlClient.connect({
+  url,
+  max: concurrency,
+  applicationName: 'cdp-fault-writer',
+});
+const store = new SqlEventStore(sql, { notify: false });
+let stopping = false;
+process.on('SIGTERM', () => {
+  stopping = true;
+});
+const out: string[] = [];
+const flush = () => {
+  if (out.length > 0) process.stdout.write(`${out.splice(0).join('\n')}\n`);
+};
+const flusher = setInterval(flush, 50);
+
+class Rollback extends Error {}
+
+await Promise.all(
+  Array.from({ length: concurrency }, async () => {
+    while (!stopping) {
+      const ids = Array.from({ length: randomInt(1, 3) }, () => newId());
+      const roll = randomInt(100) < rollbackPct;
+      const slow = randomInt(1000) < slowPct * 10;
+      try {
+        await sql.transaction(async (tx) => {
+          await store.append(
+            `fault-${randomInt(streams)}`,
+            ids.map((id) => ({ id, type: 'Fault', data: { pid: process.pid } })),
+            { tx },
+          );
+          if (slow) {
+            out.push('S');
+            await new Promise((r) => setTimeout(r, randomInt(20, 300)));
+          }
+          if (roll) throw new Rollback();
+        });
+        out.push(`C ${ids.join(',')}`);
+      } catch (err) {
+        if (err instanceof Rollback) out.push(`R ${ids.join(',')}`);
+        else out.push(`E ${String(err).slice(0, 200).replace(/\n/g, ' ')}`);
+      }
+    }
+  }),
+);
+clearInterval(flusher);
+flush();
+await sql.close();

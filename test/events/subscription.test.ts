@@ -1,0 +1,226 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TimeoutError } from '../../src/core/errors.js';
+import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
+import { PgliteSqlClient } from '../../src/engines/sql/pglite-sql-client.js';
+import type { SqlClient } from '../../src/engines/sql/sql-client.js';
+import {
+  parkedEvents,
+  type SqlEventStore,
+  SqlSubscription,
+  SqlEventStore as Store,
+  type SubscriptionHandler,
+  waitForSubscription,
+} from '../../src/events/index.js';
+import { createTempDatabase, describeServer } from '../support/servers.js';
+import { sid } from './event-store.contract.js';
+
+async function until(
+  cond: () => Promise<boolean> | boolean,
+  what: string,
+  ms = 10_000,
+): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function subscriptionSuite(getSql: () => SqlClient, getStore: () => SqlEventStore): void {
+  let seq = 0;
+  const setup = async () => {
+    const name = `sub_${process.pid}_${seq++}`;
+    const table = `t_${name}`;
+    await getSql().exec(
+      `CREATE TABLE ${table} (event_id uuid PRIMARY KEY, stream text, data jsonb)`,
+    );
+    const count = async () =>
+      Number(
+        (await getSql().query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).rows[0]!.n,
+      );
+    // A projection that writes SQL: a duplicate delivery would hit the primary key.
+    const project: SubscriptionHandler = async (e, tx) => {
+      await tx.query(`INSERT INTO ${table} (event_id, stream, data) VALUES ($1, $2, $3::jsonb)`, [
+        e.id,
+        e.streamId,
+        JSON.stringify(e.data),
+      ]);
+    };
+    return { name, table, count, project };
+  };
+
+  it('catches up from its durable checkpoint, then follows live, each event applied once', async () => {
+    const { name, count, project } = await setup();
+    const store = getStore();
+    const s = sid('sub');
+    await store.append(
+      s,
+      [1, 2, 3, 4, 5].map((i) => ({ type: 'SubT', data: i })),
+    );
+    const base = await count();
+    const sub = new SqlSubscription({
+      name,
+      store,
+      handler: project,
+      types: ['SubT'],
+      pollIntervalMs: 5000,
+      batchSize: 2,
+    });
+    await sub.start();
+    await until(async () => (await count()) === base + 5, 'catch-up');
+    const r = await store.append(s, [{ type: 'SubT', data: 6 }]);
+    // pollIntervalMs is 30 s: arriving sooner means the notification woke it.
+    await until(async () => (await count()) === base + 6, 'live event', 20_000);
+    await waitForSubscription(getSql(), name, r.position, { timeoutMs: 20_000 });
+    await sub.close();
+    await store.append(
+      s,
+      [7, 8].map((i) => ({ type: 'SubT', data: i })),
+    );
+    const again = new SqlSubscription({
+      name,
+      store,
+      handler: project,
+      types: ['SubT'],
+      pollIntervalMs: 50,
+    });
+    await again.start();
+    await until(async () => (await count()) === base + 8, 'restart from checkpoint');
+    expect(again.status().processed).toBe(2);
+    await again.close();
+  });
+
+  it('retries a failing handler with backoff, rolling back its writes, and parks a poison event', async () => {
+    const { name, count, project } = await setup();
+    const store = getStore();
+    const s = sid('poison');
+    let flaky = 0;
+    const handler: SubscriptionHandler = async (e, tx) => {
+      await project(e, tx);
+      if (e.type === 'Flaky' && flaky++ < 2) throw new Error('transient failure');
+      if (e.type === 'Poison') throw new Error('cannot handle this one');
+    };
+    const start = (await store.readAll({ after: 0, limit: 1_000_000 })).next;
+    await getSql().query(
+      'INSERT INTO cdp_event_subscriptions (name, position) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING',
+      [name, start],
+    );
+    const r = await store.append(s, [
+      { type: 'Ok', data: 1 },
+      { type: 'Flaky', data: 2 },
+      { type: 'Poison', data: 3 },
+      { type: 'Ok', data: 4 },
+    ]);
+    const sub = new SqlSubscription({
+      name,
+      store,
+      handler,
+      pollIntervalMs: 20,
+      maxAttempts: 3,
+      retryBaseDelayMs: 5,
+      retryMaxDelayMs: 20,
+    });
+    await sub.start();
+    await waitForSubscription(getSql(), name, r.position, { timeoutMs: 30_000 });
+    await sub.close();
+    // Ok, Flaky (after two failures), Ok: the poison event's write was rolled back each time.
+    expect(await count()).toBe(3);
+    const parked = await parkedEvents(getSql(), name);
+    expect(parked).toHaveLength(1);
+    expect(parked[0]).toMatchObject({ type: 'Poison', attempts: 3, position: r.positions[2] });
+    expect(parked[0]!.error).toContain('cannot handle this one');
+    expect(sub.status().parked).toBe(1);
+  });
+
+  it('runs one active instance per name and takes over when the lease expires', async () => {
+    const { name, table, count, project } = await setup();
+    const store = getStore();
+    const start = (await store.readAll({ after: 0, limit: 1_000_000 })).next;
+    await getSql().query('INSERT INTO cdp_event_subscriptions (name, position) VALUES ($1, $2)', [
+      name,
+      start,
+    ]);
+    const seen: string[] = [];
+    const tagged =
+      (who: string): SubscriptionHandler =>
+      async (e, tx) => {
+        seen.push(who);
+        await project(e, tx);
+      };
+    const a = new SqlSubscription({
+      name,
+      store,
+      handler: tagged('a'),
+      leaseMs: 400,
+      pollIntervalMs: 20,
+      instanceId: 'a',
+    });
+    const b = new SqlSubscription({
+      name,
+      store,
+      handler: tagged('b'),
+      leaseMs: 400,
+      pollIntervalMs: 20,
+      instanceId: 'b',
+    });
+    await a.start();
+    await until(() => a.status().active, 'a active');
+    await b.start();
+    const s = sid('lease');
+    await store.append(s, [{ type: 'L', data: 1 }]);
+    await until(async () => (await count()) === 1, 'first event');
+    expect(b.status().active).toBe(false);
+    expect(new Set(seen)).toEqual(new Set(['a']));
+    await a.close({ releaseLease: false }); // a crash: the lease is left to expire
+    await store.append(s, [{ type: 'L', data: 2 }]);
+    await until(async () => (await count()) === 2, 'takeover');
+    expect(b.status().active).toBe(true);
+    expect(seen.at(-1)).toBe('b');
+    await b.close();
+    const { rows } = await getSql().query<{ n: number }>(
+      `SELECT count(DISTINCT event_id)::int AS n FROM ${table}`,
+    );
+    expect(rows[0]!.n).toBe(2);
+  });
+
+  it('waitForSubscription times out with a clear error', async () => {
+    const err = await waitForSubscription(getSql(), 'never-ran', 1, { timeoutMs: 50 }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(TimeoutError);
+    expect((err as Error).message).toMatch(/did not reach position 1/);
+  });
+}
+
+describe('SqlSubscription on PGlite', () => {
+  let sql: PgliteSqlClient;
+  let store: SqlEventStore;
+  beforeAll(async () => {
+    sql = await PgliteSqlClient.open({});
+    store = await Store.open(sql);
+  });
+  afterAll(() => sql.close());
+  subscriptionSuite(
+    () => sql,
+    () => store,
+  );
+});
+
+describeServer('SqlSubscription on PostgreSQL', 'CDP_DATABASE_URL', (url) => {
+  let db: { url: string; drop: () => Promise<void> };
+  let sql: PgSqlClient;
+  let store: SqlEventStore;
+  beforeAll(async () => {
+    db = await createTempDatabase(url, 'cdp_evsub');
+    sql = await PgSqlClient.connect({ url: db.url, max: 6 });
+    store = await Store.open(sql);
+  });
+  afterAll(async () => {
+    await sql?.close();
+    await db?.drop();
+  });
+  subscriptionSuite(
+    () => sql,
+    () => store,
+  );
+});
