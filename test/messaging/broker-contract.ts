@@ -1,0 +1,280 @@
+import { randomBytes } from 'node:crypto';
+import { expect, it } from 'vitest';
+import { ValidationError } from '../../src/core/errors.js';
+import type { Broker, Delivery } from '../../src/messaging/broker.js';
+import { deadLetter, deferDelivery, retryLater } from '../../src/messaging/broker.js';
+
+/** Poll until `cond()` holds (async systems); fails with `what` after `ms`. */
+export async function waitFor(cond: () => boolean | Promise<boolean>, what: string, ms = 15_000) {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function uniq(prefix: string): string {
+  return `${prefix}${randomBytes(4).toString('hex')}`;
+}
+
+/**
+ * The broker contract: every adapter passes the same cases. `broker()` gives the adapter under
+ * test (created in the caller's beforeAll). Each case uses its own topics and groups.
+ */
+export function brokerContract(broker: () => Broker): void {
+  const backoff = { baseDelayMs: 10, maxDelayMs: 50 };
+
+  it('publishes a confirmed message and delivers id, key, headers and body to a group', async () => {
+    const b = broker();
+    const topic = uniq('t.basic.');
+    const got: Delivery[] = [];
+    const sub = await b.subscribe({ group: uniq('g'), topics: [topic] }, async (d) => {
+      got.push(d);
+    });
+    try {
+      const receipt = await b.publish({
+        topic,
+        id: 'm-1',
+        key: 'course-7',
+        headers: { 'x-tenant': 'acme' },
+        body: '{"hello":1}',
+      });
+      expect(receipt).toEqual({ id: 'm-1', duplicate: false });
+      await waitFor(() => got.length === 1, 'one delivery');
+      const d = got[0]!;
+      expect(d.id).toBe('m-1');
+      expect(d.key).toBe('course-7');
+      expect(d.topic).toBe(topic);
+      expect(d.headers['x-tenant']).toBe('acme');
+      expect(d.body).toBe('{"hello":1}');
+      expect(d.attempt).toBe(1);
+    } finally {
+      await sub.close();
+    }
+  });
+
+  it('rejects bad topics, groups and reserved headers with a validation error', async () => {
+    const b = broker();
+    await expect(b.publish({ topic: 'bad topic', id: 'x', body: '' })).rejects.toThrow(
+      ValidationError,
+    );
+    await expect(
+      b.publish({ topic: 'ok', id: 'x', headers: { 'cdp-id': 'y' }, body: '' }),
+    ).rejects.toThrow(/reserved/);
+    await expect(
+      b.subscribe({ group: 'no spaces', topics: ['ok'] }, async () => {}),
+    ).rejects.toThrow(ValidationError);
+  });
+
+  it('shares a group among competing consumers and gives every group every message', async () => {
+    const b = broker();
+    const topic = uniq('t.share.');
+    const group = uniq('g');
+    const other = uniq('g');
+    const a: string[] = [];
+    const c: string[] = [];
+    const all: string[] = [];
+    const handler = (into: string[]) => async (d: Delivery) => {
+      await sleep(3);
+      into.push(d.id);
+    };
+    const s1 = await b.subscribe({ group, topics: [topic], concurrency: 1 }, handler(a));
+    const s2 = await b.subscribe({ group, topics: [topic], concurrency: 1 }, handler(c));
+    const s3 = await b.subscribe({ group: other, topics: [topic] }, handler(all));
+    try {
+      const n = 40;
+      for (let i = 0; i < n; i++) await b.publish({ topic, id: `share-${i}`, body: `${i}` });
+      await waitFor(() => a.length + c.length >= n && all.length >= n, 'all deliveries');
+      await sleep(100);
+      const shared = [...a, ...c].sort();
+      expect(shared).toEqual(Array.from({ length: n }, (_, i) => `share-${i}`).sort());
+      expect(a.length).toBeGreaterThan(0);
+      expect(c.length).toBeGreaterThan(0);
+      expect([...all].sort()).toEqual(shared);
+    } finally {
+      await Promise.all([s1.close(), s2.close(), s3.close()]);
+    }
+  });
+
+  it('keeps messages for a durable group while no consumer is attached', async () => {
+    const b = broker();
+    const topic = uniq('t.durable.');
+    const group = uniq('g');
+    const got: string[] = [];
+    const s1 = await b.subscribe({ group, topics: [topic] }, async (d) => {
+      got.push(d.id);
+    });
+    await s1.close();
+    await b.publish({ topic, id: 'while-away', body: 'x' });
+    const s2 = await b.subscribe({ group, topics: [topic] }, async (d) => {
+      got.push(d.id);
+    });
+    try {
+      await waitFor(() => got.length === 1, 'the message kept while away');
+      expect(got).toEqual(['while-away']);
+    } finally {
+      await s2.close();
+    }
+  });
+
+  it('drops a repeated message id (on the broker, or in the consumer)', async () => {
+    const b = broker();
+    const topic = uniq('t.dedup.');
+    const got: string[] = [];
+    const sub = await b.subscribe(
+      { group: uniq('g'), topics: [topic], concurrency: 1 },
+      async (d) => {
+        got.push(d.id);
+      },
+    );
+    try {
+      const r1 = await b.publish({ topic, id: 'same', body: '1' });
+      await waitFor(() => got.length === 1, 'first');
+      const r2 = await b.publish({ topic, id: 'same', body: '1' });
+      await b.publish({ topic, id: 'after', body: '2' });
+      await waitFor(() => got.includes('after'), 'the next message');
+      await sleep(100);
+      expect(r1.duplicate).toBe(false);
+      if (b.dedupOnBroker) expect(r2.duplicate).toBe(true);
+      expect(got).toEqual(['same', 'after']);
+    } finally {
+      await sub.close();
+    }
+  });
+
+  it('retries later with a delay, counting attempts', async () => {
+    const b = broker();
+    const topic = uniq('t.retry.');
+    const attempts: number[] = [];
+    const sub = await b.subscribe(
+      { group: uniq('g'), topics: [topic], backoff, maxDeliveries: 5 },
+      async (d) => {
+        attempts.push(d.attempt);
+        if (d.attempt < 3) return retryLater(20);
+      },
+    );
+    try {
+      await b.publish({ topic, id: 'r1', body: 'x' });
+      await waitFor(() => attempts.length === 3, 'three attempts');
+      await sleep(150);
+      expect(attempts).toEqual([1, 2, 3]);
+      expect(await b.listDeadLetters({ group: sub.group })).toEqual([]);
+    } finally {
+      await sub.close();
+    }
+  });
+
+  it('dead-letters a poison message after exactly maxDeliveries attempts, keeping body, headers and error', async () => {
+    const b = broker();
+    const topic = uniq('t.poison.');
+    const group = uniq('g');
+    let calls = 0;
+    const sub = await b.subscribe(
+      { group, topics: [topic], backoff, maxDeliveries: 4 },
+      async () => {
+        calls++;
+        throw new Error(`boom ${calls}`);
+      },
+    );
+    try {
+      await b.publish({ topic, id: 'poison-1', key: 'k', headers: { 'x-a': 'b' }, body: 'P' });
+      await waitFor(
+        async () => (await b.listDeadLetters({ group })).length === 1,
+        'the dead letter',
+      );
+      await sleep(200);
+      expect(calls).toBe(4);
+      const [d] = await b.listDeadLetters({ group });
+      expect(d!.id).toBe('poison-1');
+      expect(d!.topic).toBe(topic);
+      expect(d!.key).toBe('k');
+      expect(d!.body).toBe('P');
+      expect(d!.headers['x-a']).toBe('b');
+      expect(d!.attempts).toBe(4);
+      expect(d!.error).toContain('boom 4');
+    } finally {
+      await sub.close();
+    }
+  });
+
+  it('dead-letters invalid input at once, and on request, without retrying', async () => {
+    const b = broker();
+    const topic = uniq('t.invalid.');
+    const group = uniq('g');
+    let calls = 0;
+    const sub = await b.subscribe({ group, topics: [topic], backoff }, async (d) => {
+      calls++;
+      if (d.id === 'bad') throw new ValidationError('amount: must be positive');
+      return deadLetter('not for us');
+    });
+    try {
+      await b.publish({ topic, id: 'bad', body: '{}' });
+      await b.publish({ topic, id: 'nope', body: '{}' });
+      await waitFor(async () => (await b.listDeadLetters({ group })).length === 2, 'two dead');
+      await sleep(100);
+      expect(calls).toBe(2);
+      const dead = await b.listDeadLetters({ group });
+      const byId = Object.fromEntries(dead.map((d) => [d.id, d]));
+      expect(byId.bad!.error).toContain('must be positive');
+      expect(byId.bad!.attempts).toBe(1);
+      expect(byId.nope!.error).toBe('not for us');
+    } finally {
+      await sub.close();
+    }
+  });
+
+  it('defers without spending attempts', async () => {
+    const b = broker();
+    const topic = uniq('t.defer.');
+    const group = uniq('g');
+    const seen: number[] = [];
+    const sub = await b.subscribe(
+      { group, topics: [topic], backoff, maxDeliveries: 2, concurrency: 1 },
+      async (d) => {
+        seen.push(d.attempt);
+        if (seen.length <= 2) return deferDelivery(10);
+        throw new Error('fails');
+      },
+    );
+    try {
+      await b.publish({ topic, id: 'deferred', body: 'x' });
+      await waitFor(async () => (await b.listDeadLetters({ group })).length === 1, 'dead');
+      expect(seen).toEqual([1, 1, 1, 2]);
+    } finally {
+      await sub.close();
+    }
+  });
+
+  it('replays a dead letter to its group and removes it from the dead-letter destination', async () => {
+    const b = broker();
+    const topic = uniq('t.replay.');
+    const group = uniq('g');
+    let healthy = false;
+    const handled: Delivery[] = [];
+    const sub = await b.subscribe(
+      { group, topics: [topic], backoff, maxDeliveries: 1 },
+      async (d) => {
+        if (!healthy) throw new Error('down');
+        handled.push(d);
+      },
+    );
+    try {
+      await b.publish({ topic, id: 'replay-me', key: 'k1', headers: { 'x-h': '1' }, body: 'R' });
+      await waitFor(async () => (await b.listDeadLetters({ group })).length === 1, 'dead');
+      healthy = true;
+      expect(await b.replayDeadLetter('replay-me')).toBe(1);
+      await waitFor(() => handled.length === 1, 'replayed delivery');
+      expect(handled[0]!.id).toBe('replay-me');
+      expect(handled[0]!.topic).toBe(topic);
+      expect(handled[0]!.key).toBe('k1');
+      expect(handled[0]!.headers['x-h']).toBe('1');
+      expect(handled[0]!.body).toBe('R');
+      expect(await b.listDeadLetters({ group })).toEqual([]);
+      expect(await b.replayDeadLetter('no-such-id')).toBe(0);
+    } finally {
+      await sub.close();
+    }
+  });
+}
