@@ -6,4 +6,8 @@ import type { BenchSuite } from './harness.js';
  */
 export const suites: Record<string, () => Promise<BenchSuite>> = {
   sql: async () => (await import('./suites/sql.js')).default,
+  messaging: async () => (await import('./suites/messaging.js')).default,
+  events: async () => (await import('./suites/events.js')).default,
+  cache: async () => (await import('./suites/cache.js')).default,
+  storage: async () => (await import('./suites/storage.js')).default,
 };

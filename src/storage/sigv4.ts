@@ -1,0 +1,528 @@
+/**
+ * AWS Signature Version 4, written by hand: canonical request, string to sign, signing key,
+ * header and query (presigned URL) signing. Verification lives in sigv4-verify.ts.
+ *
+ * Two path modes:
+ * - `s3`: the canonical URI is the request path percent-decoded to bytes and encoded once
+ *   (unreserved `A-Z a-z 0-9 - _ . ~` and `/` kept), with no dot-segment removal and no slash
+ *   merging: `/b/../k` names the object `../k`, never `k`.
+ * - `generic` (every other AWS service, and the aws-c-auth test suite): the raw path is
+ *   optionally normalised (dot segments removed, empty segments merged) and then encoded once
+ *   more, so a `%` already on the wire becomes `%25`.
+ *
+ * Paths are always taken from the raw request target, never from `new URL()`, which would
+ * resolve `%2e%2e` and change what was signed.
+ */
+import { createHash, createHmac } from 'node:crypto';
+import { ValidationError } from '../core/index.js';
+
+export const ALGORITHM = 'AWS4-HMAC-SHA256';
+export const UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD';
+export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+/** The longest presigned URL lifetime AWS allows, in seconds (7 days). */
+export const MAX_EXPIRES_SECONDS = 604_800;
+
+export interface SigV4Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+export type PathMode = 's3' | 'generic';
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+const HEX = '0123456789ABCDEF';
+/** 1 where the byte is kept as is by the SigV4 URI encoding (RFC 3986 unreserved). */
+const UNRESERVED = new Uint8Array(256);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~') {
+  UNRESERVED[c.charCodeAt(0)] = 1;
+}
+const ESCAPES: string[] = Array.from({ length: 256 }, (_, b) => `%${HEX[b >> 4]}${HEX[b & 15]}`);
+
+/** SigV4 URI-encode a byte sequence; `/` kept when `keepSlash`. */
+export function encodeBytes(bytes: Uint8Array, keepSlash: boolean): string {
+  let out = '';
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!;
+    if (UNRESERVED[b] === 1 || (keepSlash && b === 0x2f)) out += String.fromCharCode(b);
+    else out += ESCAPES[b]!;
+  }
+  return out;
+}
+
+const EXTRA_ESCAPES = /[!'()*]/g;
+const extraEscape = (c: string) => ESCAPES[c.charCodeAt(0)]!;
+
+/**
+ * SigV4 URI-encode a string (its UTF-8 bytes): the same output as the AWS SDK's
+ * `escapeUri`/`extendedEncodeURIComponent`. `/` kept when `keepSlash` (object key paths).
+ */
+export function uriEncode(s: string, keepSlash = false): string {
+  let out: string;
+  try {
+    out = encodeURIComponent(s);
+  } catch (err) {
+    throw new ValidationError(
+      'the string holds a lone UTF-16 surrogate and has no UTF-8 form; pass well-formed text',
+      [{ path: 'key', message: String(err) }],
+    );
+  }
+  if (out.length !== s.length || /[!'()*]/.test(out)) out = out.replace(EXTRA_ESCAPES, extraEscape);
+  if (keepSlash && out.includes('%2F')) out = out.replaceAll('%2F', '/');
+  return out;
+}
+
+function hexVal(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 65 && c <= 70) return c - 55;
+  if (c >= 97 && c <= 102) return c - 87;
+  return -1;
+}
+
+/**
+ * Percent-decode to bytes. Characters that are not escapes are taken as their UTF-8 bytes;
+ * `+` stays `+` (SigV4 never reads it as a space). Throws on a malformed escape.
+ */
+export function percentDecode(s: string): Buffer {
+  const src = Buffer.from(s, 'utf8');
+  if (!src.includes(0x25)) return src;
+  const out = Buffer.allocUnsafe(src.length);
+  let n = 0;
+  for (let i = 0; i < src.length; i++) {
+    const b = src[i]!;
+    if (b !== 0x25) {
+      out[n++] = b;
+      continue;
+    }
+    const hi = i + 2 < src.length ? hexVal(src[i + 1]!) : -1;
+    const lo = i + 2 < src.length ? hexVal(src[i + 2]!) : -1;
+    if (hi < 0 || lo < 0) {
+      throw new ValidationError(`malformed percent escape in ${JSON.stringify(s)}`, [
+        { path: 'uri', message: 'a % must be followed by two hex digits' },
+      ]);
+    }
+    out[n++] = (hi << 4) | lo;
+    i += 2;
+  }
+  return out.subarray(0, n);
+}
+
+const utf8Strict = new TextDecoder('utf-8', { fatal: true });
+
+/** Bytes to text, refusing invalid UTF-8 (overlong `%c0%ae`, lone continuation bytes...). */
+export function utf8OrThrow(bytes: Uint8Array, what: string): string {
+  try {
+    return utf8Strict.decode(bytes);
+  } catch {
+    throw new ValidationError(`${what} is not valid UTF-8 once percent-decoded`, [
+      { path: what, message: 'invalid UTF-8' },
+    ]);
+  }
+}
+
+/**
+ * Percent-decode one URI component to text (`+` stays `+`), refusing malformed escapes and
+ * invalid UTF-8. Native decodeURIComponent does exactly that, fast.
+ */
+export function decodeComponent(s: string, what: string): string {
+  if (!s.includes('%')) return s;
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    // Say which: a malformed escape, or bytes that are not UTF-8.
+    return utf8OrThrow(percentDecode(s), what);
+  }
+}
+
+/** Remove dot segments and merge empty segments (generic mode with normalize on). */
+export function normalizePath(path: string): string {
+  const out: string[] = [];
+  for (const seg of path.split('/')) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..') out.pop();
+    else out.push(seg);
+  }
+  if (out.length === 0) return '/';
+  const trailing = /\/(\.{0,2})$/.test(path);
+  return `/${out.join('/')}${trailing ? '/' : ''}`;
+}
+
+const SAFE_PATH = /^[A-Za-z0-9\-._~/]*$/;
+
+/** The canonical URI of a raw request path (the part of the request target before `?`). */
+export function canonicalUri(rawPath: string, mode: PathMode, normalize = false): string {
+  if (rawPath === '') return '/';
+  if (mode === 's3') {
+    if (SAFE_PATH.test(rawPath)) return rawPath;
+    try {
+      return uriEncode(decodeURIComponent(rawPath), true);
+    } catch {
+      return encodeBytes(percentDecode(rawPath), true);
+    }
+  }
+  const p = normalize ? normalizePath(rawPath) : rawPath;
+  return encodeBytes(Buffer.from(p, 'utf8'), true);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Canonical request
+
+/** Query parameters as decoded name/value pairs, in wire order. */
+export type QueryPairs = [string, string][];
+
+/** Parse a raw query string (no leading `?`) into decoded pairs; `+` is not a space. */
+export function parseRawQuery(raw: string): QueryPairs {
+  const pairs: QueryPairs = [];
+  if (raw === '') return pairs;
+  for (const part of raw.split('&')) {
+    if (part === '') {
+      throw new ValidationError('empty query parameter (`&&` or a trailing `&`)', [
+        { path: 'query', message: 'empty parameter' },
+      ]);
+    }
+    const eq = part.indexOf('=');
+    const k = eq < 0 ? part : part.slice(0, eq);
+    const v = eq < 0 ? '' : part.slice(eq + 1);
+    pairs.push([decodeComponent(k, 'query name'), decodeComponent(v, 'query value')]);
+  }
+  return pairs;
+}
+
+/** Canonical query string: names and values encoded, sorted by name then value. */
+export function canonicalQuery(pairs: readonly (readonly [string, string])[]): string {
+  const enc = pairs.map(([k, v]) => [uriEncode(k), uriEncode(v)] as const);
+  enc.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+  let out = '';
+  for (let i = 0; i < enc.length; i++) {
+    if (i > 0) out += '&';
+    out += `${enc[i]![0]}=${enc[i]![1]}`;
+  }
+  return out;
+}
+
+/** Trim and collapse runs of spaces in a header value (SigV4 canonical header value). */
+export function canonicalHeaderValue(v: string): string {
+  return v.trim().replace(/\s+/g, ' ');
+}
+
+/**
+ * Headers by lower-case name; a list is several occurrences of the same header, joined with
+ * `,` in the canonical form (pass Node's `req.headersDistinct`).
+ */
+export type HeaderBag = Record<string, string | readonly string[] | undefined>;
+
+export function headerValue(headers: HeaderBag, name: string): string | undefined {
+  const v = headers[name];
+  if (v === undefined) return undefined;
+  if (typeof v === 'string') return canonicalHeaderValue(v);
+  return v.map(canonicalHeaderValue).join(',');
+}
+
+export interface CanonicalRequestInput {
+  method: string;
+  /** Canonical URI (see canonicalUri). */
+  uri: string;
+  /** Canonical query string (see canonicalQuery). */
+  query: string;
+  headers: HeaderBag;
+  /** Lower-case, sorted, unique. */
+  signedHeaders: readonly string[];
+  payloadHash: string;
+}
+
+export function canonicalRequest(r: CanonicalRequestInput): string {
+  let hdrs = '';
+  for (const h of r.signedHeaders) hdrs += `${h}:${headerValue(r.headers, h) ?? ''}\n`;
+  return `${r.method}\n${r.uri}\n${r.query}\n${hdrs}\n${r.signedHeaders.join(';')}\n${r.payloadHash}`;
+}
+
+export function sha256Hex(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** `YYYYMMDDTHHMMSSZ` from epoch milliseconds. */
+export function amzDate(ms: number): string {
+  const iso = new Date(ms).toISOString(); // 2015-08-30T12:36:00.000Z
+  return `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}T${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
+}
+
+/** Epoch milliseconds of a `YYYYMMDDTHHMMSSZ` date, or NaN when it is not a real date. */
+export function parseAmzDate(s: string): number {
+  if (!/^\d{8}T\d{6}Z$/.test(s)) return Number.NaN;
+  const y = +s.slice(0, 4);
+  const mo = +s.slice(4, 6);
+  const d = +s.slice(6, 8);
+  const h = +s.slice(9, 11);
+  const mi = +s.slice(11, 13);
+  const se = +s.slice(13, 15);
+  const ms = Date.UTC(y, mo - 1, d, h, mi, se);
+  const back = new Date(ms);
+  if (
+    back.getUTCFullYear() !== y ||
+    back.getUTCMonth() !== mo - 1 ||
+    back.getUTCDate() !== d ||
+    back.getUTCHours() !== h ||
+    back.getUTCMinutes() !== mi ||
+    back.getUTCSeconds() !== se
+  ) {
+    return Number.NaN;
+  }
+  return ms;
+}
+
+export function credentialScope(date8: string, region: string, service: string): string {
+  return `${date8}/${region}/${service}/aws4_request`;
+}
+
+export function stringToSign(amz: string, scope: string, canonical: string): string {
+  return `${ALGORITHM}\n${amz}\n${scope}\n${sha256Hex(canonical)}`;
+}
+
+const keyCache = new Map<string, Buffer>();
+
+/** kSigning = HMAC chain over date, region, service, "aws4_request"; cached (small map). */
+export function signingKey(secret: string, date8: string, region: string, service: string): Buffer {
+  const id = `${date8}\n${region}\n${service}\n${secret}`;
+  const hit = keyCache.get(id);
+  if (hit) return hit;
+  const kDate = createHmac('sha256', `AWS4${secret}`).update(date8).digest();
+  const kRegion = createHmac('sha256', kDate).update(region).digest();
+  const kService = createHmac('sha256', kRegion).update(service).digest();
+  const k = createHmac('sha256', kService).update('aws4_request').digest();
+  if (keyCache.size >= 256) keyCache.delete(keyCache.keys().next().value!);
+  keyCache.set(id, k);
+  return k;
+}
+
+export function signatureHex(key: Buffer, toSign: string): string {
+  return createHmac('sha256', key).update(toSign).digest('hex');
+}
+
+/** Validate and return presign expiry seconds: an integer 1..604800. */
+export function checkExpires(seconds: number): number {
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > MAX_EXPIRES_SECONDS) {
+    throw new ValidationError(
+      `expiresIn must be an integer number of seconds from 1 to ${MAX_EXPIRES_SECONDS}, got ${seconds}`,
+      [{ path: 'expiresIn', message: 'integer 1..604800' }],
+    );
+  }
+  return seconds;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signing
+
+export interface SignInput {
+  method: string;
+  /** Raw request path as it goes on the wire (already percent-encoded), e.g. `/bucket/a%20b`. */
+  path: string;
+  /** Extra query parameters (decoded); signed. */
+  query?: readonly (readonly [string, string])[];
+  /** Host with port when not default, e.g. `127.0.0.1:9000`. Always signed. */
+  host: string;
+  /** Other headers to sign (any case); `host` is added. */
+  headers?: Record<string, string | readonly string[]>;
+  credentials: SigV4Credentials;
+  region: string;
+  service?: string;
+  /** Signing time, epoch milliseconds. */
+  date: number;
+  mode?: PathMode;
+  normalize?: boolean;
+  /** Payload hash; UNSIGNED-PAYLOAD for presigned S3 URLs by default. */
+  payloadHash?: string;
+}
+
+export interface PresignInput extends SignInput {
+  expiresIn: number;
+  /** `http:` or `https:` for the returned URL. */
+  protocol?: string;
+  /**
+   * Put `X-Amz-Content-Sha256=UNSIGNED-PAYLOAD` in the query, as the AWS SDK v3 presigner does
+   * (default: true for service s3). The S3 API reference example predates it (false).
+   */
+  contentSha256Param?: boolean;
+}
+
+function lowerHeaders(h: Record<string, string | readonly string[]> | undefined, host: string) {
+  const out: Record<string, string | readonly string[]> = {};
+  if (h) for (const [k, v] of Object.entries(h)) out[k.toLowerCase()] = v;
+  out.host = host;
+  return out;
+}
+
+export interface PresignResult {
+  url: string;
+  canonicalRequest: string;
+  stringToSign: string;
+  signature: string;
+  /** Query parameters in URL order (sorted by name, as the AWS SDK's formatUrl does). */
+  query: [string, string][];
+}
+
+/**
+ * Presign a request (query-string authentication). The URL lists its parameters sorted by
+ * name, encoded as in the canonical query, which is byte for byte what the AWS SDK's
+ * S3RequestPresigner + formatUrl produce.
+ */
+export function presign(p: PresignInput): PresignResult {
+  const service = p.service ?? 's3';
+  const mode = p.mode ?? (service === 's3' ? 's3' : 'generic');
+  const expires = checkExpires(p.expiresIn);
+  const amz = amzDate(p.date);
+  const date8 = amz.slice(0, 8);
+  const scope = credentialScope(date8, p.region, service);
+  const headers = lowerHeaders(p.headers, p.host);
+  const signed = Object.keys(headers).sort();
+  const pairs: [string, string][] = [];
+  if (p.query) for (const [k, v] of p.query) pairs.push([k, v]);
+  pairs.push(['X-Amz-Algorithm', ALGORITHM]);
+  if (p.contentSha256Param ?? service === 's3') {
+    pairs.push(['X-Amz-Content-Sha256', p.payloadHash ?? UNSIGNED_PAYLOAD]);
+  }
+  pairs.push(['X-Amz-Credential', `${p.credentials.accessKeyId}/${scope}`]);
+  pairs.push(['X-Amz-Date', amz]);
+  pairs.push(['X-Amz-Expires', String(expires)]);
+  if (p.credentials.sessionToken) pairs.push(['X-Amz-Security-Token', p.credentials.sessionToken]);
+  pairs.push(['X-Amz-SignedHeaders', signed.join(';')]);
+  const cq = canonicalQuery(pairs);
+  const creq = canonicalRequest({
+    method: p.method,
+    uri: canonicalUri(p.path, mode, p.normalize),
+    query: cq,
+    headers,
+    signedHeaders: signed,
+    payloadHash: p.payloadHash ?? UNSIGNED_PAYLOAD,
+  });
+  const sts = stringToSign(amz, scope, creq);
+  const signature = signatureHex(
+    signingKey(p.credentials.secretAccessKey, date8, p.region, service),
+    sts,
+  );
+  // The URL: parameters sorted by encoded name, the signature in its sorted place.
+  const sig = `X-Amz-Signature=${signature}`;
+  const sortedWithSig = insertSorted(cq, sig);
+  const protocol = p.protocol ?? 'https:';
+  pairs.push(['X-Amz-Signature', signature]);
+  return {
+    url: `${protocol}//${p.host}${p.path}?${sortedWithSig}`,
+    canonicalRequest: creq,
+    stringToSign: sts,
+    signature,
+    query: pairs,
+  };
+}
+
+/** Insert `name=value` into an `&`-joined list sorted by name. */
+function insertSorted(list: string, item: string): string {
+  if (list === '') return item;
+  const parts = list.split('&');
+  const name = item.slice(0, item.indexOf('='));
+  let i = 0;
+  while (i < parts.length) {
+    const p = parts[i]!;
+    const eq = p.indexOf('=');
+    const n = eq < 0 ? p : p.slice(0, eq);
+    if (n > name) break;
+    i++;
+  }
+  parts.splice(i, 0, item);
+  return parts.join('&');
+}
+
+export interface SignedHeaders {
+  authorization: string;
+  'x-amz-date': string;
+  'x-amz-content-sha256'?: string;
+  'x-amz-security-token'?: string;
+  canonicalRequest: string;
+  stringToSign: string;
+  signature: string;
+}
+
+/**
+ * Sign with the Authorization header. Signs host, x-amz-date, every header given, the
+ * session token when present, and x-amz-content-sha256 for service s3.
+ */
+export function signHeaders(
+  p: SignInput & { sessionTokenSigned?: boolean; contentSha256Header?: boolean },
+): SignedHeaders {
+  const service = p.service ?? 's3';
+  const mode = p.mode ?? (service === 's3' ? 's3' : 'generic');
+  const amz = amzDate(p.date);
+  const date8 = amz.slice(0, 8);
+  const scope = credentialScope(date8, p.region, service);
+  const headers = lowerHeaders(p.headers, p.host);
+  headers['x-amz-date'] = amz;
+  const payloadHash = p.payloadHash ?? (service === 's3' ? UNSIGNED_PAYLOAD : EMPTY_SHA256);
+  const withSha = p.contentSha256Header ?? service === 's3';
+  if (withSha) headers['x-amz-content-sha256'] = payloadHash;
+  if (p.credentials.sessionToken && p.sessionTokenSigned !== false) {
+    headers['x-amz-security-token'] = p.credentials.sessionToken;
+  }
+  const signed = Object.keys(headers).sort();
+  const creq = canonicalRequest({
+    method: p.method,
+    uri: canonicalUri(p.path, mode, p.normalize),
+    query: canonicalQuery(p.query ?? []),
+    headers,
+    signedHeaders: signed,
+    payloadHash,
+  });
+  const sts = stringToSign(amz, scope, creq);
+  const signature = signatureHex(
+    signingKey(p.credentials.secretAccessKey, date8, p.region, service),
+    sts,
+  );
+  const out: SignedHeaders = {
+    authorization: `${ALGORITHM} Credential=${p.credentials.accessKeyId}/${scope}, SignedHeaders=${signed.join(';')}, Signature=${signature}`,
+    'x-amz-date': amz,
+    canonicalRequest: creq,
+    stringToSign: sts,
+    signature,
+  };
+  if (withSha) out['x-amz-content-sha256'] = payloadHash;
+  if (p.credentials.sessionToken) out['x-amz-security-token'] = p.credentials.sessionToken;
+  return out;
+}
+
+/** The raw path of an S3 object in path style: `/bucket/` + the key encoded once. */
+export function s3ObjectPath(bucket: string, key: string): string {
+  return `/${uriEncode(bucket)}/${uriEncode(key, true)}`;
+}
+
+/** Presign a path-style S3 object URL (GET by default) against an endpoint. */
+export function presignObject(o: {
+  endpoint: string;
+  bucket: string;
+  key: string;
+  method?: string;
+  expiresIn: number;
+  credentials: SigV4Credentials;
+  region: string;
+  date: number;
+  headers?: Record<string, string>;
+  query?: readonly (readonly [string, string])[];
+}): string {
+  const m = /^(https?:)\/\/([^/?#]+)(\/[^?#]*)?$/.exec(o.endpoint.replace(/\/+$/, ''));
+  if (!m) {
+    throw new ValidationError(`endpoint ${o.endpoint} is not an http(s) origin`, [
+      { path: 'endpoint', message: 'expected http(s)://host[:port]' },
+    ]);
+  }
+  const input: PresignInput = {
+    method: o.method ?? 'GET',
+    protocol: m[1]!,
+    host: m[2]!,
+    path: `${m[3] ?? ''}${s3ObjectPath(o.bucket, o.key)}`,
+    expiresIn: o.expiresIn,
+    credentials: o.credentials,
+    region: o.region,
+    date: o.date,
+  };
+  if (o.headers) input.headers = o.headers;
+  if (o.query) input.query = o.query;
+  return presign(input).url;
+}

@@ -1,0 +1,219 @@
+/**
+ * Static site deploys into a blob store: every file of the folder is uploaded under a new
+ * version prefix; assets (not HTML) are fingerprinted (`app.<sha256:10>.js`) and absolute
+ * references to them (`"/assets/app.js"`, `url(/assets/app.js)`) in HTML and CSS are rewritten;
+ * a manifest lists the version; then ONE small object, `<prefix>live.json`, is replaced to make
+ * the version live (a put is atomic on both adapters). Rollback points `live.json` back at the
+ * previous version. Old versions stay until pruned, so a rollback never re-uploads.
+ */
+import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import type { Readable } from 'node:stream';
+import { type Clock, newId, systemClock, ValidationError } from '../core/index.js';
+import type { BlobStore } from './blob-store.js';
+import { FINGERPRINT, mimeType, type StaticFile, type StaticSource } from './static-site.js';
+import { StorageError } from './storage-error.js';
+
+export interface ManifestEntry {
+  /** Object key in the store. */
+  key: string;
+  sha256: string;
+  size: number;
+  contentType: string;
+}
+
+export interface DeployManifest {
+  version: string;
+  createdAt: number;
+  /** Site path (`assets/app.3f2a9c1b0d.js`, `index.html`) to object. */
+  files: Record<string, ManifestEntry>;
+  /** Original asset path to its fingerprinted path. */
+  fingerprints: Record<string, string>;
+}
+
+interface Live {
+  version: string;
+  previous: string[];
+}
+
+async function walk(dir: string, base = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(join(dir, base), { withFileTypes: true })) {
+    if (e.name.startsWith('.')) continue;
+    const rel = base ? `${base}/${e.name}` : e.name;
+    if (e.isDirectory()) out.push(...(await walk(dir, rel)));
+    else if (e.isFile()) out.push(rel);
+  }
+  return out.sort();
+}
+
+async function readJson<T>(store: BlobStore, key: string): Promise<T | null> {
+  try {
+    const g = await store.get(key);
+    const chunks: Buffer[] = [];
+    for await (const c of g.body) chunks.push(c as Buffer);
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as T;
+  } catch (err) {
+    if (err instanceof StorageError && err.s3Code === 'NoSuchKey') return null;
+    throw err;
+  }
+}
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+function escapeRe(s: string) {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+export interface DeployResult {
+  version: string;
+  files: number;
+  bytes: number;
+  previous: string | undefined;
+}
+
+/** Upload `dir` as a new version under `prefix` and make it live. */
+export async function deployStatic(o: {
+  dir: string;
+  store: BlobStore;
+  prefix?: string;
+  clock?: Clock;
+}): Promise<DeployResult> {
+  const prefix = o.prefix ?? 'site/';
+  const clock = o.clock ?? systemClock;
+  const version = `${clock.now().toString(36)}-${newId().slice(-8)}`;
+  const paths = await walk(o.dir);
+  if (paths.length === 0)
+    throw new ValidationError(`${o.dir} has no files to deploy`, [
+      { path: 'dir', message: 'empty' },
+    ]);
+  const contents = new Map<string, Buffer>();
+  for (const p of paths) contents.set(p, await readFile(join(o.dir, ...p.split('/'))));
+  // Fingerprint assets.
+  const fingerprints: Record<string, string> = {};
+  for (const p of paths) {
+    if (/\.html?$/i.test(p) || FINGERPRINT.test(p) || /\.(br|gz)$/.test(p)) continue;
+    const ext = posix.extname(p);
+    fingerprints[p] =
+      `${p.slice(0, p.length - ext.length)}.${sha(contents.get(p)!).slice(0, 10)}${ext}`;
+  }
+  // Rewrite absolute references in HTML and CSS.
+  for (const p of paths) {
+    if (!/\.(html?|css)$/i.test(p)) continue;
+    let text = contents.get(p)!.toString('utf8');
+    for (const [from, to] of Object.entries(fingerprints)) {
+      text = text.replace(new RegExp(`(["'(])/${escapeRe(from)}(["')?#])`, 'g'), `$1/${to}$2`);
+    }
+    contents.set(p, Buffer.from(text, 'utf8'));
+  }
+  const files: Record<string, ManifestEntry> = {};
+  let bytes = 0;
+  for (const p of paths) {
+    const served = fingerprints[p] ?? p;
+    const body = contents.get(p)!;
+    const key = `${prefix}v/${version}/${served}`;
+    const contentType = mimeType(served);
+    const info = await o.store.put(key, body, { contentType });
+    files[served] = { key, sha256: info.sha256 ?? sha(body), size: body.length, contentType };
+    bytes += body.length;
+  }
+  const manifest: DeployManifest = { version, createdAt: clock.now(), files, fingerprints };
+  await o.store.put(`${prefix}v/${version}/manifest.json`, JSON.stringify(manifest), {
+    contentType: 'application/json',
+  });
+  const live = await readJson<Live>(o.store, `${prefix}live.json`);
+  const next: Live = {
+    version,
+    previous: live ? [live.version, ...live.previous].slice(0, 20) : [],
+  };
+  await o.store.put(`${prefix}live.json`, JSON.stringify(next), {
+    contentType: 'application/json',
+  });
+  return { version, files: paths.length, bytes, previous: live?.version };
+}
+
+/** Make the previous version live again. */
+export async function rollbackStatic(o: {
+  store: BlobStore;
+  prefix?: string;
+}): Promise<{ version: string; from: string }> {
+  const prefix = o.prefix ?? 'site/';
+  const live = await readJson<Live>(o.store, `${prefix}live.json`);
+  if (!live || live.previous.length === 0) {
+    throw new ValidationError('there is no previous version to roll back to', [
+      { path: 'prefix', message: 'no history' },
+    ]);
+  }
+  const [version, ...rest] = live.previous as [string, ...string[]];
+  await o.store.put(
+    `${prefix}live.json`,
+    JSON.stringify({ version, previous: rest } satisfies Live),
+    { contentType: 'application/json' },
+  );
+  return { version, from: live.version };
+}
+
+/**
+ * Serve the live version of a deployed site from a blob store. The manifest is re-read when
+ * `live.json` changes (checked at most every `revalidateMs`).
+ */
+export class DeploymentSource implements StaticSource {
+  readonly #store: BlobStore;
+  readonly #prefix: string;
+  readonly #clock: Clock;
+  readonly #ttl: number;
+  #checkedAt = Number.NEGATIVE_INFINITY;
+  #manifest: DeployManifest | null = null;
+  #liveEtag = '';
+
+  constructor(o: { store: BlobStore; prefix?: string; clock?: Clock; revalidateMs?: number }) {
+    this.#store = o.store;
+    this.#prefix = o.prefix ?? 'site/';
+    this.#clock = o.clock ?? systemClock;
+    this.#ttl = o.revalidateMs ?? 1000;
+  }
+
+  async #current(): Promise<DeployManifest | null> {
+    const now = this.#clock.now();
+    if (now - this.#checkedAt < this.#ttl) return this.#manifest;
+    this.#checkedAt = now;
+    const head = await this.#store.head(`${this.#prefix}live.json`);
+    if (!head) {
+      this.#manifest = null;
+      return null;
+    }
+    if (head.etag === this.#liveEtag && this.#manifest) return this.#manifest;
+    const live = await readJson<Live>(this.#store, `${this.#prefix}live.json`);
+    if (!live) {
+      this.#manifest = null;
+      return null;
+    }
+    this.#manifest = await readJson<DeployManifest>(
+      this.#store,
+      `${this.#prefix}v/${live.version}/manifest.json`,
+    );
+    this.#liveEtag = head.etag;
+    return this.#manifest;
+  }
+
+  async resolve(segments: readonly string[]): Promise<StaticFile | null> {
+    const m = await this.#current();
+    if (!m) return null;
+    const path = segments.join('/');
+    const e = m.files[path] ?? (m.fingerprints[path] ? m.files[m.fingerprints[path]] : undefined);
+    if (!e) return null;
+    const store = this.#store;
+    return {
+      path,
+      size: e.size,
+      sha256: e.sha256,
+      lastModified: m.createdAt,
+      bytes: undefined,
+      async open(range): Promise<Readable> {
+        const g = await store.get(e.key, range ? { range } : {});
+        return g.body;
+      },
+    };
+  }
+}

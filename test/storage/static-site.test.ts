@@ -1,0 +1,233 @@
+/**
+ * Static hosting: caching headers, conditional and range requests, precompression, MIME,
+ * 405s, and every escape attempt listed in the issue, sent raw on a socket (fetch would
+ * normalise the paths before they left the client). Then deploy, switch and rollback.
+ */
+import { mkdir, mkdtemp, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { brotliCompressSync, gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
+import { DeploymentSource, deployStatic, rollbackStatic } from '../../src/storage/static-deploy.js';
+import { FolderSource, StaticSite, serveStaticSite } from '../../src/storage/static-site.js';
+
+let tmp: string;
+let root: string;
+let site: Awaited<ReturnType<typeof serveStaticSite>>;
+const SECRET = 'SECRET-OUTSIDE-THE-ROOT';
+const appJs = 'console.log("app");'.repeat(50);
+
+function raw(
+  target: string,
+  headers: Record<string, string> = {},
+  method = 'GET',
+): Promise<{ status: number; headers: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(site.port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    sock.on('data', (d) => chunks.push(d));
+    sock.on('error', reject);
+    sock.on('close', () => {
+      const text = Buffer.concat(chunks).toString('latin1');
+      const i = text.indexOf('\r\n\r\n');
+      resolve({
+        status: Number(text.slice(9, 12)),
+        headers: text.slice(0, i),
+        body: text.slice(i + 4),
+      });
+    });
+    const h = Object.entries({ Host: 'localhost', Connection: 'close', ...headers })
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('');
+    sock.write(`${method} ${target} HTTP/1.1\r\n${h}\r\n`);
+  });
+}
+
+const header = (r: { headers: string }, name: string) =>
+  new RegExp(`^${name}: (.*)$`, 'im').exec(r.headers)?.[1]?.trim();
+
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'cdp-static-'));
+  root = join(tmp, 'site');
+  await mkdir(join(root, 'sub'), { recursive: true });
+  await writeFile(join(tmp, 'secret.txt'), SECRET);
+  await writeFile(join(root, 'index.html'), '<!doctype html><script src="/app.js"></script>');
+  await writeFile(join(root, 'app.js'), appJs);
+  await writeFile(join(root, 'app.js.br'), brotliCompressSync(appJs));
+  await writeFile(join(root, 'app.js.gz'), gzipSync(appJs));
+  await writeFile(join(root, 'style.3f2a9c1b.css'), 'body{}');
+  await writeFile(join(root, 'sub', 'page.html'), '<p>page</p>');
+  await writeFile(join(root, 'data.bin'), Buffer.from('0123456789'));
+  await writeFile(join(root, '.env'), `TOKEN=${SECRET}`);
+  await writeFile(join(root, 'x'), 'x');
+  await symlink(join(tmp, 'secret.txt'), join(root, 'leak'));
+  await symlink(tmp, join(root, 'dirleak'));
+  await utimes(
+    join(root, 'data.bin'),
+    new Date('2026-01-01T00:00:00Z'),
+    new Date('2026-01-01T00:00:00Z'),
+  );
+  site = await serveStaticSite({
+    source: new FolderSource({ root, revalidateMs: 0 }),
+    out: () => {},
+  });
+});
+
+afterAll(async () => {
+  await site.close();
+  await rm(tmp, { recursive: true, force: true });
+});
+
+describe('static site handler', () => {
+  it('serves files with strong ETag, Last-Modified, MIME and cache policy', async () => {
+    const r = await raw('/data.bin');
+    expect(r.status).toBe(200);
+    expect(r.body).toBe('0123456789');
+    expect(header(r, 'ETag')).toMatch(/^"[0-9a-f]{32}"$/);
+    expect(header(r, 'Last-Modified')).toBe('Thu, 01 Jan 2026 00:00:00 GMT');
+    expect(header(r, 'Content-Type')).toBe('application/octet-stream');
+    expect(header(r, 'Cache-Control')).toBe('public, max-age=3600');
+    const html = await raw('/');
+    expect(html.status).toBe(200);
+    expect(header(html, 'Content-Type')).toBe('text/html; charset=utf-8');
+    expect(header(html, 'Cache-Control')).toBe('public, max-age=60');
+    const css = await raw('/style.3f2a9c1b.css');
+    expect(header(css, 'Cache-Control')).toBe('public, max-age=31536000, immutable');
+    expect(header(css, 'Content-Type')).toBe('text/css; charset=utf-8');
+    expect((await raw('/sub/page.html')).body).toBe('<p>page</p>');
+    expect((await raw('/absent.txt')).status).toBe(404);
+  });
+
+  it('answers 304 to If-None-Match and If-Modified-Since', async () => {
+    const etag = header(await raw('/data.bin'), 'ETag')!;
+    expect((await raw('/data.bin', { 'If-None-Match': etag })).status).toBe(304);
+    expect((await raw('/data.bin', { 'If-None-Match': '"other"' })).status).toBe(200);
+    expect(
+      (await raw('/data.bin', { 'If-Modified-Since': 'Thu, 01 Jan 2026 00:00:00 GMT' })).status,
+    ).toBe(304);
+    expect(
+      (await raw('/data.bin', { 'If-Modified-Since': 'Wed, 31 Dec 2025 00:00:00 GMT' })).status,
+    ).toBe(200);
+  });
+
+  it('serves one range (206), refuses unsatisfiable ones (416), ignores 1,000 ranges', async () => {
+    const r = await raw('/data.bin', { Range: 'bytes=2-4' });
+    expect([r.status, r.body, header(r, 'Content-Range')]).toEqual([206, '234', 'bytes 2-4/10']);
+    expect((await raw('/data.bin', { Range: 'bytes=-3' })).body).toBe('789');
+    for (const bad of ['bytes=-0', 'bytes=10-', 'bytes=20-30', 'bytes=5-2', 'items=0-1']) {
+      const x = await raw('/data.bin', { Range: bad });
+      expect([bad, x.status, header(x, 'Content-Range')]).toEqual([bad, 416, 'bytes */10']);
+    }
+    const many = Array.from({ length: 1000 }, (_, i) => `${i % 10}-${i % 10}`).join(',');
+    const m = await raw('/data.bin', { Range: `bytes=${many}` });
+    expect([m.status, m.body]).toEqual([200, '0123456789']);
+    const etag = header(await raw('/data.bin'), 'ETag')!;
+    expect((await raw('/data.bin', { Range: 'bytes=0-1', 'If-Range': '"stale"' })).status).toBe(
+      200,
+    );
+    expect((await raw('/data.bin', { Range: 'bytes=0-1', 'If-Range': etag })).status).toBe(206);
+  });
+
+  it('serves precompressed br and gzip with Vary: Accept-Encoding', async () => {
+    const br = await raw('/app.js', { 'Accept-Encoding': 'gzip, br' });
+    expect(header(br, 'Content-Encoding')).toBe('br');
+    expect(header(br, 'Vary')).toBe('Accept-Encoding');
+    expect(Number(header(br, 'Content-Length'))).toBe(brotliCompressSync(appJs).length);
+    const gz = await raw('/app.js', { 'Accept-Encoding': 'gzip' });
+    expect(header(gz, 'Content-Encoding')).toBe('gzip');
+    const plain = await raw('/app.js');
+    expect(header(plain, 'Content-Encoding')).toBeUndefined();
+    expect(header(plain, 'Vary')).toBe('Accept-Encoding');
+    expect(plain.body).toBe(appJs);
+    expect(header(plain, 'Content-Type')).toBe('text/javascript; charset=utf-8');
+    expect(header(br, 'ETag')).not.toBe(header(plain, 'ETag'));
+  });
+
+  it('refuses writes with 405', async () => {
+    for (const m of ['PUT', 'POST', 'DELETE', 'PATCH']) {
+      const r = await raw('/x', { 'Content-Length': '0' }, m);
+      expect([m, r.status, header(r, 'Allow')]).toEqual([m, 405, 'GET, HEAD']);
+    }
+  });
+
+  it('never leaks a byte outside the root, by any encoding or symlink', async () => {
+    const attempts = [
+      '/../secret.txt',
+      '/..%2fsecret.txt',
+      '/%2e%2e/secret.txt',
+      '/..%5csecret.txt',
+      '/%252e%252e/secret.txt',
+      '/%c0%ae%c0%ae/secret.txt',
+      '/x%00.js',
+      '/....//secret.txt',
+      '//host/%2e%2e/secret.txt',
+      '/.env',
+      '/%2eenv',
+      '/leak',
+      '/dirleak/secret.txt',
+      '/sub/../../secret.txt',
+      '/sub/%2e%2e/%2e%2e/secret.txt',
+      '/%2E%2E%2Fsecret.txt',
+      '/..\\secret.txt',
+      '/sub/..%252f..%252fsecret.txt',
+      '/.%2e/secret.txt',
+    ];
+    for (const a of attempts) {
+      const r = await raw(a);
+      expect([a, r.status === 200 || r.status === 206]).toEqual([a, false]);
+      expect(r.body).not.toContain(SECRET);
+    }
+    const r = await raw('/leak', { Range: 'bytes=0-3' });
+    expect(r.status).toBe(404);
+  });
+
+  it('mounts as a plain handler', async () => {
+    const s = new StaticSite({ source: new FolderSource({ root }) });
+    const srv = createServer((req, res) => void s.handle(req, res));
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const port = (srv.address() as { port: number }).port;
+    expect(await (await fetch(`http://127.0.0.1:${port}/data.bin`)).text()).toBe('0123456789');
+    await new Promise<void>((r) => {
+      srv.close(() => r());
+      srv.closeAllConnections();
+    });
+  });
+});
+
+describe('static deploy', () => {
+  it('fingerprints, uploads, switches atomically and rolls back', async () => {
+    const storeDir = join(tmp, 'store');
+    const store = await FsBlobStore.open({ dir: storeDir, fsync: false });
+    const d1 = await deployStatic({ dir: root, store });
+    expect(d1.previous).toBeUndefined();
+    const source = new DeploymentSource({ store, revalidateMs: 0 });
+    const s = new StaticSite({ source });
+    const srv = createServer((req, res) => void s.handle(req, res));
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(srv.address() as { port: number }).port}`;
+    const html1 = await (await fetch(`${base}/`)).text();
+    const m = /src="\/(app\.[0-9a-f]{10}\.js)"/.exec(html1);
+    expect(m).not.toBeNull();
+    const asset = await fetch(`${base}/${m![1]}`);
+    expect(asset.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+    expect(await asset.text()).toBe(appJs);
+    expect((await fetch(`${base}/.env`)).status).toBe(400);
+    // v2: a changed page, then roll back to v1.
+    const v2 = join(tmp, 'v2');
+    await mkdir(v2, { recursive: true });
+    await writeFile(join(v2, 'index.html'), '<p>v2</p>');
+    const d2 = await deployStatic({ dir: v2, store });
+    expect(d2.previous).toBe(d1.version);
+    expect(await (await fetch(`${base}/`)).text()).toBe('<p>v2</p>');
+    const rb = await rollbackStatic({ store });
+    expect(rb).toEqual({ version: d1.version, from: d2.version });
+    expect(await (await fetch(`${base}/`)).text()).toBe(html1);
+    await new Promise<void>((r) => {
+      srv.close(() => r());
+      srv.closeAllConnections();
+    });
+  });
+});
