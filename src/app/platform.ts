@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -13,6 +12,7 @@ import { counter, createRegistry, histogram } from '../core/metrics.js';
 import { type Migration, migrate } from '../engines/sql/migrations.js';
 import { openSql } from '../engines/sql/open.js';
 import type { SqlClient } from '../engines/sql/sql-client.js';
+import { FolderSource, StaticSite } from '../storage/index.js';
 import type { EngineStatus, FeatureHandle, Panel, PlatformFeature } from './feature.js';
 import { defaultFeatures } from './features/index.js';
 import { installErrorHandler, NotFoundError } from './http-errors.js';
@@ -229,11 +229,24 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       streams.clear();
     });
 
-    await http.register(fastifyStatic, {
-      root: join(publicDir, 'dashboard'),
-      prefix: '/dashboard/',
-      index: 'index.html',
+    // The dashboard (the platform's front end) is served by the Static Content Hosting module:
+    // strong ETags, 304s, ranges, no dotfiles or traversal, and 405 for any write.
+    const site = new StaticSite({
+      source: new FolderSource({ root: join(publicDir, 'dashboard') }),
+      htmlMaxAge: 0,
+      defaultMaxAge: 60,
     });
+    http.route({
+      method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+      url: '/dashboard/*',
+      exposeHeadRoute: false,
+      handler: (req, reply) => {
+        reply.hijack();
+        req.raw.url = req.raw.url!.slice('/dashboard'.length);
+        void site.handle(req.raw, reply.raw);
+      },
+    });
+    http.get('/dashboard', (_req, reply) => reply.redirect('/dashboard/'));
     http.get('/', (_req, reply) => reply.redirect('/dashboard/'));
 
     try {

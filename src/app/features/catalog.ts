@@ -67,6 +67,11 @@ export class CatalogService {
   readonly #ids: UuidV7Generator;
   /** Called after a course changed; the cache feature hooks invalidation here. */
   readonly onChange = new Set<(id: string) => void | Promise<void>>();
+  /** How reads of one course are served: straight from SQL unless a feature (the cache) wraps it. */
+  #reader: (
+    id: string,
+    load: (id: string) => Promise<Course | undefined>,
+  ) => Promise<Course | undefined> = (id, load) => load(id);
 
   constructor(sql: SqlClient, ids: UuidV7Generator) {
     this.#sql = sql;
@@ -89,6 +94,21 @@ export class CatalogService {
       [id],
     );
     return rows[0] ? toCourse(rows[0]) : undefined;
+  }
+
+  /** Route single-course reads through `reader` (cache-aside); `load` reads the row from SQL. */
+  readThrough(
+    reader: (
+      id: string,
+      load: (id: string) => Promise<Course | undefined>,
+    ) => Promise<Course | undefined>,
+  ): void {
+    this.#reader = reader;
+  }
+
+  /** One course as the API serves it: through the reader (the cache) when one is set. */
+  read(id: string): Promise<Course | undefined> {
+    return this.#reader(id, (key) => this.get(key));
   }
 
   async list(options: { topic?: string; limit?: number } = {}): Promise<Course[]> {
@@ -196,7 +216,7 @@ export const catalogFeature: PlatformFeature = {
     });
     http.get('/api/catalog/courses/:id', async (req) => {
       const { id } = parseInput(idParam, req.params, 'path');
-      const course = await service.get(id);
+      const course = await service.read(id);
       if (!course) throw new NotFoundError(`course ${id}`);
       return course;
     });

@@ -1,5 +1,15 @@
 import type { PlatformFeature } from '../feature.js';
+import { cacheFeature } from './cache.js';
 import { catalogFeature } from './catalog.js';
+import { enrollmentFeature } from './enrollment.js';
+import { mediaFeature } from './media.js';
+import { reviewsFeature } from './reviews.js';
 
 /** The reference platform's features, started in this order (later ones may use earlier ones' services). */
-export const defaultFeatures: PlatformFeature[] = [catalogFeature];
+export const defaultFeatures: PlatformFeature[] = [
+  catalogFeature,
+  cacheFeature,
+  reviewsFeature,
+  enrollmentFeature,
+  mediaFeature,
+];

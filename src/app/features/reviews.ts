@@ -1,0 +1,212 @@
+import { z } from 'zod';
+import {
+  CommandHandler,
+  courseRating,
+  courseRatingsProjection,
+  courseReviews,
+  customerSpend,
+  customerSpendProjection,
+  PayForCourse,
+  ReadModelQueries,
+  ReviseReview,
+  reviewStream,
+  reviewViewMigrations,
+  SubmitReview,
+  startAsyncProjection,
+  studentWallet,
+  TopUpWallet,
+  topCourses,
+  ViewRefresher,
+  WithdrawReview,
+  walletStream,
+} from '../../cqrs/index.js';
+import {
+  eventStoreMigrations,
+  SqlEventStore,
+  type SqlSubscription,
+  subscriptionPositions,
+} from '../../events/index.js';
+import type { PlatformFeature } from '../feature.js';
+import { parseInput } from '../http-errors.js';
+
+/**
+ * Reviews and ratings written through commands on an event-sourced model and read from
+ * read models (CQRS + materialized views), and a student wallet whose balance is the sum of
+ * its events. Writes return a consistency token (`position`); reads accept `?after=<token>`.
+ */
+const courseParam = z.object({ courseId: z.string().min(1).max(100) });
+const studentParam = z.object({ studentId: z.string().min(1).max(100) });
+const topicParam = z.object({ topic: z.string().min(1).max(100) });
+const readQuery = z.object({
+  after: z.coerce.number().int().min(0).optional(),
+  source: z.enum(['incremental', 'refreshed']).default('incremental'),
+  limit: z.coerce.number().int().min(1).max(100).default(10),
+});
+
+export const reviewsFeature: PlatformFeature = {
+  name: 'reviews',
+  description: 'Course reviews and student wallets: event sourcing, CQRS, materialized views',
+  docs: [
+    'docs/patterns/event-sourcing.md',
+    'docs/patterns/cqrs.md',
+    'docs/patterns/materialized-view.md',
+  ],
+  migrations: [...eventStoreMigrations, ...reviewViewMigrations],
+  async start(ctx) {
+    const { sql, clock, logger, registry, http, lifecycle } = ctx;
+    const store = new SqlEventStore(sql, { clock, logger, registry });
+    const reviews = new CommandHandler({
+      store,
+      decider: courseReviews,
+      streamId: reviewStream,
+      snapshotEvery: 100,
+      clock,
+      logger,
+      registry,
+    });
+    const wallets = new CommandHandler({
+      store,
+      decider: studentWallet,
+      streamId: walletStream,
+      snapshotEvery: 100,
+      // The spend view is inline: consistent with the purchase at commit.
+      inline: [customerSpendProjection],
+      clock,
+      logger,
+      registry,
+    });
+    const subs: SqlSubscription[] = [
+      await startAsyncProjection(store, courseRatingsProjection, { clock, logger, registry }),
+    ];
+    const refresher = new ViewRefresher(sql, { intervalMs: 60_000, clock, logger });
+    refresher.start();
+    lifecycle.defer('reviews', async () => {
+      await refresher.close();
+      for (const s of subs) await s.close();
+    });
+    const queries = new ReadModelQueries(sql, { clock, inline: ['customer-spend'] });
+
+    http.post('/api/reviews/courses/:courseId/reviews', async (req, reply) => {
+      const { courseId } = parseInput(courseParam, req.params, 'path');
+      const cmd = SubmitReview.parse({ ...(req.body as object), courseId });
+      const r = await reviews.handle(cmd);
+      return reply.status(201).send({ position: r.position, version: r.version });
+    });
+    http.put('/api/reviews/courses/:courseId/reviews/:studentId', async (req) => {
+      const { courseId } = parseInput(courseParam, req.params, 'path');
+      const { studentId } = parseInput(studentParam, req.params, 'path');
+      const r = await reviews.handle(
+        ReviseReview.parse({ ...(req.body as object), courseId, studentId }),
+      );
+      return { position: r.position, version: r.version };
+    });
+    http.delete('/api/reviews/courses/:courseId/reviews/:studentId', async (req) => {
+      const { courseId } = parseInput(courseParam, req.params, 'path');
+      const { studentId } = parseInput(studentParam, req.params, 'path');
+      const r = await reviews.handle(WithdrawReview.parse({ courseId, studentId }));
+      return { position: r.position, version: r.version };
+    });
+    http.get('/api/reviews/courses/:courseId/rating', async (req) => {
+      const { courseId } = parseInput(courseParam, req.params, 'path');
+      const q = parseInput(readQuery, req.query, 'query');
+      const rating = await queries.query(
+        'course-ratings',
+        (db) => courseRating(db, courseId, q.source),
+        {
+          after: q.after,
+        },
+      );
+      return rating ?? { courseId, reviewCount: 0, averageRating: null };
+    });
+    http.get('/api/reviews/topics/:topic/top', async (req) => {
+      const { topic } = parseInput(topicParam, req.params, 'path');
+      const q = parseInput(readQuery, req.query, 'query');
+      return {
+        courses: await queries.query(
+          'course-ratings',
+          (db) => topCourses(db, topic, q.limit, q.source),
+          {
+            after: q.after,
+          },
+        ),
+      };
+    });
+    http.post('/api/reviews/wallets/:studentId/top-ups', async (req, reply) => {
+      const { studentId } = parseInput(studentParam, req.params, 'path');
+      const r = await wallets.handle(TopUpWallet.parse({ ...(req.body as object), studentId }));
+      return reply.status(201).send({ position: r.position, balanceCents: r.state.balanceCents });
+    });
+    http.post('/api/reviews/wallets/:studentId/purchases', async (req, reply) => {
+      const { studentId } = parseInput(studentParam, req.params, 'path');
+      const r = await wallets.handle(PayForCourse.parse({ ...(req.body as object), studentId }));
+      return reply.status(201).send({ position: r.position, balanceCents: r.state.balanceCents });
+    });
+    http.get('/api/reviews/wallets/:studentId', async (req) => {
+      const { studentId } = parseInput(studentParam, req.params, 'path');
+      const loaded = await wallets.load(walletStream({ studentId }));
+      const history = await store.readStream(walletStream({ studentId }), {
+        direction: 'backward',
+        limit: 100,
+      });
+      return {
+        studentId,
+        balanceCents: loaded.state.balanceCents,
+        courses: loaded.state.courses,
+        spend: await customerSpend(sql, studentId),
+        history: history.map((e) => ({
+          version: e.version,
+          position: e.position,
+          type: e.type,
+          data: e.data,
+          recordedAt: new Date(e.recordedAt).toISOString(),
+        })),
+      };
+    });
+
+    let lastCount = 0;
+    let lastAt = clock.now();
+    return {
+      service: { store, reviews, wallets, queries },
+      panel: async () => {
+        const { rows } = await sql.query<{ top: number | null }>(
+          'SELECT max(position) AS top FROM cdp_events',
+        );
+        const top = Number(rows[0]?.top ?? 0);
+        const now = clock.now();
+        const rate = now > lastAt ? ((top - lastCount) * 1000) / (now - lastAt) : 0;
+        lastCount = top;
+        lastAt = now;
+        const positions = await subscriptionPositions(sql);
+        const status = store.readerStatus();
+        return {
+          id: 'reviews',
+          title: 'Reviews (event sourcing + CQRS)',
+          stats: [
+            { label: 'events/s (positions)', value: Math.max(0, Math.round(rate)) },
+            { label: 'last position', value: top },
+            { label: 'stalled readers', value: status.heldBack ? 1 : 0 },
+            { label: 'view refreshes', value: refresher.refreshes },
+          ],
+          table: {
+            columns: ['projection / blocker', 'position', 'lag'],
+            rows: [
+              ...[...positions].map(
+                ([name, p]) => [name, p, Math.max(0, top - p)] as (string | number)[],
+              ),
+              ...(status.blocker
+                ? [
+                    [
+                      `blocked by pid ${status.blocker.pid} (${status.blocker.ageSeconds.toFixed(1)} s)`,
+                      '-',
+                      '-',
+                    ],
+                  ]
+                : []),
+            ],
+          },
+          docs: 'docs/patterns/event-sourcing.md',
+        };
+      },
+    };
+  },
+};

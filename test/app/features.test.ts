@@ -1,0 +1,194 @@
+import { request } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Panel } from '../../src/app/feature.js';
+import { type Platform, startPlatform } from '../../src/app/platform.js';
+import { loadConfig } from '../../src/core/config.js';
+import { silentLogger } from '../../src/core/logger.js';
+
+/** The reference platform with every feature on the embedded defaults, driven over HTTP. */
+describe('reference platform features (embedded defaults)', () => {
+  let platform: Platform;
+  beforeAll(async () => {
+    platform = await startPlatform({
+      config: loadConfig({ CDP_DATA_DIR: 'memory://', CDP_PORT: '0' }),
+      logger: silentLogger(),
+    });
+  });
+  afterAll(async () => platform?.close());
+
+  const get = (path: string, init?: RequestInit) => fetch(`${platform.url}${path}`, init);
+  const send = (method: string, path: string, body: unknown) =>
+    get(path, {
+      method,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+  const panel = async (id: string): Promise<Panel> => {
+    const { panels } = (await (await get('/api/panels')).json()) as { panels: Panel[] };
+    const p = panels.find((x) => x.id === id);
+    if (!p) throw new Error(`no panel ${id} in ${panels.map((x) => x.id).join(', ')}`);
+    return p;
+  };
+  /** A request whose path is sent byte for byte (fetch would normalise `%2e%2e`). */
+  const rawStatus = (path: string) =>
+    new Promise<number>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: platform.port, path }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject).end();
+    });
+  const stat = (p: Panel, label: string) => p.stats.find((s) => s.label === label)?.value;
+
+  it('lists every module and shows a panel for each', async () => {
+    const api = (await (await get('/api')).json()) as { modules: { name: string }[] };
+    expect(api.modules.map((m) => m.name)).toEqual([
+      'catalog',
+      'cache',
+      'reviews',
+      'enrollment',
+      'media',
+    ]);
+    const { panels } = (await (await get('/api/panels')).json()) as { panels: Panel[] };
+    expect(panels.map((p) => p.id)).toEqual(['catalog', 'cache', 'reviews', 'enrollment', 'media']);
+    for (const p of panels) expect(stat(p, 'error')).toBeUndefined();
+    const health = (await (await get('/health')).json()) as {
+      engines: { role: string; ok: boolean }[];
+    };
+    expect(health.engines.map((e) => e.role)).toEqual(['sql', 'broker', 'blob storage']);
+    expect(health.engines.every((e) => e.ok)).toBe(true);
+  });
+
+  it('reads course details through cache-aside and never serves a course older than its update', async () => {
+    const created = (await (
+      await send('POST', '/api/catalog/courses', {
+        title: 'Caching',
+        topic: 'performance',
+        instructor: 'C. A.',
+        priceCents: 100,
+      })
+    ).json()) as { id: string };
+    const before = (await (await get('/api/cache/stats')).json()) as {
+      hits: number;
+      loads: number;
+    };
+    for (let i = 0; i < 5; i++) {
+      const c = (await (await get(`/api/catalog/courses/${created.id}`)).json()) as {
+        version: number;
+      };
+      expect(c.version).toBe(1);
+    }
+    const mid = (await (await get('/api/cache/stats')).json()) as { hits: number; loads: number };
+    expect(mid.loads - before.loads).toBe(1);
+    expect(mid.hits - before.hits).toBe(4);
+
+    for (let v = 2; v <= 4; v++) {
+      await send('PATCH', `/api/catalog/courses/${created.id}`, { priceCents: v * 100 });
+      const c = (await (await get(`/api/catalog/courses/${created.id}`)).json()) as {
+        version: number;
+        priceCents: number;
+      };
+      expect(c).toMatchObject({ version: v, priceCents: v * 100 });
+    }
+    const p = await panel('cache');
+    expect(Number(stat(p, 'hit ratio'))).toBeGreaterThan(0);
+    expect((await get('/api/catalog/courses/01890000-0000-7000-8000-000000000000')).status).toBe(
+      404,
+    );
+  });
+
+  it('writes reviews through commands and reads ratings from the read model at a consistency token', async () => {
+    const course = `course-${Date.now()}`;
+    let position = 0;
+    for (const [student, rating] of [
+      ['ada', 5],
+      ['lin', 4],
+      ['sam', 3],
+    ] as const) {
+      const res = await send('POST', `/api/reviews/courses/${course}/reviews`, {
+        topic: 'databases',
+        studentId: student,
+        rating,
+      });
+      expect(res.status).toBe(201);
+      position = ((await res.json()) as { position: number }).position;
+    }
+    const rating = (await (
+      await get(`/api/reviews/courses/${course}/rating?after=${position}`)
+    ).json()) as { reviewCount: number; averageRating: number };
+    expect(rating).toMatchObject({ reviewCount: 3, averageRating: 4 });
+
+    const revised = await send('PUT', `/api/reviews/courses/${course}/reviews/sam`, { rating: 1 });
+    expect(revised.status).toBe(200);
+    const after = ((await revised.json()) as { position: number }).position;
+    const top = (await (
+      await get(`/api/reviews/topics/databases/top?after=${after}&limit=100`)
+    ).json()) as { courses: { courseId: string; averageRating: number }[] };
+    const mine = top.courses.find((c) => c.courseId === course);
+    expect(mine?.averageRating).toBeCloseTo(10 / 3, 2);
+
+    // A second review by the same student is refused by the decider; a malformed one by zod.
+    const dup = await send('POST', `/api/reviews/courses/${course}/reviews`, {
+      topic: 'databases',
+      studentId: 'ada',
+      rating: 2,
+    });
+    expect(dup.status).toBeGreaterThanOrEqual(400);
+    expect(dup.status).toBeLessThan(500);
+    const bad = await send('POST', `/api/reviews/courses/${course}/reviews`, {
+      topic: 'databases',
+      studentId: 'zed',
+      rating: 9,
+    });
+    expect(bad.status).toBe(400);
+    const still = (await (
+      await get(`/api/reviews/courses/${course}/rating?after=${after}`)
+    ).json()) as { reviewCount: number };
+    expect(still.reviewCount).toBe(3);
+  });
+
+  it('keeps a student wallet whose balance is the sum of its events, with its history', async () => {
+    const student = `stu-${Date.now()}`;
+    expect(
+      (await send('POST', `/api/reviews/wallets/${student}/top-ups`, { amountCents: 5000 })).status,
+    ).toBe(201);
+    const paid = await send('POST', `/api/reviews/wallets/${student}/purchases`, {
+      courseId: 'db-101',
+      amountCents: 1200,
+    });
+    expect(paid.status).toBe(201);
+    expect(((await paid.json()) as { balanceCents: number }).balanceCents).toBe(3800);
+    const broke = await send('POST', `/api/reviews/wallets/${student}/purchases`, {
+      courseId: 'db-102',
+      amountCents: 99_999,
+    });
+    expect(broke.status).toBeGreaterThanOrEqual(400);
+    expect(broke.status).toBeLessThan(500);
+    const wallet = (await (await get(`/api/reviews/wallets/${student}`)).json()) as {
+      balanceCents: number;
+      history: { type: string }[];
+      spend: unknown;
+    };
+    expect(wallet.balanceCents).toBe(3800);
+    expect(wallet.history.map((h) => h.type)).toHaveLength(2);
+    const p = await panel('reviews');
+    expect(Number(stat(p, 'last position'))).toBeGreaterThan(0);
+  });
+
+  it('serves the dashboard through the static hosting module: ETags, 304, no writes, no escapes', async () => {
+    const first = await get('/dashboard/app.js');
+    expect(first.status).toBe(200);
+    expect(first.headers.get('content-type')).toMatch(/javascript/);
+    const etag = first.headers.get('etag');
+    expect(etag).toMatch(/^"[0-9a-f]+"$/);
+    const again = await get('/dashboard/app.js', { headers: { 'if-none-match': etag! } });
+    expect(again.status).toBe(304);
+    expect((await get('/dashboard/app.js', { method: 'POST', body: 'x' })).status).toBe(405);
+    expect(await rawStatus('/dashboard/%2e%2e/package.json')).toBe(400);
+    expect(await rawStatus('/dashboard/..%2f..%2fpackage.json')).toBe(400);
+    expect(await rawStatus('/dashboard/.env')).toBe(400);
+    const ranged = await get('/dashboard/app.js', { headers: { range: 'bytes=0-9' } });
+    expect(ranged.status).toBe(206);
+    expect((await ranged.arrayBuffer()).byteLength).toBe(10);
+  });
+});
