@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -119,6 +119,32 @@ async function createInMemory(): Promise<PGlite> {
   return PGlite.create({ parsers });
 }
 
+/**
+ * A new data folder starts from the template too when one was already made on this machine
+ * (a second of extracting instead of several of initdb); the first start on a machine runs
+ * initdb rather than spend more time building a template.
+ */
+async function createInFolder(dir: string): Promise<PGlite> {
+  const initialized = await stat(join(dir, 'PG_VERSION')).then(
+    () => true,
+    () => false,
+  );
+  if (!initialized) {
+    const path = join(tmpdir(), `cdp-pglite-template-${await pgliteVersion()}.tar`);
+    const template = await readFile(path).catch(() => undefined);
+    if (template) {
+      try {
+        return await PGlite.create(dir, { parsers, loadDataDir: new Blob([template]) });
+      } catch {
+        // A damaged template: clear what it extracted (not our lock) and fall back to initdb.
+        for (const name of await readdir(dir))
+          if (name !== LOCK_FILE) await rm(join(dir, name), { recursive: true, force: true });
+      }
+    }
+  }
+  return PGlite.create(dir, { parsers });
+}
+
 const parsers = {
   [INT8_OID]: parseInt8,
   [INT8_ARRAY_OID]: parseInt8Array,
@@ -162,7 +188,7 @@ export class PgliteSqlClient implements SqlClient {
     const dir = options.dataDir ? resolve(options.dataDir, 'pglite') : undefined;
     const unlock = dir ? await takeFolderLock(dir) : undefined;
     try {
-      const db = dir ? await PGlite.create(dir, { parsers }) : await createInMemory();
+      const db = dir ? await createInFolder(dir) : await createInMemory();
       return new PgliteSqlClient(db, unlock);
     } catch (err) {
       await unlock?.();
