@@ -75,5 +75,50 @@ function connect() {
   };
 }
 
+// Course videos: ask the platform for a valet key (a POST policy), send the file straight to the
+// storage server with it, then play it back through a presigned GET.
+async function uploadVideo(ev) {
+  ev.preventDefault();
+  const status = $('#media-status');
+  const file = $('#media-file').files[0];
+  const courseId = $('#media-course').value;
+  if (!file) return;
+  const contentType = file.type.startsWith('video/') ? file.type : 'video/mp4';
+  status.textContent = 'asking for an upload key…';
+  const res = await fetch('/api/media/uploads', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ courseId, contentType, maxBytes: Math.max(file.size, 1) }),
+  });
+  const grant = await res.json();
+  if (!res.ok) {
+    status.textContent = `refused: ${grant.error?.message ?? res.status}`;
+    return;
+  }
+  const key = `courses/${courseId}/${file.name.replace(/[^A-Za-z0-9._-]/g, '_')}`;
+  const form = new FormData();
+  // Each field once (the storage server refuses duplicates), the file last.
+  const fields = { ...grant.fields, key, 'Content-Type': contentType };
+  for (const [k, v] of Object.entries(fields)) form.append(k, v);
+  form.append('file', file);
+  status.textContent = `uploading ${file.size} bytes to the storage server…`;
+  const up = await fetch(grant.url, { method: 'POST', body: form });
+  if (!up.ok) {
+    status.textContent = `upload refused by storage: ${up.status}`;
+    return;
+  }
+  const play = await (await fetch(`/api/media/play?key=${encodeURIComponent(key)}`)).json();
+  const video = $('#media-video');
+  video.src = play.url;
+  video.hidden = false;
+  status.textContent = `uploaded ${file.size} bytes straight to storage (key ${grant.keyId})`;
+}
+
+$('#media-form').addEventListener('submit', (ev) => {
+  uploadVideo(ev).catch((err) => {
+    $('#media-status').textContent = `failed: ${err.message}`;
+  });
+});
+
 loadModules();
 connect();

@@ -61,4 +61,38 @@ describe.skipIf(!have)('dashboard in a browser', () => {
     expect(await page.textContent('#modules')).toContain('catalog');
     await page.close();
   });
+
+  it('uploads a course video from the page straight to the storage server and plays it back', async () => {
+    const page = await browser.newPage();
+    const seen: string[] = [];
+    page.on('request', (r) => {
+      if (r.method() === 'POST') seen.push(new URL(r.url()).origin);
+    });
+    await page.goto(`${platform.url}/dashboard/`);
+    const bytes = Buffer.alloc(64 * 1024, 7);
+    await page.setInputFiles('#media-file', {
+      name: 'intro.mp4',
+      mimeType: 'video/mp4',
+      buffer: bytes,
+    });
+    await page.click('#media-form button[type=submit]');
+    await page.waitForFunction(
+      () => /uploaded|refused|failed/.test(document.querySelector('#media-status')!.textContent!),
+      undefined,
+      { timeout: 15_000 },
+    );
+    expect(await page.textContent('#media-status')).toContain(`uploaded ${bytes.length} bytes`);
+    // The file went to the storage server's origin, not the platform's.
+    const storage = seen.find((o) => o !== platform.url);
+    expect(storage).toBeDefined();
+    const src = await page.getAttribute('#media-video', 'src');
+    expect(src?.startsWith(storage!)).toBe(true);
+    const played = Buffer.from(await (await fetch(src!)).arrayBuffer());
+    expect(played.equals(bytes)).toBe(true);
+    const panel = page.locator('#panel-media');
+    await expect
+      .poll(async () => panel.textContent(), { timeout: 10_000 })
+      .toMatch(/bytes moved directly[\d,]+ B/);
+    await page.close();
+  });
 });

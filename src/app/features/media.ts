@@ -99,6 +99,14 @@ export const mediaFeature: PlatformFeature = {
     const res = await fetch(create.url, { method: 'PUT' });
     if (!res.ok) throw new Error(`could not create bucket ${BUCKET}: ${res.status}`);
 
+    // What the application itself carries for media: request and response bytes of its API.
+    let appBytes = 0;
+    http.addHook('onResponse', async (req, reply) => {
+      if (!req.url.startsWith('/api/media/')) return;
+      appBytes += Number(req.headers['content-length'] ?? 0);
+      appBytes += Number(reply.getHeader('content-length') ?? 0);
+    });
+
     http.post('/api/media/uploads', async (req) => {
       const p = parseInput(uploadInput, req.body, 'upload');
       const key = await valet!.issue({
@@ -145,7 +153,7 @@ export const mediaFeature: PlatformFeature = {
           stats: [
             { label: 'keys issued', value: issued.rows[0]?.n ?? 0 },
             { label: 'bytes moved directly', value: Number(bytes.rows[0]?.n ?? 0), unit: 'B' },
-            { label: 'bytes through the app', value: 0, unit: 'B' },
+            { label: 'bytes through the app (API only)', value: appBytes, unit: 'B' },
           ],
           table: {
             columns: ['refusal reason', 'count'],
