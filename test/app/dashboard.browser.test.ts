@@ -76,11 +76,10 @@ describe.skipIf(!have)('dashboard in a browser', () => {
       buffer: bytes,
     });
     await page.click('#media-form button[type=submit]');
-    await page.waitForFunction(
-      () => /uploaded|refused|failed/.test(document.querySelector('#media-status')!.textContent!),
-      undefined,
-      { timeout: 15_000 },
-    );
+    await page
+      .locator('#media-status')
+      .filter({ hasText: /uploaded|refused|failed/ })
+      .waitFor({ timeout: 15_000 });
     expect(await page.textContent('#media-status')).toContain(`uploaded ${bytes.length} bytes`);
     // The file went to the storage server's origin, not the platform's.
     const storage = seen.find((o) => o !== platform.url);
