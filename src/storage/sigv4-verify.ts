@@ -7,8 +7,6 @@ import { timingSafeEqual } from 'node:crypto';
 import { CdpError } from '../core/index.js';
 import {
   ALGORITHM,
-  canonicalQuery,
-  canonicalRequest,
   canonicalUri,
   credentialScope,
   decodeComponent,
@@ -18,12 +16,12 @@ import {
   MAX_EXPIRES_SECONDS,
   type PathMode,
   parseAmzDate,
-  parseRawQuery,
   type QueryPairs,
-  signatureHex,
+  signatureBytes,
   signingKey,
   stringToSign,
   UNSIGNED_PAYLOAD,
+  uriEncode,
 } from './sigv4.js';
 import { AuthError } from './storage-error.js';
 
@@ -70,6 +68,9 @@ export interface VerifiedRequest {
 }
 
 const SIG_RE = /^[0-9a-f]{64}$/;
+const SHA_RE = SIG_RE;
+/** A raw path that is its own canonical URI in S3 mode (nothing to decode or encode). */
+const SAFE_PATH = /^[A-Za-z0-9\-._~/]*$/;
 const SIGNED_HEADERS_RE = /^[a-z0-9-]+(;[a-z0-9-]+)*$/;
 const QUERY_AUTH = new Set([
   'X-Amz-Algorithm',
@@ -93,17 +94,6 @@ export function parseExpires(raw: string): number {
   if (!/^[1-9][0-9]{0,5}$/.test(raw)) return Number.NaN;
   const n = Number(raw);
   return n <= MAX_EXPIRES_SECONDS ? n : Number.NaN;
-}
-
-function constantTimeEqualHex(a: string, b: string): boolean {
-  const ab = Buffer.from(a, 'latin1');
-  const bb = Buffer.from(b, 'latin1');
-  if (ab.length !== bb.length) {
-    // Compare against itself so the time does not depend on where the strings differ.
-    timingSafeEqual(ab, ab);
-    return false;
-  }
-  return timingSafeEqual(ab, bb);
 }
 
 function parseSignedHeaders(raw: string, headers: HeaderBag): string[] {
@@ -162,6 +152,8 @@ interface Common {
   date8: string;
   amz: string;
   signedHeaders: string[];
+  /** The SignedHeaders text as sent (checked canonical: sorted, unique, lower case). */
+  signedHeadersRaw: string;
   signature: string;
 }
 
@@ -185,9 +177,93 @@ function checkCommon(c: Common, o: VerifyOptions, service: string) {
   return { date, secret: key.secretAccessKey, service };
 }
 
+/** Unreserved characters only: the raw text is already its own canonical encoding. */
+const CANONICAL_AS_IS = /^[A-Za-z0-9\-._~]*$/;
+
+/** Canonical (SigV4) encoding of one query component, reusing the raw text when it is one. */
+function encodeQueryComponent(raw: string, decoded: string): string {
+  return CANONICAL_AS_IS.test(raw) ? raw : uriEncode(decoded);
+}
+
+/**
+ * Parse a raw query (no leading `?`) into decoded pairs and their canonical encodings, in
+ * one pass: `+` is not a space, an empty parameter and a malformed escape are refused.
+ */
+function parseQuery(raw: string): { pairs: QueryPairs; enc: string[] } {
+  const pairs: QueryPairs = [];
+  const enc: string[] = [];
+  if (raw === '') return { pairs, enc };
+  let start = 0;
+  for (;;) {
+    let amp = raw.indexOf('&', start);
+    if (amp < 0) amp = raw.length;
+    if (amp === start) {
+      throw new AuthError('InvalidURI', 400, 'empty query parameter (`&&` or a trailing `&`)');
+    }
+    const eq = raw.indexOf('=', start);
+    const rk = eq < 0 || eq > amp ? raw.slice(start, amp) : raw.slice(start, eq);
+    const rv = eq < 0 || eq > amp ? '' : raw.slice(eq + 1, amp);
+    const k = decodeComponent(rk, 'query name');
+    const v = decodeComponent(rv, 'query value');
+    pairs.push([k, v]);
+    enc.push(encodeQueryComponent(rk, k), encodeQueryComponent(rv, v));
+    if (amp === raw.length) break;
+    start = amp + 1;
+  }
+  return { pairs, enc };
+}
+
+/** The canonical query from parsed pairs: encoded, sorted by name then value, `skip` left out. */
+function canonicalQueryOf(enc: readonly string[], skip: number): string {
+  const idx: number[] = [];
+  for (let i = 0; i < enc.length; i += 2) if (i >> 1 !== skip) idx.push(i);
+  // Insertion sort: a handful of parameters, most of them already in order.
+  for (let i = 1; i < idx.length; i++) {
+    const cur = idx[i]!;
+    const ck = enc[cur]!;
+    const cv = enc[cur + 1]!;
+    let j = i - 1;
+    while (j >= 0) {
+      const o = idx[j]!;
+      const ok = enc[o]!;
+      if (ok < ck || (ok === ck && enc[o + 1]! <= cv)) break;
+      idx[j + 1] = o;
+      j--;
+    }
+    idx[j + 1] = cur;
+  }
+  let out = '';
+  for (let i = 0; i < idx.length; i++) {
+    const at = idx[i]!;
+    out += i === 0 ? `${enc[at]}=${enc[at + 1]}` : `&${enc[at]}=${enc[at + 1]}`;
+  }
+  return out;
+}
+
+function hasDuplicateName(pairs: QueryPairs): string | undefined {
+  if (pairs.length > 24) {
+    const seen = new Set<string>();
+    for (const [k] of pairs) {
+      if (seen.has(k)) return k;
+      seen.add(k);
+    }
+    return undefined;
+  }
+  for (let i = 1; i < pairs.length; i++) {
+    const k = pairs[i]![0];
+    for (let j = 0; j < i; j++) if (pairs[j]![0] === k) return k;
+  }
+  return undefined;
+}
+
 /**
  * Verify a SigV4-signed request (header or presigned query). Returns what was verified or
  * throws AuthError with the S3 error code.
+ *
+ * The request is read once from its raw target: the path is decoded once (never
+ * dot-normalised), each query component decoded and canonically encoded in the same pass
+ * (components that are already canonical are reused as is), the derived signing key comes
+ * from a cache, and the signature is compared as 32 bytes in constant time.
  */
 export function verifyRequest(req: IncomingRequestParts, o: VerifyOptions): VerifiedRequest {
   const service = o.service ?? 's3';
@@ -195,37 +271,80 @@ export function verifyRequest(req: IncomingRequestParts, o: VerifyOptions): Veri
   const q = req.url.indexOf('?');
   const rawPath = q < 0 ? req.url : req.url.slice(0, q);
   const rawQuery = q < 0 ? '' : req.url.slice(q + 1);
-  if (!rawPath.startsWith('/')) throw deny('InvalidURI', 'the request target must be a path', 400);
-  let pairs: QueryPairs;
+  if (rawPath.charCodeAt(0) !== 0x2f) {
+    throw deny('InvalidURI', 'the request target must be a path', 400);
+  }
+  let parsed: { pairs: QueryPairs; enc: string[] };
   let path: string;
   try {
-    pairs = parseRawQuery(rawQuery);
+    parsed = parseQuery(rawQuery);
     path = decodeComponent(rawPath, 'path');
   } catch (err) {
+    if (err instanceof AuthError) throw err;
     throw new AuthError('InvalidURI', 400, (err as Error).message, { cause: err });
   }
-  const seen = new Set<string>();
-  for (const [k] of pairs) {
-    if (seen.has(k)) throw deny('AccessDenied', `query parameter ${k} appears twice`, 400);
-    seen.add(k);
+  const pairs = parsed.pairs;
+  const dup = hasDuplicateName(pairs);
+  if (dup !== undefined) throw deny('AccessDenied', `query parameter ${dup} appears twice`, 400);
+
+  // The authentication parameters, found in one pass.
+  let qAlgorithm: string | undefined;
+  let qCredential: string | undefined;
+  let qDate: string | undefined;
+  let qExpires: string | undefined;
+  let qSignedHeaders: string | undefined;
+  let qSignature: string | undefined;
+  let qToken: string | undefined;
+  let qContentSha: string | undefined;
+  let sigIndex = -1;
+  let authParams = 0;
+  for (let i = 0; i < pairs.length; i++) {
+    const [k, v] = pairs[i]!;
+    if (k.charCodeAt(0) !== 0x58 /* X */ || !k.startsWith('X-Amz-')) continue;
+    authParams++;
+    switch (k) {
+      case 'X-Amz-Algorithm':
+        qAlgorithm = v;
+        break;
+      case 'X-Amz-Credential':
+        qCredential = v;
+        break;
+      case 'X-Amz-Date':
+        qDate = v;
+        break;
+      case 'X-Amz-Expires':
+        qExpires = v;
+        break;
+      case 'X-Amz-SignedHeaders':
+        qSignedHeaders = v;
+        break;
+      case 'X-Amz-Signature':
+        qSignature = v;
+        sigIndex = i;
+        break;
+      case 'X-Amz-Security-Token':
+        qToken = v;
+        break;
+      case 'X-Amz-Content-Sha256':
+        qContentSha = v;
+        break;
+      default:
+        authParams--;
+    }
   }
   const auth = headerValue(req.headers, 'authorization');
-  const hasQueryAuth = seen.has('X-Amz-Signature') || seen.has('X-Amz-Algorithm');
+  const hasQueryAuth = qSignature !== undefined || qAlgorithm !== undefined;
   if (auth !== undefined && hasQueryAuth) {
     throw deny('InvalidArgument', 'use either the Authorization header or a presigned URL', 400);
   }
   if (auth === undefined && !hasQueryAuth) {
     throw deny('AccessDenied', 'the request is not signed; sign it with SigV4');
   }
-  const get = (k: string) => {
-    for (const [n, v] of pairs) if (n === k) return v;
-    return undefined;
-  };
 
   let common: Common;
   let expiresAt: number | null = null;
   let payloadHash: string;
-  let canonicalPairs: QueryPairs;
+  let skip = -1;
   let sessionToken: string | undefined;
   if (auth !== undefined) {
     const m =
@@ -246,7 +365,7 @@ export function verifyRequest(req: IncomingRequestParts, o: VerifyOptions): Veri
     if (!signedHeaders.includes('x-amz-date')) {
       throw deny('AccessDenied', 'x-amz-date must be a signed header');
     }
-    common = { ...cred, amz, signedHeaders, signature: m[3]! };
+    common = { ...cred, amz, signedHeaders, signedHeadersRaw: m[2]!, signature: m[3]! };
     payloadHash =
       headerValue(req.headers, 'x-amz-content-sha256') ??
       (service === 's3' ? '' : (o.payloadHash ?? EMPTY_SHA256));
@@ -254,28 +373,31 @@ export function verifyRequest(req: IncomingRequestParts, o: VerifyOptions): Veri
       throw deny('InvalidArgument', 'x-amz-content-sha256 is missing or malformed', 400);
     }
     sessionToken = headerValue(req.headers, 'x-amz-security-token');
-    canonicalPairs = pairs;
   } else {
-    if (get('X-Amz-Algorithm') !== ALGORITHM) {
+    if (qAlgorithm !== ALGORITHM) {
       throw deny('AuthorizationQueryParametersError', `X-Amz-Algorithm must be ${ALGORITHM}`, 400);
     }
-    for (const k of [
-      'X-Amz-Credential',
-      'X-Amz-Date',
-      'X-Amz-Expires',
-      'X-Amz-SignedHeaders',
-      'X-Amz-Signature',
-    ]) {
-      if (get(k) === undefined) {
-        throw deny(
-          'AuthorizationQueryParametersError',
-          `${k} is missing from the presigned URL`,
-          400,
-        );
-      }
+    const missing =
+      qCredential === undefined
+        ? 'X-Amz-Credential'
+        : qDate === undefined
+          ? 'X-Amz-Date'
+          : qExpires === undefined
+            ? 'X-Amz-Expires'
+            : qSignedHeaders === undefined
+              ? 'X-Amz-SignedHeaders'
+              : qSignature === undefined
+                ? 'X-Amz-Signature'
+                : undefined;
+    if (missing !== undefined) {
+      throw deny(
+        'AuthorizationQueryParametersError',
+        `${missing} is missing from the presigned URL`,
+        400,
+      );
     }
-    const cred = parseCredential(get('X-Amz-Credential')!, o, service);
-    const expires = parseExpires(get('X-Amz-Expires')!);
+    const cred = parseCredential(qCredential!, o, service);
+    const expires = parseExpires(qExpires!);
     if (Number.isNaN(expires)) {
       throw deny(
         'AuthorizationQueryParametersError',
@@ -283,27 +405,22 @@ export function verifyRequest(req: IncomingRequestParts, o: VerifyOptions): Veri
         400,
       );
     }
-    const signedHeaders = parseSignedHeaders(get('X-Amz-SignedHeaders')!, req.headers);
+    const signedHeaders = parseSignedHeaders(qSignedHeaders!, req.headers);
     common = {
       ...cred,
-      amz: get('X-Amz-Date')!,
+      amz: qDate!,
       signedHeaders,
-      signature: get('X-Amz-Signature')!,
+      signedHeadersRaw: qSignedHeaders!,
+      signature: qSignature!,
     };
-    const date = parseAmzDate(common.amz);
-    expiresAt = date + expires * 1000;
+    expiresAt = parseAmzDate(common.amz) + expires * 1000;
     payloadHash =
-      get('X-Amz-Content-Sha256') ??
-      (service === 's3' ? UNSIGNED_PAYLOAD : (o.payloadHash ?? EMPTY_SHA256));
-    if (
-      service === 's3' &&
-      payloadHash !== UNSIGNED_PAYLOAD &&
-      !/^[0-9a-f]{64}$/.test(payloadHash)
-    ) {
+      qContentSha ?? (service === 's3' ? UNSIGNED_PAYLOAD : (o.payloadHash ?? EMPTY_SHA256));
+    if (service === 's3' && payloadHash !== UNSIGNED_PAYLOAD && !SHA_RE.test(payloadHash)) {
       throw deny('AuthorizationQueryParametersError', 'X-Amz-Content-Sha256 is malformed', 400);
     }
-    sessionToken = get('X-Amz-Security-Token');
-    canonicalPairs = pairs.filter(([k]) => k !== 'X-Amz-Signature');
+    sessionToken = qToken;
+    skip = sigIndex;
   }
 
   const { date, secret } = checkCommon(common, o, service);
@@ -317,30 +434,41 @@ export function verifyRequest(req: IncomingRequestParts, o: VerifyOptions): Veri
     );
   }
   let uri: string;
-  let cq: string;
   try {
-    uri = canonicalUri(rawPath, mode, o.normalize);
-    cq = canonicalQuery(canonicalPairs);
+    // S3 mode: the path was decoded once above; encode it once (the raw text when it is safe).
+    uri =
+      mode === 's3' && !o.normalize
+        ? SAFE_PATH.test(rawPath)
+          ? rawPath
+          : uriEncode(path, true)
+        : canonicalUri(rawPath, mode, o.normalize);
   } catch (err) {
     throw new AuthError('InvalidURI', 400, (err as Error).message, { cause: err });
   }
-  const creq = canonicalRequest({
-    method: req.method,
-    uri,
-    query: cq,
-    headers: req.headers,
-    signedHeaders: common.signedHeaders,
-    payloadHash,
-  });
-  const expected = signatureHex(
+  const cq = canonicalQueryOf(parsed.enc, skip);
+  let hdrs = '';
+  const sh = common.signedHeaders;
+  for (let i = 0; i < sh.length; i++) {
+    const h = sh[i]!;
+    hdrs += `${h}:${headerValue(req.headers, h) ?? ''}\n`;
+  }
+  const creq = `${req.method}\n${uri}\n${cq}\n${hdrs}\n${common.signedHeadersRaw}\n${payloadHash}`;
+  const expected = signatureBytes(
     signingKey(secret, common.date8, o.region, service),
     stringToSign(common.amz, credentialScope(common.date8, o.region, service), creq),
   );
-  if (!constantTimeEqualHex(expected, common.signature)) {
+  // SIG_RE checked 64 lower-case hex digits: 32 bytes, the length of `expected`.
+  if (!timingSafeEqual(expected, Buffer.from(common.signature, 'hex'))) {
     throw deny(
       'SignatureDoesNotMatch',
       'the request signature does not match; check the secret key and signing method',
     );
+  }
+  let query: QueryPairs;
+  if (authParams === 0) query = pairs;
+  else {
+    query = [];
+    for (const p of pairs) if (!QUERY_AUTH.has(p[0])) query.push(p);
   }
   return {
     kind: auth !== undefined ? 'header' : 'query',
@@ -350,7 +478,7 @@ export function verifyRequest(req: IncomingRequestParts, o: VerifyOptions): Veri
     signedHeaders: common.signedHeaders,
     payloadHash,
     path,
-    query: pairs.filter(([k]) => !QUERY_AUTH.has(k)),
+    query,
     sessionToken,
   };
 }

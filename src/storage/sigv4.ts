@@ -13,6 +13,7 @@
  * Paths are always taken from the raw request target, never from `new URL()`, which would
  * resolve `%2e%2e` and change what was signed.
  */
+import * as nodeCrypto from 'node:crypto';
 import { createHash, createHmac } from 'node:crypto';
 import { ValidationError } from '../core/index.js';
 
@@ -204,8 +205,11 @@ export function canonicalQuery(pairs: readonly (readonly [string, string])[]): s
 
 /** Trim and collapse runs of spaces in a header value (SigV4 canonical header value). */
 export function canonicalHeaderValue(v: string): string {
-  return v.trim().replace(/\s+/g, ' ');
+  const t = v.trim();
+  // Only rewrite when there is something to collapse (a run of spaces or another blank).
+  return NEEDS_COLLAPSE.test(t) ? t.replace(/\s+/g, ' ') : t;
 }
+const NEEDS_COLLAPSE = /[^\S ]| \s/;
 
 /**
  * Headers by lower-case name; a list is several occurrences of the same header, joined with
@@ -217,6 +221,7 @@ export function headerValue(headers: HeaderBag, name: string): string | undefine
   const v = headers[name];
   if (v === undefined) return undefined;
   if (typeof v === 'string') return canonicalHeaderValue(v);
+  if (v.length === 1) return canonicalHeaderValue(v[0]!);
   return v.map(canonicalHeaderValue).join(',');
 }
 
@@ -238,7 +243,16 @@ export function canonicalRequest(r: CanonicalRequestInput): string {
   return `${r.method}\n${r.uri}\n${r.query}\n${hdrs}\n${r.signedHeaders.join(';')}\n${r.payloadHash}`;
 }
 
+/**
+ * One-shot crypto.hash (Node >= 20.12): a third of the cost of createHash().update().digest()
+ * on inputs the size of a canonical request. Older Node 20 releases get the classic form.
+ */
+const oneShotHash: ((alg: string, data: string | Uint8Array, enc: 'hex') => string) | undefined = (
+  nodeCrypto as { hash?: (alg: string, data: string | Uint8Array, enc: 'hex') => string }
+).hash;
+
 export function sha256Hex(data: string | Uint8Array): string {
+  if (oneShotHash) return oneShotHash('sha256', data, 'hex');
   return createHash('sha256').update(data).digest('hex');
 }
 
@@ -250,6 +264,17 @@ export function amzDate(ms: number): string {
 
 /** Epoch milliseconds of a `YYYYMMDDTHHMMSSZ` date, or NaN when it is not a real date. */
 export function parseAmzDate(s: string): number {
+  // A server sees the same few dates over and over: remember the last one.
+  if (s === lastAmz) return lastAmzMs;
+  const ms = parseAmzDateUncached(s);
+  lastAmz = s;
+  lastAmzMs = ms;
+  return ms;
+}
+let lastAmz = '';
+let lastAmzMs = Number.NaN;
+
+function parseAmzDateUncached(s: string): number {
   if (!/^\d{8}T\d{6}Z$/.test(s)) return Number.NaN;
   const y = +s.slice(0, 4);
   const mo = +s.slice(4, 6);
@@ -280,24 +305,49 @@ export function stringToSign(amz: string, scope: string, canonical: string): str
   return `${ALGORITHM}\n${amz}\n${scope}\n${sha256Hex(canonical)}`;
 }
 
-const keyCache = new Map<string, Buffer>();
+/**
+ * Derived signing keys, one HMAC instead of four more per signature. Looked up by the secret
+ * itself (the same string object for every request of a key, so its hash is computed once),
+ * then checked against (date, region, service); two scopes are kept per secret, so URLs
+ * signed on both sides of midnight do not evict each other.
+ */
+interface DerivedKey {
+  date8: string;
+  region: string;
+  service: string;
+  key: Buffer;
+  /** The previous scope's key for the same secret: yesterday's URLs still verify cheaply. */
+  prev: DerivedKey | undefined;
+}
+const keyCache = new Map<string, DerivedKey>();
+/** Enough for every live key of a busy server; past this the oldest entry goes first. */
+const KEY_CACHE_SIZE = 4096;
 
-/** kSigning = HMAC chain over date, region, service, "aws4_request"; cached (small map). */
+/** kSigning = HMAC chain over date, region, service, "aws4_request"; cached. */
 export function signingKey(secret: string, date8: string, region: string, service: string): Buffer {
-  const id = `${date8}\n${region}\n${service}\n${secret}`;
-  const hit = keyCache.get(id);
-  if (hit) return hit;
+  const hit = keyCache.get(secret);
+  if (hit) {
+    if (hit.date8 === date8 && hit.region === region && hit.service === service) return hit.key;
+    const p = hit.prev;
+    if (p && p.date8 === date8 && p.region === region && p.service === service) return p.key;
+  }
   const kDate = createHmac('sha256', `AWS4${secret}`).update(date8).digest();
   const kRegion = createHmac('sha256', kDate).update(region).digest();
   const kService = createHmac('sha256', kRegion).update(service).digest();
-  const k = createHmac('sha256', kService).update('aws4_request').digest();
-  if (keyCache.size >= 256) keyCache.delete(keyCache.keys().next().value!);
-  keyCache.set(id, k);
-  return k;
+  const key = createHmac('sha256', kService).update('aws4_request').digest();
+  if (!hit && keyCache.size >= KEY_CACHE_SIZE) keyCache.delete(keyCache.keys().next().value!);
+  if (hit) hit.prev = undefined; // keep two scopes per secret, not a chain
+  keyCache.set(secret, { date8, region, service, key, prev: hit });
+  return key;
 }
 
 export function signatureHex(key: Buffer, toSign: string): string {
   return createHmac('sha256', key).update(toSign).digest('hex');
+}
+
+/** The signature as 32 bytes (for a constant-time comparison without hex churn). */
+export function signatureBytes(key: Buffer, toSign: string): Buffer {
+  return createHmac('sha256', key).update(toSign).digest();
 }
 
 /** Validate and return presign expiry seconds: an integer 1..604800. */

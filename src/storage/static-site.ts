@@ -73,13 +73,21 @@ export interface StaticFile {
 export interface StaticSource {
   /** The file at these decoded, already-validated segments, or null (404). */
   resolve(segments: readonly string[]): Promise<StaticFile | null>;
+  /**
+   * Optional fast path: the answer when it is known without I/O (cached and still fresh), or
+   * undefined when `resolve` must be called. Lets the handler answer without an async hop.
+   */
+  resolveCached?(segments: readonly string[]): StaticFile | null | undefined;
   close?(): Promise<void>;
 }
 
 export interface FolderSourceOptions {
   root: string;
   clock?: Clock;
-  /** How long a file's stat (or absence) is trusted before checking the disk again. Default 1000 ms. */
+  /**
+   * How long a file's stat (or absence) is trusted before checking the disk again. Default
+   * 1000 ms: a file changed on disk is served fresh (new bytes, new ETag) within that time.
+   */
   revalidateMs?: number;
   /** Files up to this size are kept in memory (default 1 MiB); total cap 64 MiB. */
   memoryBytes?: number;
@@ -92,13 +100,22 @@ interface Cached {
   file: StaticFile;
 }
 
-/** Serve a folder. File hashes (and small files' bytes) are cached, keyed by inode/mtime/size. */
+interface StatEntry {
+  at: number;
+  st: Stats | null;
+}
+
+/**
+ * Serve a folder. Per file, the stat (or its absence) is trusted for `revalidateMs`; the
+ * content hash and small files' bytes are kept until the file's inode, mtime or size changes.
+ * While an entry is fresh, `resolveCached` answers with no I/O and no promise.
+ */
 export class FolderSource implements StaticSource {
   readonly #root: string;
   #realRoot: string | undefined;
   readonly #max: number;
   readonly #cache = new Map<string, Cached>();
-  readonly #stats = new Map<string, { at: number; st: Stats | null }>();
+  readonly #stats = new Map<string, StatEntry>();
   readonly #clock: Clock;
   readonly #ttl: number;
   #cachedBytes = 0;
@@ -110,21 +127,33 @@ export class FolderSource implements StaticSource {
     this.#ttl = o.revalidateMs ?? 1000;
   }
 
-  async #stat(full: string): Promise<Stats | null> {
+  async #stat(rel: string, full: string): Promise<Stats | null> {
     const now = this.#clock.now();
-    const hit = this.#stats.get(full);
+    const hit = this.#stats.get(rel);
     if (hit && now - hit.at < this.#ttl) return hit.st;
     const st = await stat(full).catch(() => null);
     if (this.#stats.size > 10_000) this.#stats.clear();
-    this.#stats.set(full, { at: now, st });
+    this.#stats.set(rel, { at: now, st });
     return st;
+  }
+
+  resolveCached(segments: readonly string[]): StaticFile | null | undefined {
+    const rel = segments.length === 1 ? segments[0]! : segments.join('/');
+    const hit = this.#stats.get(rel);
+    if (!hit || this.#clock.now() - hit.at >= this.#ttl) return undefined;
+    const st = hit.st;
+    if (!st) return null;
+    if (!st.isFile()) return st.isDirectory() ? undefined : null;
+    const c = this.#cache.get(rel);
+    if (c && c.ino === st.ino && c.mtimeMs === st.mtimeMs && c.size === st.size) return c.file;
+    return undefined;
   }
 
   async resolve(segments: readonly string[]): Promise<StaticFile | null> {
     this.#realRoot ??= await realpath(this.#root);
     const rel = segments.join('/');
     const full = join(this.#realRoot, ...segments);
-    const st = await this.#stat(full);
+    const st = await this.#stat(rel, full);
     if (!st) return null;
     if (st.isDirectory()) return this.resolve([...segments, 'index.html'].filter((s) => s !== ''));
     if (!st.isFile()) return null;
@@ -159,9 +188,13 @@ export class FolderSource implements StaticSource {
           ? Readable.from([r ? bytes.subarray(r.start, r.end + 1) : bytes])
           : createReadStream(real, r ? { start: r.start, end: r.end } : {}),
     };
-    if (hit?.file.bytes) this.#cachedBytes -= hit.file.bytes.length;
-    if (bytes) this.#cachedBytes += bytes.length;
-    this.#cache.set(rel, { ino: st.ino, mtimeMs: st.mtimeMs, size: st.size, file });
+    // The bytes read may be newer than the stat (a write in between): cache them only when
+    // the size still matches, so a torn read is never pinned.
+    if (!bytes || bytes.length === st.size) {
+      if (hit?.file.bytes) this.#cachedBytes -= hit.file.bytes.length;
+      if (bytes) this.#cachedBytes += bytes.length;
+      this.#cache.set(rel, { ino: st.ino, mtimeMs: st.mtimeMs, size: st.size, file });
+    }
     return file;
   }
 }
@@ -175,6 +208,47 @@ export interface StaticSiteOptions {
 }
 
 type Outcome = { status: number; headers?: Record<string, string> };
+
+/** A validated request path: the segments to resolve and those of its precompressed twins. */
+interface Route {
+  key: string;
+  path: string[];
+  brPath: string[];
+  gzPath: string[];
+}
+
+/** One representation (identity, br or gzip) with its headers computed once. */
+interface Variant {
+  body: StaticFile;
+  encoding: string | undefined;
+  etag: string;
+  /** Every header but Content-Length and Content-Range (for 206, 304 and 416). */
+  headers: Record<string, string>;
+  /** The plain 200's headers, Content-Length included, as a flat name/value list. */
+  full: string[];
+}
+
+interface Prepared {
+  file: StaticFile;
+  br: StaticFile | null;
+  gz: StaticFile | null;
+  identity: Variant;
+  brVariant: Variant | undefined;
+  gzVariant: Variant | undefined;
+}
+
+const DONE: Promise<void> = Promise.resolve();
+const ACCEPTS_BR = /\bbr\b/;
+const ACCEPTS_GZIP = /\bgzip\b/;
+const HTML = /\.html?$/i;
+/** Routes and prepared responses kept per site; past this the map starts over. */
+const MAX_ENTRIES = 10_000;
+
+function sameFile(a: StaticFile | null, b: StaticFile | null): boolean {
+  if (a === b) return true;
+  if (a === null || b === null) return false;
+  return a.sha256 === b.sha256 && a.lastModified === b.lastModified && a.size === b.size;
+}
 
 /** Validate a raw request path into decoded segments, or null (400). */
 export function safeSegments(rawUrl: string): string[] | null {
@@ -202,68 +276,115 @@ export function safeSegments(rawUrl: string): string[] | null {
   return out;
 }
 
+/**
+ * The static site handler. The fast path (a cached, fresh file asked for without conditions
+ * or ranges) runs without an async hop: the route, the file and its headers come from caches
+ * and small files are answered from memory in one `res.end`.
+ */
 export class StaticSite {
   readonly #o: StaticSiteOptions;
+  readonly #routes = new Map<string, Route | null>();
+  readonly #prepared = new Map<string, Prepared>();
 
   constructor(o: StaticSiteOptions) {
     this.#o = o;
   }
 
   /** Handle one request (never throws; answers 400/404/405/416 itself). */
-  handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  handle = (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     try {
-      await this.#serve(req, res);
+      const p = this.#serve(req, res);
+      return p === undefined ? DONE : p.catch(() => this.#fail(res));
     } catch {
-      if (!res.headersSent) res.writeHead(500, { 'Content-Length': 0 }).end();
-      else res.destroy();
+      this.#fail(res);
+      return DONE;
     }
   };
+
+  #fail(res: ServerResponse) {
+    if (!res.headersSent) res.writeHead(500, { 'Content-Length': 0 }).end();
+    else res.destroy();
+  }
 
   #end(res: ServerResponse, o: Outcome) {
     res.writeHead(o.status, { 'Content-Length': '0', ...(o.headers ?? {}) }).end();
   }
 
-  async #serve(req: IncomingMessage, res: ServerResponse) {
-    const method = req.method ?? 'GET';
+  #route(rawUrl: string): Route | null {
+    const q = rawUrl.indexOf('?');
+    const raw = q < 0 ? rawUrl : rawUrl.slice(0, q);
+    const hit = this.#routes.get(raw);
+    if (hit !== undefined) return hit;
+    const segs = safeSegments(raw);
+    let route: Route | null = null;
+    if (segs) {
+      const path = segs.length === 0 || raw.endsWith('/') ? [...segs, 'index.html'] : segs;
+      const dir = path.slice(0, -1);
+      const name = path[path.length - 1]!;
+      route = {
+        key: path.join('/'),
+        path,
+        brPath: [...dir, `${name}.br`],
+        gzPath: [...dir, `${name}.gz`],
+      };
+    }
+    if (this.#routes.size >= MAX_ENTRIES) this.#routes.clear();
+    this.#routes.set(raw, route);
+    return route;
+  }
+
+  #serve(req: IncomingMessage, res: ServerResponse): Promise<void> | undefined {
+    const method = req.method;
     if (method !== 'GET' && method !== 'HEAD') {
       this.#end(res, { status: 405, headers: { Allow: 'GET, HEAD' } });
-      return;
+      return undefined;
     }
-    const segs = safeSegments(req.url ?? '/');
-    if (!segs) {
+    const route = this.#route(req.url ?? '/');
+    if (!route) {
       this.#end(res, { status: 400 });
-      return;
+      return undefined;
     }
-    const path =
-      segs.length === 0 || (req.url ?? '/').split('?')[0]!.endsWith('/')
-        ? [...segs, 'index.html']
-        : segs;
-    const file = await this.#o.source.resolve(path);
+    const src = this.#o.source;
+    if (src.resolveCached) {
+      const file = src.resolveCached(route.path);
+      if (file === null) {
+        this.#end(res, { status: 404 });
+        return undefined;
+      }
+      if (file !== undefined) {
+        const br = src.resolveCached(route.brPath);
+        const gz = br === undefined ? undefined : src.resolveCached(route.gzPath);
+        if (br !== undefined && gz !== undefined)
+          return this.#respond(req, res, route, file, br, gz);
+      }
+    }
+    return this.#serveAsync(req, res, route);
+  }
+
+  async #serveAsync(req: IncomingMessage, res: ServerResponse, route: Route): Promise<void> {
+    const src = this.#o.source;
+    const file = await src.resolve(route.path);
     if (!file) {
       this.#end(res, { status: 404 });
       return;
     }
-    // Precompressed variants.
-    const ae = String(req.headers['accept-encoding'] ?? '');
-    let body = file;
-    let encoding: string | undefined;
-    const br = await this.#o.source.resolve([...path.slice(0, -1), `${path[path.length - 1]}.br`]);
-    const gz =
-      br && /\bbr\b/.test(ae)
-        ? null
-        : await this.#o.source.resolve([...path.slice(0, -1), `${path[path.length - 1]}.gz`]);
-    if (br && /\bbr\b/.test(ae)) {
-      body = br;
-      encoding = 'br';
-    } else if (gz && /\bgzip\b/.test(ae)) {
-      body = gz;
-      encoding = 'gzip';
-    }
-    const name = path[path.length - 1]!;
-    const isHtml = /\.html?$/i.test(name);
+    const br = await src.resolve(route.brPath);
+    const gz = await src.resolve(route.gzPath);
+    await this.#respond(req, res, route, file, br, gz);
+  }
+
+  #variant(
+    name: string,
+    file: StaticFile,
+    body: StaticFile,
+    encoding: string | undefined,
+    vary: boolean,
+  ): Variant {
+    const isHtml = HTML.test(name);
+    const etag = `"${body.sha256.slice(0, 32)}${encoding ? `-${encoding}` : ''}"`;
     const headers: Record<string, string> = {
       'Content-Type': mimeType(name),
-      ETag: `"${body.sha256.slice(0, 32)}${encoding ? `-${encoding}` : ''}"`,
+      ETag: etag,
       'Last-Modified': new Date(file.lastModified).toUTCString(),
       'Accept-Ranges': 'bytes',
       'Cache-Control': FINGERPRINT.test(name)
@@ -271,60 +392,107 @@ export class StaticSite {
         : `public, max-age=${isHtml ? (this.#o.htmlMaxAge ?? 60) : (this.#o.defaultMaxAge ?? 3600)}`,
       'X-Content-Type-Options': 'nosniff',
     };
-    if (br || gz || encoding) headers.Vary = 'Accept-Encoding';
+    if (vary) headers.Vary = 'Accept-Encoding';
     if (encoding) headers['Content-Encoding'] = encoding;
+    const full: string[] = [];
+    for (const k in headers) full.push(k, headers[k]!);
+    full.push('Content-Length', String(body.size));
+    return { body, encoding, etag, headers, full };
+  }
 
-    const inm = req.headers['if-none-match'];
+  #prepare(route: Route, file: StaticFile, br: StaticFile | null, gz: StaticFile | null) {
+    const hit = this.#prepared.get(route.key);
+    if (hit && sameFile(hit.file, file) && sameFile(hit.br, br) && sameFile(hit.gz, gz)) return hit;
+    const name = route.path[route.path.length - 1]!;
+    const vary = br !== null || gz !== null;
+    const p: Prepared = {
+      file,
+      br,
+      gz,
+      identity: this.#variant(name, file, file, undefined, vary),
+      brVariant: br ? this.#variant(name, file, br, 'br', vary) : undefined,
+      gzVariant: gz ? this.#variant(name, file, gz, 'gzip', vary) : undefined,
+    };
+    if (this.#prepared.size >= MAX_ENTRIES) this.#prepared.clear();
+    this.#prepared.set(route.key, p);
+    return p;
+  }
+
+  #respond(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: Route,
+    file: StaticFile,
+    br: StaticFile | null,
+    gz: StaticFile | null,
+  ): Promise<void> | undefined {
+    const prep = this.#prepare(route, file, br, gz);
+    const rh = req.headers;
+    // Precompressed variants.
+    const ae = rh['accept-encoding'];
+    let v = prep.identity;
+    if (ae !== undefined) {
+      if (prep.brVariant && ACCEPTS_BR.test(ae)) v = prep.brVariant;
+      else if (prep.gzVariant && ACCEPTS_GZIP.test(ae)) v = prep.gzVariant;
+    }
+    const body = v.body;
+    const head = req.method === 'HEAD';
+    const inm = rh['if-none-match'];
+    const ims = rh['if-modified-since'];
+    const range = rh.range;
+    if (inm === undefined && ims === undefined && range === undefined) {
+      // The common case: a plain 200 with headers computed once.
+      res.writeHead(200, v.full);
+      if (head || body.size === 0) res.end();
+      else if (body.bytes) res.end(body.bytes);
+      else return body.open(undefined).then((s) => pipeline(s, res));
+      return undefined;
+    }
+    const etag = v.etag;
     if (inm !== undefined) {
       if (
         inm
           .split(',')
-          .some(
-            (t) =>
-              t.trim() === headers.ETag || t.trim() === '*' || t.trim() === `W/${headers.ETag}`,
-          )
+          .some((t) => t.trim() === etag || t.trim() === '*' || t.trim() === `W/${etag}`)
       ) {
-        this.#end(res, { status: 304, headers: { ...headers, 'Content-Length': '0' } });
-        return;
+        this.#end(res, { status: 304, headers: { ...v.headers, 'Content-Length': '0' } });
+        return undefined;
       }
-    } else {
-      const ims = req.headers['if-modified-since'];
-      if (ims !== undefined && Date.parse(ims) >= file.lastModified) {
-        this.#end(res, { status: 304, headers });
-        return;
-      }
+    } else if (ims !== undefined && Date.parse(ims) >= file.lastModified) {
+      this.#end(res, { status: 304, headers: v.headers });
+      return undefined;
     }
-    let range: { start: number; end: number } | undefined;
-    const rh = req.headers.range;
-    const ifRange = req.headers['if-range'];
-    if (rh !== undefined && (ifRange === undefined || ifRange === headers.ETag)) {
-      const r = parseRangeHeader(rh);
-      if (r === 'invalid') {
+    let r: { start: number; end: number } | undefined;
+    const ifRange = rh['if-range'];
+    if (range !== undefined && (ifRange === undefined || ifRange === etag)) {
+      const parsed = parseRangeHeader(range);
+      if (parsed === 'invalid') {
         this.#end(res, { status: 416, headers: { 'Content-Range': `bytes */${body.size}` } });
-        return;
+        return undefined;
       }
-      if (r) {
+      if (parsed) {
         try {
-          range = resolveRange(r, body.size);
+          r = resolveRange(parsed, body.size);
         } catch {
           this.#end(res, { status: 416, headers: { 'Content-Range': `bytes */${body.size}` } });
-          return;
+          return undefined;
         }
       }
     }
-    const len = range ? range.end - range.start + 1 : body.size;
+    const headers = { ...v.headers };
+    const len = r ? r.end - r.start + 1 : body.size;
     headers['Content-Length'] = String(len);
-    if (range) headers['Content-Range'] = `bytes ${range.start}-${range.end}/${body.size}`;
-    res.writeHead(range ? 206 : 200, headers);
-    if (method === 'HEAD' || len === 0) {
+    if (r) headers['Content-Range'] = `bytes ${r.start}-${r.end}/${body.size}`;
+    res.writeHead(r ? 206 : 200, headers);
+    if (head || len === 0) {
       res.end();
-      return;
+      return undefined;
     }
     if (body.bytes) {
-      res.end(range ? body.bytes.subarray(range.start, range.end + 1) : body.bytes);
-      return;
+      res.end(r ? body.bytes.subarray(r.start, r.end + 1) : body.bytes);
+      return undefined;
     }
-    await pipeline(await body.open(range), res);
+    return body.open(r).then((s) => pipeline(s, res));
   }
 }
 

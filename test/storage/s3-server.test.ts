@@ -269,6 +269,25 @@ describe('storage server', () => {
       body: form(10, { acl: 'public-read' }),
     });
     expect(stray.status).toBe(403);
+    // A field sent twice (the second `key` would escape the checked one): refused, not stored.
+    // (Both before the file: parts after the file are ignored, as S3 does.)
+    const dup = new FormData();
+    for (const [k, v] of Object.entries({
+      ...policy.fields,
+      key: 'uploads/dup.mp4',
+      'Content-Type': 'video/mp4',
+    }))
+      dup.append(k, v);
+    dup.append('key', 'elsewhere/dup.mp4');
+    dup.append('file', new Blob([Buffer.alloc(10, 7)]), 'clip.mp4');
+    const twice = await fetch(`${server.url}/media`, { method: 'POST', body: dup });
+    expect(twice.status).toBe(400);
+    expect(await twice.text()).toContain('appears twice');
+    for (const k of ['uploads/dup.mp4', 'elsewhere/dup.mp4']) {
+      await expect(
+        client.send(new GetObjectCommand({ Bucket: 'media', Key: k })),
+      ).rejects.toMatchObject({ name: 'NoSuchKey' });
+    }
   });
 
   it('answers CORS preflight by the bucket rules', async () => {

@@ -3,13 +3,14 @@
  * 405s, and every escape attempt listed in the issue, sent raw on a socket (fetch would
  * normalise the paths before they left the client). Then deploy, switch and rollback.
  */
-import { mkdir, mkdtemp, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/core/index.js';
 import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
 import { DeploymentSource, deployStatic, rollbackStatic } from '../../src/storage/static-deploy.js';
 import { FolderSource, StaticSite, serveStaticSite } from '../../src/storage/static-site.js';
@@ -20,13 +21,37 @@ let site: Awaited<ReturnType<typeof serveStaticSite>>;
 const SECRET = 'SECRET-OUTSIDE-THE-ROOT';
 const appJs = 'console.log("app");'.repeat(50);
 
+/** Every escape attempt the issue lists, and a few more. */
+const ESCAPES = [
+  '/../secret.txt',
+  '/..%2fsecret.txt',
+  '/%2e%2e/secret.txt',
+  '/..%5csecret.txt',
+  '/%252e%252e/secret.txt',
+  '/%c0%ae%c0%ae/secret.txt',
+  '/x%00.js',
+  '/....//secret.txt',
+  '//host/%2e%2e/secret.txt',
+  '/.env',
+  '/%2eenv',
+  '/leak',
+  '/dirleak/secret.txt',
+  '/sub/../../secret.txt',
+  '/sub/%2e%2e/%2e%2e/secret.txt',
+  '/%2E%2E%2Fsecret.txt',
+  '/..\\secret.txt',
+  '/sub/..%252f..%252fsecret.txt',
+  '/.%2e/secret.txt',
+];
+
 function raw(
   target: string,
   headers: Record<string, string> = {},
   method = 'GET',
+  port = site.port,
 ): Promise<{ status: number; headers: string; body: string }> {
   return new Promise((resolve, reject) => {
-    const sock = connect(site.port, '127.0.0.1');
+    const sock = connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
     sock.on('data', (d) => chunks.push(d));
     sock.on('error', reject);
@@ -154,28 +179,7 @@ describe('static site handler', () => {
   });
 
   it('never leaks a byte outside the root, by any encoding or symlink', async () => {
-    const attempts = [
-      '/../secret.txt',
-      '/..%2fsecret.txt',
-      '/%2e%2e/secret.txt',
-      '/..%5csecret.txt',
-      '/%252e%252e/secret.txt',
-      '/%c0%ae%c0%ae/secret.txt',
-      '/x%00.js',
-      '/....//secret.txt',
-      '//host/%2e%2e/secret.txt',
-      '/.env',
-      '/%2eenv',
-      '/leak',
-      '/dirleak/secret.txt',
-      '/sub/../../secret.txt',
-      '/sub/%2e%2e/%2e%2e/secret.txt',
-      '/%2E%2E%2Fsecret.txt',
-      '/..\\secret.txt',
-      '/sub/..%252f..%252fsecret.txt',
-      '/.%2e/secret.txt',
-    ];
-    for (const a of attempts) {
+    for (const a of ESCAPES) {
       const r = await raw(a);
       expect([a, r.status === 200 || r.status === 206]).toEqual([a, false]);
       expect(r.body).not.toContain(SECRET);
@@ -194,6 +198,87 @@ describe('static site handler', () => {
       srv.close(() => r());
       srv.closeAllConnections();
     });
+  });
+});
+
+describe('static site caches (stat trusted for revalidateMs, headers computed once)', () => {
+  let croot: string;
+  let clock: ManualClock;
+  let cached: Awaited<ReturnType<typeof serveStaticSite>>;
+  let source: FolderSource;
+  const get = (t: string, h: Record<string, string> = {}) => raw(t, h, 'GET', cached.port);
+  const strip = (headers: string) => headers.replace(/^Date: .*$/im, '');
+
+  beforeAll(async () => {
+    croot = join(tmp, 'cached');
+    await mkdir(croot, { recursive: true });
+    await writeFile(join(croot, 'f.txt'), 'version one');
+    await writeFile(join(croot, 'app.js'), appJs);
+    await writeFile(join(croot, 'app.js.gz'), gzipSync(appJs));
+    await symlink(join(tmp, 'secret.txt'), join(croot, 'leak'));
+    clock = new ManualClock(Date.parse('2026-03-01T00:00:00Z'));
+    source = new FolderSource({ root: croot, clock, revalidateMs: 1000 });
+    cached = await serveStaticSite({ source, out: () => {} });
+  });
+
+  afterAll(async () => {
+    await cached.close();
+  });
+
+  it('answers from the caches with the same bytes and headers as the first, uncached answer', async () => {
+    expect(source.resolveCached(['f.txt'])).toBeUndefined();
+    const first = await get('/f.txt');
+    expect(first.body).toBe('version one');
+    // Now the fast path is taken: the source answers without I/O.
+    expect(source.resolveCached(['f.txt'])?.size).toBe(11);
+    expect(source.resolveCached(['f.txt.gz'])).toBeNull();
+    const second = await get('/f.txt');
+    expect([second.status, second.body, strip(second.headers)]).toEqual([
+      200,
+      'version one',
+      strip(first.headers),
+    ]);
+    const etag = header(first, 'ETag')!;
+    expect((await get('/f.txt', { 'If-None-Match': etag })).status).toBe(304);
+    const part = await get('/f.txt', { Range: 'bytes=0-6' });
+    expect([part.status, part.body]).toEqual([206, 'version']);
+    const gz1 = await get('/app.js', { 'Accept-Encoding': 'gzip' });
+    const gz2 = await get('/app.js', { 'Accept-Encoding': 'gzip' });
+    expect(header(gz2, 'Content-Encoding')).toBe('gzip');
+    expect(strip(gz2.headers)).toBe(strip(gz1.headers));
+    const plain = await get('/app.js');
+    expect([header(plain, 'Content-Encoding'), plain.body]).toEqual([undefined, appJs]);
+    expect(header(plain, 'Vary')).toBe('Accept-Encoding');
+  });
+
+  it('serves a changed, deleted or new file fresh once revalidateMs has passed', async () => {
+    const before = await get('/f.txt');
+    expect((await get('/new.txt')).status).toBe(404);
+    await writeFile(join(croot, 'f.txt'), 'version two, longer');
+    await writeFile(join(croot, 'new.txt'), 'new');
+    // Within the window the cached answer stands (the documented staleness bound)...
+    expect((await get('/f.txt')).body).toBe('version one');
+    expect((await get('/new.txt')).status).toBe(404);
+    await clock.advance(1000);
+    // ...and after it, the new bytes with a new ETag; the new file is found.
+    const after = await get('/f.txt');
+    expect(after.body).toBe('version two, longer');
+    expect(header(after, 'ETag')).not.toBe(header(before, 'ETag'));
+    expect(header(after, 'Content-Length')).toBe('19');
+    expect((await get('/new.txt')).body).toBe('new');
+    await unlink(join(croot, 'f.txt'));
+    await clock.advance(1000);
+    expect((await get('/f.txt')).status).toBe(404);
+  });
+
+  it('never leaks a byte outside the root, asked twice (the second answer from the caches)', async () => {
+    for (let round = 0; round < 2; round++) {
+      for (const a of ESCAPES) {
+        const r = await get(a);
+        expect([round, a, r.status === 200 || r.status === 206]).toEqual([round, a, false]);
+        expect(r.body).not.toContain(SECRET);
+      }
+    }
   });
 });
 

@@ -17,9 +17,9 @@ import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { formatUrl } from '@aws-sdk/core/util';
 import { getSignedUrl, S3RequestPresigner } from '@aws-sdk/s3-request-presigner';
 import { HttpRequest } from '@smithy/core/protocols';
+import { staticKeys } from '../../storage/s3-server.js';
 import { presign, presignObject, s3ObjectPath } from '../../storage/sigv4.js';
 import { verifyRequest } from '../../storage/sigv4-verify.js';
-import { FolderSource, serveStaticSite } from '../../storage/static-site.js';
 import { type BenchSuite, interleave, opsPerSecond, result } from '../harness.js';
 
 const creds = { accessKeyId: 'AKBENCH', secretAccessKey: 'bench-secret-key' };
@@ -38,29 +38,190 @@ class NodeSha256 {
   }
 }
 
-/** Keep-alive HTTP load loop, run in a child process: prints {requests, seconds, errors}. */
+/**
+ * The load tool, one child process for the whole suite, shared by every server: a minimal
+ * HTTP/1.1 keep-alive client on raw sockets (no http.Agent, no parser objects), so it spends
+ * little CPU per request and the server, not the tool, is what gets measured. Connections
+ * are opened once per target and reused across rounds. Each IPC message
+ * `{ id, host, port, path, conc, ms }` runs `conc` connections in closed loop for `ms` and
+ * answers `{ id, requests, seconds, errors }`. Every response must be a 200 with a
+ * Content-Length, and every body byte is read.
+ */
 const LOADER = `
-import http from 'node:http';
-const [url, conc, ms] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
-const u = new URL(url);
-const agent = new http.Agent({ keepAlive: true, maxSockets: conc });
-let n = 0, errors = 0, stop = false;
-const one = () => new Promise((res) => {
-  const r = http.request({ host: u.hostname, port: u.port, path: u.pathname, agent }, (resp) => {
-    if (resp.statusCode !== 200) errors++;
-    resp.on('data', () => {}); resp.on('end', () => { n++; res(); });
+import net from 'node:net';
+const pools = new Map();
+function conn(host, port) {
+  const c = { sock: net.connect({ host, port }), hdr: null, need: -1, status: 0, cb: null, dead: false };
+  c.sock.setNoDelay(true);
+  c.sock.on('data', (d) => {
+    if (c.need < 0) {
+      c.hdr = c.hdr ? Buffer.concat([c.hdr, d]) : d;
+      const i = c.hdr.indexOf('\\r\\n\\r\\n');
+      if (i < 0) return;
+      const head = c.hdr.toString('latin1', 0, i);
+      c.status = Number(head.slice(9, 12));
+      const m = /\\r\\ncontent-length: *(\\d+)/i.exec(head);
+      if (!m) { c.dead = true; c.sock.destroy(); return done(c, 0); }
+      c.need = Number(m[1]) - (c.hdr.length - i - 4);
+      c.hdr = null;
+    } else c.need -= d.length;
+    if (c.need === 0) { c.need = -1; done(c, c.status); }
+    else if (c.need < -1) { c.dead = true; c.sock.destroy(); done(c, 0); }
   });
-  r.on('error', () => { errors++; res(); });
-  r.end();
+  c.sock.on('error', () => { c.dead = true; });
+  c.sock.on('close', () => { c.dead = true; if (c.cb) done(c, 0); });
+  return c;
+}
+function done(c, status) { const cb = c.cb; c.cb = null; if (cb) cb(status); }
+process.on('message', (m) => {
+  const key = m.host + ':' + m.port;
+  let pool = pools.get(key);
+  if (!pool) pools.set(key, (pool = []));
+  while (pool.length < m.conc) pool.push(conn(m.host, m.port));
+  for (let i = 0; i < pool.length; i++) if (pool[i].dead) pool[i] = conn(m.host, m.port);
+  const req = Buffer.from('GET ' + m.path + ' HTTP/1.1\\r\\nHost: ' + key + '\\r\\nAccept: */*\\r\\n\\r\\n', 'latin1');
+  let n = 0, errors = 0, stop = false, running = m.conc;
+  const t0 = performance.now();
+  const finish = () => {
+    const seconds = (performance.now() - t0) / 1000;
+    process.send({ id: m.id, requests: n, seconds, errors });
+  };
+  const loop = (c) => {
+    const next = (status) => {
+      if (status === 200) n++; else errors++;
+      if (stop || c.dead) { if (--running === 0) finish(); return; }
+      c.cb = next; c.sock.write(req);
+    };
+    c.cb = next; c.sock.write(req);
+  };
+  setTimeout(() => { stop = true; }, m.ms);
+  for (let i = 0; i < m.conc; i++) loop(pool[i]);
 });
-const worker = async () => { while (!stop) await one(); };
-const t0 = performance.now();
-setTimeout(() => { stop = true; }, ms);
-await Promise.all(Array.from({ length: conc }, worker));
-const seconds = (performance.now() - t0) / 1000;
-agent.destroy();
-process.stdout.write(JSON.stringify({ requests: n, seconds, errors }));
+process.on('disconnect', () => { for (const p of pools.values()) for (const c of p) c.sock.destroy(); });
 `;
+
+/** The shared load tool (see LOADER). */
+class LoadTool {
+  #p: ChildProcess;
+  #seq = 0;
+  #waiting = new Map<number, (r: LoadReport) => void>();
+
+  constructor() {
+    this.#p = spawn(process.execPath, ['--input-type=module', '-e', LOADER], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    this.#p.on('message', (m: LoadReport & { id: number }) => {
+      this.#waiting.get(m.id)?.(m);
+      this.#waiting.delete(m.id);
+    });
+  }
+
+  run(url: string, conc: number, ms: number): Promise<LoadReport> {
+    const u = new URL(url);
+    const id = ++this.#seq;
+    return new Promise((res) => {
+      this.#waiting.set(id, res);
+      this.#p.send({ id, host: u.hostname, port: Number(u.port), path: u.pathname, conc, ms });
+    });
+  }
+
+  close(): Promise<void> {
+    const exited = new Promise<void>((r) => this.#p.once('exit', () => r()));
+    this.#p.disconnect();
+    this.#p.kill('SIGTERM');
+    return exited;
+  }
+}
+
+interface LoadReport {
+  requests: number;
+  seconds: number;
+  errors: number;
+}
+
+/** A server under test in its own process, and a way to read the CPU time it has used (µs). */
+interface ServerUnderTest {
+  url: string;
+  cpuMicros(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Start a Node server child: `code` must listen on 127.0.0.1:0 and print
+ * `listening on <url>`; it answers the IPC message 'cpu' with its process.cpuUsage().
+ */
+function startNodeServer(code: string, useTsx: boolean): Promise<ServerUnderTest> {
+  const cpuReply = `process.on('message', (m) => { if (m === 'cpu') { const u = process.cpuUsage(); process.send({ cpu: u.user + u.system }); } });`;
+  const p = spawn(
+    process.execPath,
+    [...(useTsx ? ['--import', 'tsx'] : []), '--input-type=module', '-e', `${cpuReply}\n${code}`],
+    { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] },
+  );
+  return new Promise((res, rej) => {
+    let buf = '';
+    p.stdout!.on('data', (d) => {
+      buf += d;
+      const m = /listening on (\S+)/.exec(buf);
+      if (!m) return;
+      p.stdout!.removeAllListeners('data');
+      p.stdout!.resume();
+      res({
+        url: m[1]!,
+        cpuMicros: () =>
+          new Promise((r) => {
+            p.once('message', (x: { cpu: number }) => r(x.cpu));
+            p.send('cpu');
+          }),
+        stop: () => {
+          const exited = new Promise<void>((r) => p.once('exit', () => r()));
+          p.kill('SIGTERM');
+          return exited;
+        },
+      });
+    });
+    p.on('exit', (c) => rej(new Error(`server child exited ${c}`)));
+  });
+}
+
+/** CPU time (µs) used so far by a process and its children (nginx: master and workers). */
+async function procTreeCpuMicros(pid: number): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  const ticks = async (p: number) => {
+    const st = await readFile(`/proc/${p}/stat`, 'utf8').catch(() => '');
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11] ?? 0) + Number(f[12] ?? 0); // utime, stime (fields 14 and 15)
+  };
+  const kids = (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => ''))
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean)
+    .map(Number);
+  let t = await ticks(pid);
+  for (const k of kids) t += await ticks(k);
+  return (t * 1e6) / CLK_TCK;
+}
+const CLK_TCK = 100; // Linux USER_HZ
+
+/**
+ * Requests per second of `server` under the load tool; pushes the server's CPU microseconds
+ * per request to `cpu`: a figure that, unlike req/s, barely moves when other work shares
+ * the machine.
+ */
+async function rps(
+  tool: LoadTool,
+  server: Pick<ServerUnderTest, 'url' | 'cpuMicros'>,
+  path: string,
+  conc: number,
+  ms: number,
+  cpu: number[],
+): Promise<number> {
+  const before = await server.cpuMicros();
+  const r = await tool.run(`${server.url}${path}`, conc, ms);
+  const used = (await server.cpuMicros()) - before;
+  if (r.errors > 0) throw new Error(`${r.errors} failed requests against ${server.url}${path}`);
+  cpu.push(used / r.requests);
+  return r.requests / r.seconds;
+}
 
 /** Upload client, run in a child process: PUTs `size` bytes to each URL (one at a time). */
 const UPLOADER = `
@@ -105,33 +266,12 @@ function runChild(code: string, args: string[]): Promise<string> {
   });
 }
 
-/**
- * Requests per second of the server at `url` under the load child. When the server runs in
- * this process, `cpu` collects its CPU microseconds per request: a figure that, unlike req/s,
- * barely moves when other work shares the machine.
- */
-async function rps(url: string, conc: number, ms: number, cpu?: number[]): Promise<number> {
-  const before = process.cpuUsage();
-  const r = JSON.parse(await runChild(LOADER, [url, String(conc), String(ms)])) as {
-    requests: number;
-    seconds: number;
-    errors: number;
-  };
-  const d = process.cpuUsage(before);
-  if (r.errors > 0) throw new Error(`${r.errors} failed requests against ${url}`);
-  cpu?.push((d.user + d.system) / r.requests);
-  return r.requests / r.seconds;
-}
-
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[s.length >> 1]! : Number.NaN;
 }
 
-async function startNginx(
-  root: string,
-  dir: string,
-): Promise<{ url: string; stop(): Promise<void> } | null> {
+async function startNginx(root: string, dir: string): Promise<ServerUnderTest | null> {
   const bin = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((b) => existsSync(b));
   if (!bin) return null;
   const port = 20000 + Math.floor(Math.random() * 20000);
@@ -148,24 +288,30 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
   server { listen 127.0.0.1:${port}; root ${root}; etag on; } }`,
   );
   const p: ChildProcess = spawn(bin, ['-c', conf, '-p', dir], { stdio: 'ignore' });
+  const stop = async () => {
+    if (p.exitCode !== null) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill('SIGTERM');
+    await exited;
+  };
   for (let i = 0; i < 50; i++) {
     await new Promise((r) => setTimeout(r, 50));
     try {
       const ok = await fetch(`http://127.0.0.1:${port}/1kb.bin`);
       await ok.arrayBuffer();
-      if (ok.status === 200) break;
+      if (ok.status === 200) {
+        return {
+          url: `http://127.0.0.1:${port}`,
+          cpuMicros: () => procTreeCpuMicros(p.pid!),
+          stop,
+        };
+      }
     } catch {
       // not up yet
     }
   }
-  return {
-    url: `http://127.0.0.1:${port}`,
-    stop: async () => {
-      const exited = new Promise((r) => p.once('exit', r));
-      p.kill('SIGTERM');
-      await exited;
-    },
-  };
+  await stop();
+  return null;
 }
 
 const suite: BenchSuite = {
@@ -260,21 +406,60 @@ const suite: BenchSuite = {
     );
 
     // --- verify ----------------------------------------------------------------------------
-    const url = new URL(ours());
-    const req = {
-      method: 'GET',
-      url: `${url.pathname}${url.search}`,
-      headers: { host: ENDPOINT_HOST },
+    // As the storage server does it for each request: the raw request target (path and query,
+    // exactly as received) and Node's headersDistinct from a browser; parse, check the expiry
+    // against the clock, look the key up among 1,000 valet keys, recompute and compare the
+    // signature. 256 different URLs signed by 256 different keys, taken in turn.
+    const valetKeys = Array.from({ length: 1000 }, (_, i) => ({
+      accessKeyId: `cdpv_${String(i).padStart(30, '0')}`,
+      secretAccessKey: createHash('sha256').update(`valet-${i}`).digest('base64url'),
+    }));
+    const resolver = staticKeys(valetKeys);
+    const signedAt = Date.now();
+    const targets = Array.from({ length: 256 }, (_, i) => {
+      const u = new URL(
+        presignObject({
+          endpoint: `http://${ENDPOINT_HOST}`,
+          bucket: 'media',
+          key: `videos/course ${i}/lesson-${i % 7}.mp4`,
+          expiresIn: 900,
+          credentials: valetKeys[(i * 3) % valetKeys.length]!,
+          region: 'us-east-1',
+          date: signedAt,
+        }),
+      );
+      return `${u.pathname}${u.search}`;
+    });
+    const browserHeaders = {
+      host: [ENDPOINT_HOST],
+      'user-agent': [
+        'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36',
+      ],
+      accept: ['*/*'],
+      'accept-encoding': ['gzip, deflate, br'],
+      'accept-language': ['en-US,en;q=0.9'],
+      range: ['bytes=0-'],
+      connection: ['keep-alive'],
     };
-    const lookup = (id: string) =>
-      id === creds.accessKeyId ? { secretAccessKey: creds.secretAccessKey } : undefined;
+    let vi = 0;
+    const verifyOne = () =>
+      verifyRequest(
+        { method: 'GET', url: targets[vi++ & 255]!, headers: browserHeaders },
+        { region: 'us-east-1', now: Date.now(), lookup: (id) => resolver.lookup(id) },
+      );
+    for (let i = 0; i < 256; i++) verifyOne(); // every URL must verify (throws otherwise)
+    const vCpu: number[] = [];
     const v = await interleave(
       {
-        ours: () =>
-          opsPerSecond(
-            () => verifyRequest(req, { region: 'us-east-1', now: date + 1000, lookup }),
-            dur,
-          ),
+        ours: async () => {
+          const c0 = process.cpuUsage();
+          const n0 = vi;
+          const ops = await opsPerSecond(verifyOne, dur);
+          const c = process.cpuUsage(c0);
+          // Operations per CPU-second of this single thread: what one quiet core would do.
+          vCpu.push((vi - n0) / ((c.user + c.system) / 1e6));
+          return ops;
+        },
       },
       rounds,
     );
@@ -285,7 +470,13 @@ const suite: BenchSuite = {
         unit: 'ops/s',
         ours: Math.round(v.ours),
         higherIsBetter: true,
-        params: { rounds, durationMs: dur, form: 'presigned GET' },
+        params: {
+          rounds,
+          durationMs: dur,
+          form: 'presigned GET, raw target + browser headersDistinct, 256 URLs by 256 of 1,000 keys',
+          checks: 'parse, expiry vs clock, key lookup, signature (constant time)',
+          opsPerCpuSecond: Math.round(median(vCpu)),
+        },
       }),
     );
 
@@ -296,43 +487,58 @@ const suite: BenchSuite = {
     await mkdir(root);
     await writeFile(join(root, '1kb.bin'), randomBytes(1024));
     await writeFile(join(root, '1mb.bin'), randomBytes(1024 * 1024));
-    const site = await serveStaticSite({ source: new FolderSource({ root }), out: () => {} });
-    const { default: Fastify } = await import('fastify');
-    const { default: fastifyStatic } = await import('@fastify/static');
-    const fst = Fastify({ logger: false });
-    await fst.register(fastifyStatic, { root });
-    await fst.listen({ port: 0, host: '127.0.0.1' });
-    const fstUrl = `http://127.0.0.1:${(fst.server.address() as AddressInfo).port}`;
+    const sitePath = resolve('src/storage/static-site.ts');
+    const oursSrv = await startNodeServer(
+      `import { FolderSource, serveStaticSite } from ${JSON.stringify(sitePath)};
+      await serveStaticSite({ source: new FolderSource({ root: ${JSON.stringify(root)} }) });`,
+      true,
+    );
+    const fastify = await startNodeServer(
+      `import Fastify from 'fastify';
+      import fastifyStatic from '@fastify/static';
+      const app = Fastify({ logger: false });
+      await app.register(fastifyStatic, { root: ${JSON.stringify(root)} });
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      console.log('listening on http://127.0.0.1:' + app.server.address().port);`,
+      false,
+    );
     const nginx = await startNginx(root, dir).catch(() => null);
-    const loadMs = ctx.quick ? 1500 : 4000;
-    const sRounds = ctx.quick ? 2 : 5;
+    const tool = new LoadTool();
+    const loadMs = ctx.quick ? 700 : 2000;
+    const sRounds = ctx.quick ? 5 : 9;
     const conc = 16;
     try {
       for (const size of ['1kb', '1mb'] as const) {
+        const withNginx = nginx !== null && size === '1kb';
+        const rounds = size === '1kb' ? sRounds : Math.max(3, sRounds - 2);
         ctx.progress(
-          `static ${size}: ${sRounds} interleaved rounds of ${loadMs} ms, ${conc} keep-alive connections`,
+          `static ${size}: ${rounds} interleaved rounds of ${loadMs} ms, ${conc} keep-alive connections, one load tool`,
         );
-        const cpuOurs: number[] = [];
-        const cpuPeer: number[] = [];
+        const cpu = { ours: [] as number[], fastify: [] as number[], nginx: [] as number[] };
         const contenders: Record<string, () => Promise<number>> = {
-          ours: () => rps(`${site.url}/${size}.bin`, conc, loadMs, cpuOurs),
-          fastify: () => rps(`${fstUrl}/${size}.bin`, conc, loadMs, cpuPeer),
+          ours: () => rps(tool, oursSrv, `/${size}.bin`, conc, loadMs, cpu.ours),
+          fastify: () => rps(tool, fastify, `/${size}.bin`, conc, loadMs, cpu.fastify),
         };
-        if (nginx && size === '1kb')
-          contenders.nginx = () => rps(`${nginx.url}/${size}.bin`, conc, loadMs);
-        const r = await interleave(contenders, sRounds);
+        if (withNginx) {
+          contenders.nginx = () => rps(tool, nginx, `/${size}.bin`, conc, loadMs, cpu.nginx);
+        }
+        const r = await interleave(contenders, rounds);
+        const serverCpuMicrosPerRequest: Record<string, number> = {
+          ours: Number(median(cpu.ours).toFixed(1)),
+          '@fastify/static': Number(median(cpu.fastify).toFixed(1)),
+        };
+        if (withNginx) serverCpuMicrosPerRequest.nginx = Number(median(cpu.nginx).toFixed(1));
         const sp = {
-          rounds: sRounds,
+          rounds,
           durationMs: loadMs,
           connections: conc,
-          loadTool: 'node:http keep-alive loop in a child process',
-          serverCpuMicrosPerRequest: {
-            ours: Math.round(median(cpuOurs)),
-            '@fastify/static': Math.round(median(cpuPeer)),
-          },
+          loadTool:
+            'one raw-socket HTTP/1.1 keep-alive client in its own process, shared by all servers',
+          servers: 'each in its own process (nginx: 1 worker)',
+          serverCpuMicrosPerRequest,
         };
         ctx.progress(
-          `static ${size}: server CPU per request (median) ours ${sp.serverCpuMicrosPerRequest.ours} us, @fastify/static ${sp.serverCpuMicrosPerRequest['@fastify/static']} us`,
+          `static ${size}: server CPU per request (median, us) ${JSON.stringify(serverCpuMicrosPerRequest)}`,
         );
         out.push(
           result({
@@ -346,7 +552,7 @@ const suite: BenchSuite = {
           }),
         );
         if (size === '1kb') {
-          if (nginx)
+          if (withNginx)
             out.push(
               result({
                 id: 'static.1kb.rps.vs-nginx',
@@ -365,9 +571,10 @@ const suite: BenchSuite = {
         }
       }
     } finally {
+      await tool.close();
       await nginx?.stop();
-      await site.close();
-      await fst.close();
+      await oursSrv.stop();
+      await fastify.stop();
     }
 
     // --- upload: app CPU per GB, valet key vs proxied ---------------------------------------
