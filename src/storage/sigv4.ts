@@ -53,6 +53,34 @@ export function encodeBytes(bytes: Uint8Array, keepSlash: boolean): string {
   return out;
 }
 
+const HEX_UPPER = new Int8Array(128).fill(-1);
+for (let i = 0; i < 16; i++) HEX_UPPER['0123456789ABCDEF'.charCodeAt(i)] = i;
+
+/**
+ * True when `raw` is already the SigV4 encoding of what it decodes to (its own canonical
+ * form): only unreserved characters (and `/` when `keepSlash`) and upper-case `%XX` escapes
+ * of bytes that must be escaped. Lets a verifier reuse the text it received instead of
+ * decoding and encoding it again. The caller must still check that `raw` decodes (UTF-8).
+ */
+export function isCanonicalEncoded(raw: string, keepSlash: boolean): boolean {
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw.charCodeAt(i);
+    if (c < 128 && UNRESERVED[c] === 1) continue;
+    if (c === 0x2f && keepSlash) continue;
+    if (c !== 0x25 || i + 2 >= raw.length) return false;
+    const h = raw.charCodeAt(i + 1);
+    const l = raw.charCodeAt(i + 2);
+    const hv = h < 128 ? HEX_UPPER[h]! : -1;
+    const lv = l < 128 ? HEX_UPPER[l]! : -1;
+    if (hv < 0 || lv < 0) return false;
+    const b = (hv << 4) | lv;
+    // An escaped unreserved byte (or `/` in a path) is not canonical: it is sent as is.
+    if (UNRESERVED[b] === 1 || (keepSlash && b === 0x2f)) return false;
+    i += 2;
+  }
+  return true;
+}
+
 const EXTRA_ESCAPES = /[!'()*]/g;
 const extraEscape = (c: string) => ESCAPES[c.charCodeAt(0)]!;
 

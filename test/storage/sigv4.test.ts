@@ -17,6 +17,7 @@ import {
   canonicalUri,
   checkExpires,
   credentialScope,
+  isCanonicalEncoded,
   presign,
   presignObject,
   s3ObjectPath,
@@ -25,6 +26,7 @@ import {
   signingKey,
   stringToSign,
   UNSIGNED_PAYLOAD,
+  uriEncode,
 } from '../../src/storage/sigv4.js';
 import { parseExpires, verifyRequest } from '../../src/storage/sigv4-verify.js';
 import { AuthError } from '../../src/storage/storage-error.js';
@@ -615,6 +617,64 @@ describe('fuzz: single-field mutations of valid presigned URLs', () => {
     },
     60_000 + runs,
   );
+});
+
+describe('isCanonicalEncoded (the verifier reuses raw text it says is canonical)', () => {
+  const rawArb = fc
+    .array(
+      fc.constantFrom(
+        'a',
+        'Z',
+        '0',
+        '-',
+        '.',
+        '_',
+        '~',
+        '/',
+        '%',
+        '2',
+        'F',
+        'f',
+        'E',
+        'C',
+        '3',
+        '+',
+        ' ',
+        'é',
+        '%2F',
+        '%41',
+        '%20',
+        '%C3%A9',
+        '%c3%a9',
+        '%E2%82%AC',
+        '%7E',
+        '%2f',
+        '%',
+      ),
+      { maxLength: 12 },
+    )
+    .map((p) => p.join(''));
+
+  it('says yes exactly when decoding and encoding again gives the same text', () => {
+    fc.assert(
+      fc.property(rawArb, fc.boolean(), (raw, keepSlash) => {
+        let decoded: string;
+        try {
+          decoded = decodeURIComponent(raw);
+        } catch {
+          return; // the verifier refuses text that does not decode before asking
+        }
+        expect(isCanonicalEncoded(raw, keepSlash)).toBe(uriEncode(decoded, keepSlash) === raw);
+      }),
+      { numRuns: 5000, seed: 11 },
+    );
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme' }), fc.boolean(), (s, keepSlash) => {
+        expect(isCanonicalEncoded(uriEncode(s, keepSlash), keepSlash)).toBe(true);
+      }),
+      { numRuns: 2000, seed: 12 },
+    );
+  });
 });
 
 describe('derived signing key cache', () => {
