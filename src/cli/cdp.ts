@@ -306,6 +306,12 @@ async function siteStore(opts: StoreOptions) {
     });
   }
   const { join } = await import('node:path');
+  if (!opts.store && cfg.dataDir === 'memory://') {
+    throw new ConfigError(
+      'CDP_DATA_DIR=memory:// keeps nothing on disk: pass --store <folder> (or --bucket) for the deployed site',
+      'CDP_DATA_DIR',
+    );
+  }
   return openSiteStore({ kind: 'fs', dir: opts.store ?? join(cfg.dataDir, 'site') });
 }
 

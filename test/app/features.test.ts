@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Panel } from '../../src/app/feature.js';
@@ -57,6 +58,8 @@ describe('reference platform features (embedded defaults)', () => {
     };
     expect(health.engines.map((e) => e.role)).toEqual(['sql', 'broker', 'blob storage']);
     expect(health.engines.every((e) => e.ok)).toBe(true);
+    // In-memory data means nothing written under the working directory.
+    expect(existsSync('memory:')).toBe(false);
   });
 
   it('reads course details through cache-aside and never serves a course older than its update', async () => {

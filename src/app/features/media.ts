@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import {
@@ -51,8 +53,16 @@ export const mediaFeature: PlatformFeature = {
     };
     // The valet master secret derives every key's secret; the root secret serves as it.
     let valet: ValetKeyService | undefined;
+    // With the database in memory (CDP_DATA_DIR=memory://), objects live in a temporary folder
+    // removed at shutdown; otherwise beside the data.
+    let dir = join(config.dataDir, 'storage');
+    if (config.dataDir === 'memory://') {
+      const tmp = await mkdtemp(join(tmpdir(), 'cdp-media-'));
+      lifecycle.defer('media temporary folder', () => rm(tmp, { recursive: true, force: true }));
+      dir = tmp;
+    }
     const server = await StorageServer.start({
-      dir: join(config.dataDir, 'storage'),
+      dir,
       region: root.region,
       clock,
       logger,
