@@ -178,6 +178,21 @@ export async function traceFlow(sql: Queryable, idOrCorrelationId: string): Prom
   return out;
 }
 
+/**
+ * Forget the trace records (cdp_message_log) of messages recorded more than `olderThanMs` ago,
+ * so the log stays bounded under a long run; traceFlow then lists only what is younger. Run it
+ * beside SqlInbox.purge with the same window. Returns how many records were deleted.
+ */
+export async function purgeMessageLog(sql: Queryable, olderThanMs: number): Promise<number> {
+  if (!(olderThanMs >= 0))
+    throw new ValidationError(`olderThanMs must be >= 0, got ${olderThanMs}`);
+  const r = await sql.query(
+    `DELETE FROM cdp_message_log WHERE recorded_at < clock_timestamp() - ($1::float8 * interval '1 millisecond')`,
+    [olderThanMs],
+  );
+  return r.rowCount;
+}
+
 /** The trace as indented text: `- type (id) handled by a, b`. */
 export function formatTrace(steps: TraceStep[]): string {
   return steps

@@ -115,23 +115,23 @@ export class Outbox {
       }
       out.push(env);
     }
+    // One round trip: the rows, the trace records (when asked) and the notification (sent by
+    // PostgreSQL at commit, like NOTIFY; data-modifying CTEs always run to completion).
     await tx.query(
-      `INSERT INTO cdp_outbox (message_id, topic, key, seq, envelope, headers)
-       SELECT message_id, topic, key, seq, envelope, headers
-       FROM jsonb_to_recordset($1::jsonb)
-         AS x(message_id text, topic text, key text, seq bigint, envelope text, headers jsonb, o int)`,
-      [JSON.stringify(records)],
-    );
-    if (log.length > 0) {
-      await tx.query(
-        `INSERT INTO cdp_message_log (message_id, correlation_id, causation_id, type, source, topic, key)
-         SELECT message_id, correlation_id, causation_id, type, source, topic, key
+      `WITH rows AS (
+         INSERT INTO cdp_outbox (message_id, topic, key, seq, envelope, headers)
+         SELECT message_id, topic, key, seq, envelope, headers
          FROM jsonb_to_recordset($1::jsonb)
-           AS x(message_id text, correlation_id text, causation_id text, type text, source text, topic text, key text)`,
-        [JSON.stringify(log)],
-      );
-    }
-    await tx.notify(OUTBOX_CHANNEL, '');
+           AS x(message_id text, topic text, key text, seq bigint, envelope text, headers jsonb, o int)
+       ), log AS (
+         INSERT INTO cdp_message_log (message_id, correlation_id, causation_id, type, source, topic, key)
+         SELECT message_id, correlation_id, causation_id, type, source, topic, key
+         FROM jsonb_to_recordset($2::jsonb)
+           AS x(message_id text, correlation_id text, causation_id text, type text, source text, topic text, key text)
+       )
+       SELECT pg_notify($3, '')`,
+      [JSON.stringify(records), JSON.stringify(log), OUTBOX_CHANNEL],
+    );
     return out;
   }
 }
@@ -218,6 +218,14 @@ export interface RelayOptions {
   pollIntervalMs?: number;
   /** Default 100 ms. */
   fallbackPollMs?: number;
+  /**
+   * Commit the relay's own transactions (deleting published rows, advancing cursors, parking)
+   * with `synchronous_commit = off`, so the relay does not wait for a WAL flush between
+   * batches. Safe for an at-least-once relay: a database crash can only forget the most recent
+   * of these commits, whose rows are then published again with the same ids (never reordered:
+   * rows and cursors roll back together). Writers' commits are unaffected. Default true.
+   */
+  asyncCommit?: boolean;
   /** Failed publish attempts before a row is parked as poison. Default 10. */
   maxAttempts?: number;
   /** Wait after a failed batch (broker or database down), growing to 5 s. Default 100 ms. */
@@ -261,6 +269,7 @@ export class OutboxRelay {
       | 'maxAttempts'
       | 'errorBackoffMs'
       | 'workers'
+      | 'asyncCommit'
     >
   > &
     RelayOptions;
@@ -288,6 +297,7 @@ export class OutboxRelay {
       maxAttempts: 10,
       errorBackoffMs: 100,
       workers: 2,
+      asyncCommit: true,
       ...options,
       mode,
     };
@@ -329,14 +339,26 @@ export class OutboxRelay {
     );
   }
 
+  /**
+   * A notification wakes one idle worker (the others stay asleep: one claim finds every row
+   * committed so far). A busy worker sees the new generation when its batch ends and claims
+   * again instead of sleeping, so no notification is missed.
+   */
   #poke(): void {
     this.#generation++;
-    for (const w of this.#wakers) w();
+    for (const w of this.#wakers) {
+      this.#wakers.delete(w);
+      w();
+      return;
+    }
   }
 
-  /** Sleep up to `ms`; returns true when woken by a notification (or one came since `seen`). */
-  async #idle(ms: number, seen: number): Promise<boolean> {
-    if (this.#generation !== seen) return true;
+  /**
+   * Sleep up to `ms`; returns true when woken by a notification (or one came since `seen`).
+   * Without `seen` (backoff after a failure) only close() cuts the sleep short.
+   */
+  async #idle(ms: number, seen?: number): Promise<boolean> {
+    if (seen !== undefined && this.#generation !== seen) return true;
     if (this.#stop.signal.aborted) return false;
     const ac = new AbortController();
     const onStop = () => ac.abort();
@@ -346,7 +368,7 @@ export class OutboxRelay {
       woken = true;
       ac.abort();
     };
-    this.#wakers.add(waker);
+    if (seen !== undefined) this.#wakers.add(waker);
     await this.#clock.sleep(ms, ac.signal).catch(() => {});
     this.#wakers.delete(waker);
     this.#stop.signal.removeEventListener('abort', onStop);
@@ -366,7 +388,7 @@ export class OutboxRelay {
         failures++;
         this.#metrics?.errors.inc();
         this.#o.logger?.warn({ err: errorMessage(err), failures }, 'outbox relay batch failed');
-        await this.#idle(Math.min(5000, this.#o.errorBackoffMs * 2 ** Math.min(failures, 6)), -1);
+        await this.#idle(Math.min(5000, this.#o.errorBackoffMs * 2 ** Math.min(failures - 1, 6)));
         continue;
       }
       // Rows found while no notification arrived for a whole poll interval: notifications are
@@ -396,7 +418,9 @@ export class OutboxRelay {
     const o = this.#o;
     const published = await o.sql.transaction(async (tx) => {
       // One round trip: lock the head row of each key (and unkeyed rows) that no other relay
-      // holds, then read each claimed key's next rows in sequence order and its cursor.
+      // holds, then read each claimed key's next rows in sequence order and its cursor. Each
+      // returned row also sets this transaction's synchronous_commit (asyncCommit); a claim
+      // that finds nothing writes nothing, so its commit has nothing to flush either way.
       const { rows } = await tx.query<Row & { published_seq: number | null; head_id: number }>(
         `WITH heads AS (
            SELECT o.id, o.key FROM cdp_outbox o
@@ -407,7 +431,7 @@ export class OutboxRelay {
            FOR UPDATE SKIP LOCKED
          )
          SELECT f.id, f.message_id, f.topic, f.key, f.seq, f.envelope, f.headers, f.attempts,
-                c.published_seq, h.id AS head_id
+                c.published_seq, h.id AS head_id, set_config('synchronous_commit', $3, true) AS sc
          FROM heads h
          CROSS JOIN LATERAL (
            SELECT * FROM cdp_outbox x WHERE x.key = h.key ORDER BY x.seq LIMIT $2
@@ -416,11 +440,11 @@ export class OutboxRelay {
          WHERE h.key IS NOT NULL
          UNION ALL
          SELECT o.id, o.message_id, o.topic, o.key, o.seq, o.envelope, o.headers, o.attempts,
-                NULL, h.id
+                NULL, h.id, set_config('synchronous_commit', $3, true)
          FROM heads h JOIN cdp_outbox o ON o.id = h.id
          WHERE h.key IS NULL
          ORDER BY head_id, seq`,
-        [o.batchSize, o.perKey],
+        [o.batchSize, o.perKey, o.asyncCommit ? 'off' : 'on'],
       );
       if (rows.length === 0) return [];
       const byKey = new Map<string, Row[]>();

@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { expect, it } from 'vitest';
+import { z } from 'zod';
 import { ValidationError } from '../../src/core/errors.js';
-import type { Broker, Delivery } from '../../src/messaging/broker.js';
+import type { Broker, Delivery, MessageHandler } from '../../src/messaging/broker.js';
 import { deadLetter, deferDelivery, retryLater } from '../../src/messaging/broker.js';
+import { createEnvelope, EventTypes, UnknownEventTypeError } from '../../src/messaging/envelope.js';
+import { eventHandler, publishEnvelope } from '../../src/messaging/event-handler.js';
 
 /** Poll until `cond()` holds (async systems); fails with `what` after `ms`. */
 export async function waitFor(cond: () => boolean | Promise<boolean>, what: string, ms = 15_000) {
@@ -275,6 +278,83 @@ export function brokerContract(broker: () => Broker): void {
       expect(await b.replayDeadLetter('no-such-id')).toBe(0);
     } finally {
       await sub.close();
+    }
+  });
+
+  it('bad input: a payload failing its schema and an unknown type are dead-lettered on the first attempt, never retried; publishers reject them before sending', async () => {
+    const b = broker();
+    const topic = uniq('t.badinput.');
+    const types = new EventTypes();
+    types.define('course.published', z.object({ id: z.string(), title: z.string() }));
+    const handled: unknown[] = [];
+    const calls = new Map<string, number>();
+    const counted =
+      (inner: MessageHandler): MessageHandler =>
+      async (d) => {
+        calls.set(d.id, (calls.get(d.id) ?? 0) + 1);
+        return inner(d);
+      };
+    const strictGroup = uniq('g');
+    const lenientGroup = uniq('g');
+    const strict = await b.subscribe(
+      { group: strictGroup, topics: [topic], backoff, maxDeliveries: 5 },
+      counted(
+        eventHandler(types, async (env) => {
+          handled.push(env.data);
+        }),
+      ),
+    );
+    const ignored: string[] = [];
+    const lenient = await b.subscribe(
+      { group: lenientGroup, topics: [topic], backoff, maxDeliveries: 5 },
+      async (d) => {
+        ignored.push(d.id);
+        return eventHandler(types, async () => {}, { unknownTypes: 'ignore' })(d);
+      },
+    );
+    try {
+      const good = createEnvelope({
+        type: 'course.published',
+        source: '/t',
+        data: { id: 'c1', title: 'SQL', extra: true },
+      });
+      const broken = createEnvelope({ type: 'course.published', source: '/t', data: { id: 2 } });
+      const unknown = createEnvelope({ type: 'course.retired', source: '/t', data: {} });
+      // Publishers given the types refuse both before anything is sent.
+      await expect(publishEnvelope(b, topic, broken, { types })).rejects.toThrow(ValidationError);
+      await expect(publishEnvelope(b, topic, unknown, { types })).rejects.toThrow(
+        UnknownEventTypeError,
+      );
+      // Publishers without the types send them; the consumers decide.
+      await publishEnvelope(b, topic, broken);
+      await publishEnvelope(b, topic, unknown);
+      await b.publish({ topic, id: 'not-an-envelope', body: '{"hello":' });
+      await publishEnvelope(b, topic, good);
+      await waitFor(
+        async () => (await b.listDeadLetters({ group: strictGroup })).length === 3,
+        'three dead letters in the strict group',
+      );
+      await waitFor(() => handled.length === 1, 'the good event');
+      await waitFor(() => ignored.length === 4, 'four deliveries to the lenient group');
+      await sleep(200);
+      expect(handled).toEqual([{ id: 'c1', title: 'SQL' }]);
+      const dead = Object.fromEntries(
+        (await b.listDeadLetters({ group: strictGroup })).map((d) => [d.id, d]),
+      );
+      expect(dead[broken.id]!.error).toMatch(/VALIDATION_FAILED.*title/);
+      expect(dead[broken.id]!.attempts).toBe(1);
+      expect(dead[unknown.id]!.error).toContain('MESSAGING_UNKNOWN_EVENT_TYPE');
+      expect(dead[unknown.id]!.error).toContain('course.retired');
+      expect(dead['not-an-envelope']!.error).toContain('not JSON');
+      // Each was delivered exactly once: invalid input is never retried.
+      for (const id of [broken.id, unknown.id, 'not-an-envelope', good.id]) {
+        expect(calls.get(id)).toBe(1);
+      }
+      // Configured to ignore unknown types, the other group acks it; the rest still dead-letter.
+      const lenientDead = (await b.listDeadLetters({ group: lenientGroup })).map((d) => d.id);
+      expect(lenientDead.sort()).toEqual([broken.id, 'not-an-envelope'].sort());
+    } finally {
+      await Promise.all([strict.close(), lenient.close()]);
     }
   });
 }

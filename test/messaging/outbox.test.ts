@@ -1,5 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { ManualClock } from '../../src/core/clock.js';
 import { createRegistry } from '../../src/core/metrics.js';
 import { migrate } from '../../src/engines/sql/migrations.js';
 import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
@@ -7,7 +9,14 @@ import { PgliteSqlClient } from '../../src/engines/sql/pglite-sql-client.js';
 import type { SqlClient } from '../../src/engines/sql/sql-client.js';
 import type { Broker, OutgoingMessage } from '../../src/messaging/broker.js';
 import { BrokerError } from '../../src/messaging/broker.js';
-import { createEnvelope, decodeEnvelope, type Envelope } from '../../src/messaging/envelope.js';
+import { purgeMessageLog } from '../../src/messaging/choreography.js';
+import { DocumentOutboxRelay, DocumentStore } from '../../src/messaging/document-outbox.js';
+import {
+  createEnvelope,
+  decodeEnvelope,
+  type Envelope,
+  EventTypes,
+} from '../../src/messaging/envelope.js';
 import { MemoryBroker } from '../../src/messaging/memory-broker.js';
 import { SqlInbox } from '../../src/messaging/sql-inbox.js';
 import { messagingMigrations } from '../../src/messaging/sql-migrations.js';
@@ -330,6 +339,182 @@ function outboxSuite(getSql: () => SqlClient) {
     });
     expect(await inbox.handle(env3, effect)).toBe('deferred');
     expect(await inbox.handle(env2, async () => {})).toBe('applied');
+  });
+
+  it('stays small under a long soak: published rows deleted, bookkeeping bounded by the keys, inbox and trace purged', async () => {
+    const sql = getSql();
+    await reset(sql);
+    await sql.exec('TRUNCATE cdp_message_log');
+    const topic = uniq('t.soak.');
+    const traced = new Outbox({ source: '/test/soak', trace: true });
+    const types = new EventTypes();
+    types.define('soak.tick', z.object({ r: z.number(), i: z.number() }));
+    const inbox = new SqlInbox({ sql, consumer: 'soak', deferMs: 5 });
+    let applied = 0;
+    const sub = await broker.subscribe(
+      { group: uniq('g'), topics: [topic], concurrency: 1, maxDeliveries: 1000 },
+      inbox.handler(types, async () => {
+        applied++;
+      }),
+    );
+    const relay = new OutboxRelay({ sql, broker, mode: 'notify' });
+    await relay.start();
+    const rounds = 12;
+    const perRound = 40;
+    const keys = 10;
+    const total = rounds * perRound;
+    const count = async (table: string) =>
+      (await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).rows[0]!.n;
+    try {
+      for (let r = 0; r < rounds; r++) {
+        await sql.transaction((tx) =>
+          traced.addMany(
+            tx,
+            Array.from({ length: perRound }, (_, i) => ({
+              topic,
+              type: 'soak.tick',
+              key: `s${i % keys}`,
+              data: { r, i },
+            })),
+          ),
+        );
+        await waitFor(async () => (await count('cdp_outbox')) === 0, `round ${r} relayed`);
+      }
+      await waitFor(() => applied === total, 'every message applied');
+      expect(relay.published).toBe(total);
+      // The outbox holds nothing once published; the per-key rows grow with keys, not messages.
+      const ids = await sql.query<{ last: number }>(
+        "SELECT last_value::int AS last FROM pg_sequences WHERE sequencename = 'cdp_outbox_id_seq'",
+      );
+      expect(ids.rows[0]!.last).toBeGreaterThanOrEqual(total);
+      expect(await count('cdp_outbox')).toBe(0);
+      expect(await count('cdp_outbox_keys')).toBe(keys);
+      expect(await count('cdp_outbox_cursor')).toBe(keys);
+      expect(await count('cdp_outbox_parked')).toBe(0);
+      // The consumer side grows per message until purged (dedup holds within the window).
+      expect(await count('cdp_inbox')).toBe(total);
+      expect(await count('cdp_message_log')).toBe(total);
+      expect(await inbox.purge(60_000)).toBe(0);
+      expect(await inbox.purge(0)).toBe(total);
+      expect(await purgeMessageLog(sql, 0)).toBe(total);
+      expect(await count('cdp_inbox')).toBe(0);
+      expect(await count('cdp_message_log')).toBe(0);
+      expect(await count('cdp_inbox_keys')).toBe(keys);
+    } finally {
+      await relay.close();
+      await sub.close();
+    }
+  });
+
+  it('backs off after a failed batch (broker down): no retry before the backoff, nothing counted against the rows', async () => {
+    const sql = getSql();
+    await reset(sql);
+    const topic = uniq('t.down.');
+    await sql.transaction((tx) => outbox.add(tx, { topic, type: 'x', data: 1, key: 'd' }));
+    let attempts = 0;
+    const down: Broker = {
+      ...refusing(broker, () => true),
+      ping: async () => {
+        throw new BrokerError('connection refused');
+      },
+      publish: async () => {
+        attempts++;
+        throw new BrokerError('connection refused');
+      },
+    };
+    const clock = new ManualClock(1_000_000);
+    const relay = new OutboxRelay({
+      sql,
+      broker: down,
+      clock,
+      mode: 'poll',
+      workers: 1,
+      errorBackoffMs: 100,
+      maxAttempts: 2,
+    });
+    await relay.start();
+    try {
+      const asleepAfter = async (n: number) =>
+        waitFor(() => attempts === n && clock.pendingSleeps === 1, `attempt ${n}, then asleep`);
+      await asleepAfter(1);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(attempts).toBe(1);
+      await clock.advance(99);
+      expect(attempts).toBe(1);
+      await clock.advance(1);
+      await asleepAfter(2);
+      await clock.advance(199); // the backoff doubles
+      expect(attempts).toBe(2);
+      await clock.advance(1);
+      await asleepAfter(3);
+      // An outage is not the message's fault: it is neither counted nor parked.
+      const { rows } = await sql.query<{ attempts: number }>('SELECT attempts FROM cdp_outbox');
+      expect(rows).toEqual([{ attempts: 0 }]);
+      expect((await outboxStats(sql)).parked).toBe(0);
+    } finally {
+      await relay.close();
+    }
+  });
+
+  it('document variant: two relays share the documents, each message once and in order; what a failed publish left is sent on the next pass', async () => {
+    const sql = getSql();
+    const table = uniq('docs_');
+    const store = new DocumentStore<{ v: number }>({ sql, table, source: '/test/docs' });
+    await store.ensureTable();
+    const topic = uniq('t.doc.');
+    const c = await collect(broker, [topic]);
+    const expected = new Map<string, string[]>();
+    try {
+      for (let d = 0; d < 10; d++) {
+        let version = 0;
+        const ids: string[] = [];
+        for (let s = 0; s < 5; s++) {
+          const events = Array.from({ length: 1 + (s % 2) }, () => ({
+            topic,
+            type: 'doc.changed',
+            data: { d, s },
+          }));
+          version = await store.save(`d${d}`, { v: s }, events, version);
+        }
+        const pending = await sql.query<{ outbox: { envelope: Envelope }[] }>(
+          `SELECT outbox FROM ${table} WHERE id = $1`,
+          [`d${d}`],
+        );
+        for (const e of pending.rows[0]!.outbox) ids.push(e.envelope.id);
+        expected.set(`d${d}`, ids);
+      }
+      // Document d3's fourth message is refused once: its first three are cleared, the rest wait.
+      let refused = 0;
+      const flaky = refusing(broker, (m) => {
+        if (refused === 0 && m.key === 'd3' && decodeEnvelope(m.body).sequence === 4) {
+          refused++;
+          return true;
+        }
+        return false;
+      });
+      const r1 = new DocumentOutboxRelay({ sql, broker: flaky, table, batchSize: 3 });
+      const r2 = new DocumentOutboxRelay({ sql, broker: flaky, table, batchSize: 3 });
+      let published = 0;
+      for (;;) {
+        const [a, b] = await Promise.all([r1.runOnce(), r2.runOnce()]);
+        if (a + b === 0) break;
+        published += a + b;
+      }
+      expect(refused).toBe(1);
+      const all = [...expected.values()].flat();
+      expect(published).toBe(all.length);
+      await waitFor(() => c.got.length === all.length, 'every document message');
+      expect(c.got.map((e) => e.id).sort()).toEqual([...all].sort());
+      for (const [doc, ids] of expected) {
+        const got = c.got.filter((e) => e.partitionkey === doc);
+        expect(got.map((e) => e.id)).toEqual(ids);
+        expect(got.map((e) => [e.sequence, e.prevsequence])).toEqual(ids.map((_, i) => [i + 1, i]));
+        expect((await store.get(doc))!.pending).toBe(0);
+      }
+    } finally {
+      await c.close();
+      await sql.exec(`DROP TABLE IF EXISTS ${table}`);
+    }
   });
 }
 

@@ -1,4 +1,6 @@
+import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import PgBoss from 'pg-boss';
 import { connectAmqp } from '../../engines/amqp/amqp-connection.js';
@@ -103,35 +105,32 @@ async function pgBossThroughput(boss: PgBoss, queue: string, n: number): Promise
   return n / secs;
 }
 
-/** Commit-to-publish latency at `rate` msg/s for `ms`: one message per transaction. */
-async function relayLatency(
-  sql: PgSqlClient,
-  broker: Broker,
-  mode: 'notify' | 'poll',
-  rate: number,
-  ms: number,
-): Promise<{ p50: number; p99: number; achieved: number }> {
-  const committed = new Map<string, number>();
-  const latencies: number[] = [];
-  const early = new Map<string, number>();
-  const relay = new OutboxRelay({
-    sql,
-    broker,
-    mode,
-    pollIntervalMs: mode === 'poll' ? 100 : 1000,
-    onPublished: (r) => {
-      const now = performance.now();
-      const c = committed.get(r.messageId);
-      if (c === undefined) early.set(r.messageId, now);
-      else latencies.push(now - c);
-    },
-  });
-  await relay.start();
-  const start = performance.now();
+/** One clock for both processes: CLOCK_MONOTONIC (system-wide on Linux), in ms. */
+const monoMs = () => Number(process.hrtime.bigint()) / 1e6;
+
+interface LoadSpec {
+  url: string;
+  rate: number;
+  ms: number;
+}
+type LoadMessage =
+  | { committed: [string, number][] }
+  | { done: { sent: number; elapsedMs: number } };
+
+/**
+ * The load generator of the latency runs: one message per transaction at `rate` msg/s (at
+ * most 48 transactions in flight), reporting each message's id and commit time (when COMMIT
+ * returned) to the parent. It runs in its own process, so the relay's event loop measures the
+ * relay and not the generator.
+ */
+async function generateLoad(spec: LoadSpec, report: (m: LoadMessage) => void): Promise<void> {
+  const sql = await PgSqlClient.connect({ url: spec.url, max: 50 });
+  const start = monoMs();
   let sent = 0;
+  let pending: [string, number][] = [];
   const inflight = new Set<Promise<void>>();
-  while (performance.now() - start < ms) {
-    const target = Math.floor(((performance.now() - start) / 1000) * rate);
+  while (monoMs() - start < spec.ms) {
+    const target = Math.floor(((monoMs() - start) / 1000) * spec.rate);
     while (sent < target && inflight.size < 48) {
       const i = sent++;
       const p = sql
@@ -144,26 +143,93 @@ async function relayLatency(
           }),
         )
         .then((env) => {
-          const now = performance.now();
-          const pub = early.get(env.id);
-          if (pub !== undefined) latencies.push(Math.max(0, pub - now));
-          else committed.set(env.id, now);
+          pending.push([env.id, monoMs()]);
         });
       inflight.add(p);
       void p.finally(() => inflight.delete(p));
     }
+    if (pending.length >= 100) {
+      report({ committed: pending });
+      pending = [];
+    }
     await new Promise((r) => setTimeout(r, 1));
   }
   await Promise.all(inflight);
-  const elapsed = performance.now() - start;
-  const deadline = performance.now() + 10_000;
-  while (latencies.length < sent && performance.now() < deadline)
-    await new Promise((r) => setTimeout(r, 20));
-  await relay.close();
+  report({ committed: pending });
+  report({ done: { sent, elapsedMs: monoMs() - start } });
+  await sql.close();
+}
+
+if (process.env.CDP_BENCH_MESSAGING_LOAD) {
+  const spec = JSON.parse(process.env.CDP_BENCH_MESSAGING_LOAD) as LoadSpec;
+  await generateLoad(spec, (m) => process.send!(m));
+  process.disconnect();
+}
+
+/** Run generateLoad in a child process (this file, with the parent's loader flags). */
+function loadInChildProcess(spec: LoadSpec, onCommitted: (id: string, at: number) => void) {
+  return new Promise<{ sent: number; elapsedMs: number }>((resolve, reject) => {
+    const child = fork(fileURLToPath(import.meta.url), [], {
+      env: { ...process.env, CDP_BENCH_MESSAGING_LOAD: JSON.stringify(spec) },
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
+    let done: { sent: number; elapsedMs: number } | undefined;
+    child.on('message', (m: LoadMessage) => {
+      if ('committed' in m) for (const [id, at] of m.committed) onCommitted(id, at);
+      else done = m.done;
+    });
+    child.on('error', reject);
+    child.on('exit', (code) =>
+      done ? resolve(done) : reject(new Error(`load generator exited with ${code}`)),
+    );
+  });
+}
+
+/**
+ * Commit-to-publish latency at `rate` msg/s for `ms`: the generator (another process) commits
+ * one message per transaction; latency = the relay's publish confirmation (PubAck) minus the
+ * commit, both on CLOCK_MONOTONIC. A message confirmed before its COMMIT reply reached the
+ * generator counts as 0.
+ */
+async function relayLatency(
+  sql: PgSqlClient,
+  url: string,
+  broker: Broker,
+  mode: 'notify' | 'poll',
+  rate: number,
+  ms: number,
+): Promise<{ p50: number; p99: number; achieved: number }> {
+  const published = new Map<string, number>();
+  const committed = new Map<string, number>();
+  const relay = new OutboxRelay({
+    sql,
+    broker,
+    mode,
+    pollIntervalMs: mode === 'poll' ? 100 : 1000,
+    onPublished: (r) => {
+      published.set(r.messageId, monoMs());
+    },
+  });
+  await relay.start();
+  let load: { sent: number; elapsedMs: number };
+  try {
+    load = await loadInChildProcess({ url, rate, ms }, (id, at) => committed.set(id, at));
+    const deadline = monoMs() + 10_000;
+    while (published.size < load.sent && monoMs() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+  } finally {
+    await relay.close();
+  }
+  const latencies: number[] = [];
+  for (const [id, at] of committed) {
+    const pub = published.get(id);
+    if (pub === undefined) throw new Error(`message ${id} was committed but never published`);
+    latencies.push(Math.max(0, pub - at));
+  }
   return {
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
-    achieved: (sent / elapsed) * 1000,
+    achieved: (load.sent / load.elapsedMs) * 1000,
   };
 }
 
@@ -207,12 +273,12 @@ const suite: BenchSuite = {
       const lat = await interleave(
         {
           notify: async () => {
-            const r = await relayLatency(sql, nats, 'notify', rate, latencyMs);
+            const r = await relayLatency(sql, ours.url, nats, 'notify', rate, latencyMs);
             latNotify.push(r);
             return r.p99;
           },
           poll: async () => {
-            const r = await relayLatency(sql, nats, 'poll', rate, latencyMs);
+            const r = await relayLatency(sql, ours.url, nats, 'poll', rate, latencyMs);
             latPoll.push(r);
             return r.p99;
           },
