@@ -4,7 +4,7 @@ import { errorMessage } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
 import type { Migration } from '../engines/sql/migrations.js';
 import type { Queryable, SqlClient } from '../engines/sql/sql-client.js';
-import type { SqlProjection } from './projection.js';
+import type { RebuildableProjection } from './projection-rebuild.js';
 
 /**
  * Read models of the course marketplace, maintained two ways so both can be compared:
@@ -67,60 +67,93 @@ interface ReviewData {
   previousRating?: number;
 }
 
-/** Per-review rows and per-course aggregates, one or two rows touched per event. */
-export const courseRatingsProjection: SqlProjection = {
-  name: 'course-ratings',
-  types: ['ReviewSubmitted', 'ReviewRevised', 'ReviewWithdrawn'],
-  async apply(event, tx) {
-    const d = event.data as ReviewData;
-    switch (event.type) {
-      case 'ReviewSubmitted':
-        await tx.query(
-          `WITH r AS (INSERT INTO cdp_reviews (course_id, student_id, topic, rating) VALUES ($1, $2, $3, $4)
-                        ON CONFLICT (course_id, student_id) DO NOTHING RETURNING rating)
-           INSERT INTO cdp_course_ratings AS c (course_id, topic, review_count, rating_sum)
-             SELECT $1, $3, 1, rating FROM r
-           ON CONFLICT (course_id) DO UPDATE SET review_count = c.review_count + 1, rating_sum = c.rating_sum + excluded.rating_sum`,
-          [d.courseId, d.studentId, d.topic, d.rating],
-        );
-        return;
-      case 'ReviewRevised':
-        await tx.query(
-          `WITH r AS (UPDATE cdp_reviews n SET rating = $3 FROM cdp_reviews o
-                        WHERE n.course_id = $1 AND n.student_id = $2 AND o.course_id = n.course_id AND o.student_id = n.student_id
-                        RETURNING n.rating - o.rating AS delta)
-           UPDATE cdp_course_ratings SET rating_sum = rating_sum + (SELECT delta FROM r)
-             WHERE course_id = $1 AND EXISTS (SELECT 1 FROM r)`,
-          [d.courseId, d.studentId, d.rating],
-        );
-        return;
-      case 'ReviewWithdrawn':
-        await tx.query(
-          `WITH r AS (DELETE FROM cdp_reviews WHERE course_id = $1 AND student_id = $2 RETURNING rating)
-           UPDATE cdp_course_ratings SET review_count = review_count - 1, rating_sum = rating_sum - (SELECT rating FROM r)
-             WHERE course_id = $1 AND EXISTS (SELECT 1 FROM r)`,
-          [d.courseId, d.studentId],
-        );
-        return;
-    }
-  },
-};
+/**
+ * Per-review rows and per-course aggregates, one or two rows touched per event, written into
+ * the given tables (a rebuild writes into copies, then swaps them in).
+ */
+export function courseRatingsProjectionInto(
+  tables: { reviews?: string; ratings?: string } = {},
+): RebuildableProjection {
+  const reviews = tables.reviews ?? 'cdp_reviews';
+  const ratings = tables.ratings ?? 'cdp_course_ratings';
+  return {
+    name: 'course-ratings',
+    types: ['ReviewSubmitted', 'ReviewRevised', 'ReviewWithdrawn'],
+    tables: [reviews, ratings],
+    withTables: (names) =>
+      courseRatingsProjectionInto({
+        reviews: names[reviews] ?? reviews,
+        ratings: names[ratings] ?? ratings,
+      }),
+    async apply(event, tx) {
+      const d = event.data as ReviewData;
+      switch (event.type) {
+        case 'ReviewSubmitted':
+          await tx.query(
+            `WITH r AS (INSERT INTO ${reviews} (course_id, student_id, topic, rating) VALUES ($1, $2, $3, $4)
+                          ON CONFLICT (course_id, student_id) DO NOTHING RETURNING rating)
+             INSERT INTO ${ratings} AS c (course_id, topic, review_count, rating_sum)
+               SELECT $1, $3, 1, rating FROM r
+             ON CONFLICT (course_id) DO UPDATE SET review_count = c.review_count + 1, rating_sum = c.rating_sum + excluded.rating_sum`,
+            [d.courseId, d.studentId, d.topic, d.rating],
+          );
+          return;
+        case 'ReviewRevised':
+          await tx.query(
+            `WITH r AS (UPDATE ${reviews} n SET rating = $3 FROM ${reviews} o
+                          WHERE n.course_id = $1 AND n.student_id = $2 AND o.course_id = n.course_id AND o.student_id = n.student_id
+                          RETURNING n.rating - o.rating AS delta)
+             UPDATE ${ratings} SET rating_sum = rating_sum + (SELECT delta FROM r)
+               WHERE course_id = $1 AND EXISTS (SELECT 1 FROM r)`,
+            [d.courseId, d.studentId, d.rating],
+          );
+          return;
+        case 'ReviewWithdrawn':
+          await tx.query(
+            `WITH r AS (DELETE FROM ${reviews} WHERE course_id = $1 AND student_id = $2 RETURNING rating)
+             UPDATE ${ratings} SET review_count = review_count - 1, rating_sum = rating_sum - (SELECT rating FROM r)
+               WHERE course_id = $1 AND EXISTS (SELECT 1 FROM r)`,
+            [d.courseId, d.studentId],
+          );
+          return;
+      }
+    },
+  };
+}
 
-/** Purchases and the total spent per customer. */
-export const customerSpendProjection: SqlProjection = {
-  name: 'customer-spend',
-  types: ['CoursePurchased'],
-  async apply(event, tx) {
-    const d = event.data as { studentId: string; courseId: string; amountCents: number };
-    await tx.query(
-      `WITH p AS (INSERT INTO cdp_purchases (event_id, customer_id, course_id, amount_cents) VALUES ($1, $2, $3, $4)
-                    ON CONFLICT (event_id) DO NOTHING RETURNING amount_cents)
-       INSERT INTO cdp_customer_spend AS s (customer_id, total_cents, purchases) SELECT $2, amount_cents, 1 FROM p
-       ON CONFLICT (customer_id) DO UPDATE SET total_cents = s.total_cents + excluded.total_cents, purchases = s.purchases + 1`,
-      [event.id, d.studentId, d.courseId, d.amountCents],
-    );
-  },
-};
+/** Per-review rows and per-course aggregates in cdp_reviews and cdp_course_ratings. */
+export const courseRatingsProjection: RebuildableProjection = courseRatingsProjectionInto();
+
+/** Purchases and the total spent per customer, written into the given tables. */
+export function customerSpendProjectionInto(
+  tables: { purchases?: string; spend?: string } = {},
+): RebuildableProjection {
+  const purchases = tables.purchases ?? 'cdp_purchases';
+  const spend = tables.spend ?? 'cdp_customer_spend';
+  return {
+    name: 'customer-spend',
+    types: ['CoursePurchased'],
+    tables: [purchases, spend],
+    withTables: (names) =>
+      customerSpendProjectionInto({
+        purchases: names[purchases] ?? purchases,
+        spend: names[spend] ?? spend,
+      }),
+    async apply(event, tx) {
+      const d = event.data as { studentId: string; courseId: string; amountCents: number };
+      await tx.query(
+        `WITH p AS (INSERT INTO ${purchases} (event_id, customer_id, course_id, amount_cents) VALUES ($1, $2, $3, $4)
+                      ON CONFLICT (event_id) DO NOTHING RETURNING amount_cents)
+         INSERT INTO ${spend} AS s (customer_id, total_cents, purchases) SELECT $2, amount_cents, 1 FROM p
+         ON CONFLICT (customer_id) DO UPDATE SET total_cents = s.total_cents + excluded.total_cents, purchases = s.purchases + 1`,
+        [event.id, d.studentId, d.courseId, d.amountCents],
+      );
+    },
+  };
+}
+
+/** Purchases and the total spent per customer in cdp_purchases and cdp_customer_spend. */
+export const customerSpendProjection: RebuildableProjection = customerSpendProjectionInto();
 
 // ---- Queries (plain DTOs) -----------------------------------------------------------------
 

@@ -7,10 +7,10 @@ import { silentLogger } from '../core/logger.js';
 import { counter, gauge } from '../core/metrics.js';
 import { migrate } from '../engines/sql/migrations.js';
 import {
-  type Queryable,
   type SqlClient,
   SqlError,
   type SqlTransaction,
+  toSqlError,
 } from '../engines/sql/sql-client.js';
 import {
   type AppendOptions,
@@ -45,6 +45,11 @@ export interface SqlEventStoreOptions {
   notify?: boolean;
   /** Report a transaction that holds global readers back for longer than this. Default 5000. */
   stallReportMs?: number;
+  /**
+   * At most one wake-up NOTIFY per this many ms (the first append after a quiet spell notifies
+   * at once; appends within the interval share one NOTIFY at its end). Default 2.
+   */
+  notifyIntervalMs?: number;
 }
 
 /** The open transaction that holds readers of the global log back. */
@@ -78,6 +83,24 @@ interface EventRow {
   recorded_at: Date | string;
 }
 
+/** The append: one statement, one round trip. */
+const APPEND_SQL =
+  'SELECT status, actual, stream_version, positions FROM cdp_events_append($1, $2, $3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[], $7::int[], $8, $9, $10)';
+
+/** What the store needs of a `pg` Pool to run a named (server-side prepared) statement. */
+interface NamedStatementPool {
+  query(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
+}
+
+/** The `pg` Pool behind a PostgreSQL SqlClient, when there is one. */
+function pgPoolOf(sql: SqlClient): NamedStatementPool | undefined {
+  if (sql.engine !== 'postgres') return undefined;
+  const pool = (sql as { pool?: unknown }).pool;
+  return pool && typeof (pool as NamedStatementPool).query === 'function'
+    ? (pool as NamedStatementPool)
+    : undefined;
+}
+
 const COLUMNS =
   'position, stream_id, version, event_id, type, schema_version, data, metadata, recorded_at';
 
@@ -98,6 +121,8 @@ export class SqlEventStore implements EventStore {
   readonly #logger: Logger;
   readonly #notify: boolean;
   readonly #stallReportMs: number;
+  readonly #notifyIntervalMs: number;
+  readonly #pgPool: NamedStatementPool | undefined;
   readonly #appended: Counter<'engine'> | undefined;
   readonly #conflicts: Counter<'engine'> | undefined;
   readonly #heldBackGauge: Gauge<'engine'> | undefined;
@@ -105,7 +130,7 @@ export class SqlEventStore implements EventStore {
   #heldSince: number | undefined;
   #blocker: ReaderBlocker | undefined;
   #lastReport = 0;
-  #notifying = false;
+  #notifyTimer: NodeJS.Timeout | undefined;
   #notifyAgain = false;
   #closed = false;
 
@@ -121,6 +146,8 @@ export class SqlEventStore implements EventStore {
     this.#logger = options.logger ?? silentLogger();
     this.#notify = options.notify ?? true;
     this.#stallReportMs = options.stallReportMs ?? 5000;
+    this.#notifyIntervalMs = options.notifyIntervalMs ?? 2;
+    this.#pgPool = pgPoolOf(sql);
     const r = options.registry;
     if (r) {
       this.#appended = counter(r, 'cdp_events_appended_total', 'Events appended', ['engine']);
@@ -173,7 +200,22 @@ export class SqlEventStore implements EventStore {
       () => this.#ids.next(),
       (t) => this.#upcasters?.currentVersion(t),
     );
-    const target: Queryable = options.tx ?? this.#sql;
+    // Inside a caller's transaction the function looks the ids up first (a unique violation
+    // would abort that transaction); autocommitted, a replay surfaces as one, answered below.
+    const inTx = options.tx !== undefined;
+    const values = [
+      streamId,
+      String(expected),
+      prepared.map((e) => e.id),
+      prepared.map((e) => e.type),
+      prepared.map((e) => JSON.stringify(e.data ?? null)),
+      prepared.map((e) => JSON.stringify(e.metadata)),
+      prepared.map((e) => e.schemaVersion),
+      new Date(this.#clock.now()),
+      // Inside a caller's transaction only the server knows when it commits: notify there.
+      this.#notify && inTx,
+      inTx,
+    ];
     let row: {
       status: string;
       actual: number | null;
@@ -181,21 +223,10 @@ export class SqlEventStore implements EventStore {
       positions: number[] | null;
     };
     try {
-      const res = await target.query<typeof row>(
-        'SELECT status, actual, stream_version, positions FROM cdp_events_append($1, $2, $3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[], $7::int[], $8, $9)',
-        [
-          streamId,
-          String(expected),
-          prepared.map((e) => e.id),
-          prepared.map((e) => e.type),
-          prepared.map((e) => JSON.stringify(e.data ?? null)),
-          prepared.map((e) => JSON.stringify(e.metadata)),
-          prepared.map((e) => e.schemaVersion),
-          new Date(this.#clock.now()),
-          // Inside a caller's transaction only the server knows when it commits: notify there.
-          this.#notify && options.tx !== undefined,
-        ],
-      );
+      const res =
+        options.tx || !this.#pgPool
+          ? await (options.tx ?? this.#sql).query<typeof row>(APPEND_SQL, values)
+          : await this.#preparedAppend<typeof row>(this.#pgPool, values);
       row = res.rows[0]!;
     } catch (err) {
       // Two appends of the same ids raced: the loser finds the winner's rows once it committed.
@@ -250,28 +281,45 @@ export class SqlEventStore implements EventStore {
   }
 
   /**
-   * NOTIFY after an autocommitted append, coalesced: at most one in flight, and one more after
-   * it when appends happened meanwhile. A NOTIFY inside every append transaction would take
-   * PostgreSQL's global notify lock at each commit and serialize concurrent appends; waking
-   * just after commit costs one statement per round trip instead. Subscriptions poll as well,
-   * so a lost wake-up only delays them.
+   * On PostgreSQL the append runs as a named statement: parsed and planned once per
+   * connection, then only bound and executed (the unnamed statement is parsed every time).
+   */
+  async #preparedAppend<R>(pool: NamedStatementPool, values: unknown[]): Promise<{ rows: R[] }> {
+    try {
+      return (await pool.query({ name: 'cdp_events_append_v3', text: APPEND_SQL, values })) as {
+        rows: R[];
+      };
+    } catch (err) {
+      throw toSqlError(err, APPEND_SQL);
+    }
+  }
+
+  /**
+   * NOTIFY after an autocommitted append, throttled: the first append after a quiet spell
+   * notifies at once, later ones within `notifyIntervalMs` share one NOTIFY at the end of the
+   * interval, and at most one is in flight. A NOTIFY inside every append transaction would
+   * take PostgreSQL's global notify lock at each commit and serialize concurrent appends; one
+   * NOTIFY per append after commit would still cost a statement per append. Subscriptions poll
+   * as well, so a lost wake-up only delays them.
    */
   #wakeSubscribers(): void {
-    if (this.#notifying) {
+    if (this.#notifyTimer !== undefined) {
       this.#notifyAgain = true;
       return;
     }
-    this.#notifying = true;
-    this.#sql
+    this.#notifyAgain = false;
+    const sent = this.#sql
       .notify(NOTIFY_CHANNEL, '')
-      .catch((err: unknown) => this.#logger.debug({ err: String(err) }, 'wake-up notify failed'))
-      .finally(() => {
-        this.#notifying = false;
-        if (this.#notifyAgain && !this.#closed) {
-          this.#notifyAgain = false;
-          this.#wakeSubscribers();
-        }
+      .catch((err: unknown) => this.#logger.debug({ err: String(err) }, 'wake-up notify failed'));
+    const timer = setTimeout(() => {
+      void sent.finally(() => {
+        if (this.#notifyTimer !== timer) return;
+        this.#notifyTimer = undefined;
+        if (this.#notifyAgain && !this.#closed) this.#wakeSubscribers();
       });
+    }, this.#notifyIntervalMs);
+    timer.unref();
+    this.#notifyTimer = timer;
   }
 
   async #existing(streamId: string, prepared: PreparedEvent[]): Promise<AppendResult> {
@@ -485,5 +533,7 @@ export class SqlEventStore implements EventStore {
   /** Does not close the SqlClient: its owner does. */
   async close(): Promise<void> {
     this.#closed = true;
+    if (this.#notifyTimer !== undefined) clearTimeout(this.#notifyTimer);
+    this.#notifyTimer = undefined;
   }
 }

@@ -71,6 +71,16 @@ export class LeaseLostError extends CdpError {
   }
 }
 
+/** The checkpoint was moved by someone else (a projection rebuild): reload it and go on. */
+export class CheckpointMovedError extends CdpError {
+  constructor(name: string, position: number) {
+    super(
+      'SUBSCRIPTION_CHECKPOINT_MOVED',
+      `subscription "${name}": its checkpoint was moved to ${position} by another writer (a rebuild); the batch is rolled back and the subscription resumes from there`,
+    );
+  }
+}
+
 export class SqlSubscription {
   readonly name: string;
   readonly #o: Required<Omit<SqlSubscriptionOptions, 'types' | 'registry' | 'logger'>> & {
@@ -246,6 +256,12 @@ export class SqlSubscription {
         }
       } catch (err) {
         if (this.#stop.signal.aborted) break;
+        if (err instanceof CheckpointMovedError) {
+          // Reload the checkpoint (the lease is still ours) and go on from there at once.
+          this.#active = false;
+          this.#logger.info(errorMessage(err));
+          continue;
+        }
         if (err instanceof LeaseLostError) {
           this.#active = false;
           this.#logger.warn(errorMessage(err));
@@ -257,12 +273,20 @@ export class SqlSubscription {
     }
   }
 
+  /** Move the checkpoint, fenced by the owner and by the position this instance started from. */
   async #move(tx: SqlTransaction, position: number): Promise<void> {
     const { rowCount } = await tx.query(
-      'UPDATE cdp_event_subscriptions SET position = $3, updated_at = $4 WHERE name = $1 AND owner = $2',
-      [this.name, this.#instance, position, this.#o.clock.now()],
+      'UPDATE cdp_event_subscriptions SET position = $3, updated_at = $4 WHERE name = $1 AND owner = $2 AND position = $5',
+      [this.name, this.#instance, position, this.#o.clock.now(), this.#position],
     );
-    if (rowCount === 0) throw new LeaseLostError(this.name);
+    if (rowCount > 0) return;
+    const { rows } = await tx.query<{ owner: string | null; position: number }>(
+      'SELECT owner, position FROM cdp_event_subscriptions WHERE name = $1',
+      [this.name],
+    );
+    if (rows[0]?.owner === this.#instance)
+      throw new CheckpointMovedError(this.name, Number(rows[0].position));
+    throw new LeaseLostError(this.name);
   }
 
   async #checkpointOnly(position: number): Promise<void> {
@@ -280,7 +304,12 @@ export class SqlSubscription {
       this.#processed += events.length;
       return;
     } catch (err) {
-      if (err instanceof LeaseLostError || this.#stop.signal.aborted) throw err;
+      if (
+        err instanceof LeaseLostError ||
+        err instanceof CheckpointMovedError ||
+        this.#stop.signal.aborted
+      )
+        throw err;
       this.#logger.debug(
         { err: errorMessage(err) },
         'batch failed; handling its events one by one',
@@ -304,7 +333,7 @@ export class SqlSubscription {
         this.#processed++;
         return;
       } catch (err) {
-        if (err instanceof LeaseLostError) throw err;
+        if (err instanceof LeaseLostError || err instanceof CheckpointMovedError) throw err;
         if (attempt >= this.#o.maxAttempts) {
           await this.#park(event, err, attempt);
           return;
