@@ -22,9 +22,14 @@ import { FrequencySketch, hashKey } from './frequency-sketch.js';
  *   front of a segmented main area (probation + protected SLRU, protected 80% of main). An
  *   entry leaving the window is admitted to main only if the frequency sketch says it is seen
  *   more often than main's victim (warm-but-not-more-frequent candidates win with probability
- *   1/128, which defeats hash flooding). A hill climber resizes the window from the hit rate of
- *   each sample (10 x capacity requests): recency-heavy workloads grow the window toward LRU,
- *   frequency-heavy ones shrink it.
+ *   1/128, which defeats hash flooding). A climber resizes the window: recency-heavy workloads
+ *   grow it toward LRU, frequency-heavy ones shrink it. The default 'shadow' climber moves one
+ *   entry per event: a miss on a recently rejected candidate (remembered by hash in a ghost table
+ *   as long as 1.5 x probation) says a bigger window would have hit, a hit in probation (main's
+ *   LRU end) says a smaller main would have missed. Caffeine's sampled hill climber (hit rate of
+ *   successive 10 x capacity samples, 6.25% steps, restart on a 5% change, 0.98 decay) is kept
+ *   as `climber: 'sampled'`; it needs ~15 samples to cross the range and then wanders with
+ *   sampling noise, which cost 1 to 8 points against LRU on the recency benchmark.
  *
  * Expiry: a default `ttlMs`, a per-entry `ttlMs` on `set`, optional sliding expiry (a read
  * pushes the deadline). An expired entry is never returned: reads check the deadline. Expired
@@ -64,8 +69,15 @@ export interface LocalStoreOptions<K, V> {
   random?: () => number;
   /** W-TinyLFU: start window size as a fraction of capacity. Default 0.01. */
   initialWindow?: number;
-  /** W-TinyLFU: let the hill climber resize the window. Default true. */
+  /** W-TinyLFU: let a climber resize the window. Default true. */
   adaptive?: boolean;
+  /**
+   * W-TinyLFU: how the window is resized. 'shadow' (default): per event, from ghost hits of
+   * rejected candidates (grow) against hits in probation (shrink); converges within a few
+   * capacities of requests. 'sampled': Caffeine's hill climber, comparing the hit rate of
+   * successive samples of 10 x capacity requests.
+   */
+  climber?: 'shadow' | 'sampled';
 }
 
 export interface SetOptions {
@@ -112,6 +124,10 @@ const WHEEL_MASK = WHEEL_BUCKETS - 1;
 const HILL_CLIMBER_RESTART_THRESHOLD = 0.05;
 const HILL_CLIMBER_STEP_PERCENT = 0.0625;
 const HILL_CLIMBER_STEP_DECAY_RATE = 0.98;
+/** Shadow climber: how many rejected candidates to remember, as a multiple of probation's size. */
+const GHOST_SPAN = 1.5;
+/** Shadow climber: ghost table slots per entry of capacity (rounded up to a power of two). */
+const GHOST_SLOTS = 1;
 const ADMIT_HASHDOS_THRESHOLD = 6;
 const QUEUE_TRANSFER_THRESHOLD = 1000;
 
@@ -141,6 +157,7 @@ export class LocalStore<K, V> {
   readonly #onEvict: ((key: K, value: V, cause: EvictionCause) => void) | undefined;
   readonly #random: () => number;
   readonly #adaptive: boolean;
+  readonly #climber: 'shadow' | 'sampled';
 
   #map = new Map<K, number>();
   #keys: (K | undefined)[] = [];
@@ -181,6 +198,12 @@ export class LocalStore<K, V> {
   #adjustment = 0;
   #climberSample = 0;
   #warm = false;
+  // Shadow climber: the last window candidates that lost admission, in a direct-mapped table of
+  // one int32 per slot (small, so it stays in cache): the hash's high 16 bits as a fingerprint,
+  // the low 16 bits of the candidate's rank in the sequence of rejections; 0 = empty.
+  #ghosts = new Int32Array(0);
+  #ghostMask = 0;
+  #ghostSeq = 0;
 
   // Expiry wheel.
   #expiring = 0;
@@ -240,6 +263,11 @@ export class LocalStore<K, V> {
     this.#onEvict = options.onEvict;
     this.#random = options.random ?? Math.random;
     this.#adaptive = options.adaptive ?? true;
+    const climber = options.climber ?? 'shadow';
+    if (climber !== 'shadow' && climber !== 'sampled') {
+      throw invalid('climber', `must be 'shadow' or 'sampled', got ${String(climber)}`);
+    }
+    this.#climber = climber;
 
     this.#capacity = Math.max(
       16,
@@ -272,6 +300,11 @@ export class LocalStore<K, V> {
       this.#protectedMax = Math.floor(main * 0.8);
       this.#stepSize = -HILL_CLIMBER_STEP_PERCENT * max;
       this.#climberSample = 10 * Math.max(16, entriesEstimate);
+      if (this.#adaptive && this.#climber === 'shadow') {
+        const g = 2 ** Math.ceil(Math.log2(GHOST_SLOTS * Math.max(16, entriesEstimate)));
+        this.#ghosts = new Int32Array(g);
+        this.#ghostMask = g - 1;
+      }
     }
     const tick = Math.floor(this.#clock.now() / resolution);
     this.#processedTick = tick - 1;
@@ -373,12 +406,14 @@ export class LocalStore<K, V> {
     }
     if (i !== undefined) {
       this.#vals[i] = value;
-      this.#setExpiry(i, ttl, now);
-      const old = this.#weight[i]!;
-      if (old !== w) {
-        this.#weight[i] = w;
-        this.#totalWeight += w - old;
-        this.#qWeight[this.#queue[i]!]! += w - old;
+      if (ttl > 0 || this.#expires[i] !== 0) this.#setExpiry(i, ttl, now);
+      if (this.#sizeOf !== undefined) {
+        const old = this.#weight[i]!;
+        if (old !== w) {
+          this.#weight[i] = w;
+          this.#totalWeight += w - old;
+          this.#qWeight[this.#queue[i]!]! += w - old;
+        }
       }
       this.#onUpdate(i);
     } else {
@@ -386,10 +421,12 @@ export class LocalStore<K, V> {
       i = this.#alloc();
       this.#keys[i] = key;
       this.#vals[i] = value;
-      this.#weight[i] = w;
+      // Without sizeOf every entry weighs 1 and #weight is never read (see #wt).
+      if (this.#sizeOf !== undefined) this.#weight[i] = w;
       this.#totalWeight += w;
       this.#map.set(key, i);
-      this.#setExpiry(i, ttl, now);
+      // A free slot has no deadline (#remove clears it): only a ttl needs writing.
+      if (ttl > 0) this.#setExpiry(i, ttl, now);
       this.#onInsert(i, key);
     }
     if (this.#expiring > 0 && now >= this.#nextPurgeAt) this.#purge(now);
@@ -528,6 +565,11 @@ export class LocalStore<K, V> {
     return w;
   }
 
+  /** Weight of slot i: 1 for every entry without sizeOf. */
+  #wt(i: number): number {
+    return this.#sizeOf === undefined ? 1 : this.#weight[i]!;
+  }
+
   /** Unlink slot `i` from everything and free it. */
   #remove(i: number, cause: EvictionCause): void {
     const key = this.#keys[i]!;
@@ -535,7 +577,7 @@ export class LocalStore<K, V> {
     this.#map.delete(key);
     if (this.#p === P_LFU) this.#lfuUnlink(i);
     else this.#unlink(this.#queue[i]!, i);
-    const w = this.#weight[i]!;
+    const w = this.#wt(i);
     this.#totalWeight -= w;
     if (this.#p !== P_LFU) this.#qWeight[this.#queue[i]!]! -= w;
     if (this.#expires[i] !== 0) {
@@ -594,7 +636,7 @@ export class LocalStore<K, V> {
   /** Move slot i from its list to the tail of list q, carrying its weight. */
   #transfer(i: number, q: number): void {
     const from = this.#queue[i]!;
-    const w = this.#weight[i]!;
+    const w = this.#wt(i);
     this.#unlink(from, i);
     this.#qWeight[from]! -= w;
     this.#pushTail(q, i);
@@ -634,7 +676,8 @@ export class LocalStore<K, V> {
       case P_WTLFU:
         this.#sketch!.increment(this.#hash[i]!);
         this.#wtlfuReorder(i);
-        this.#wtlfuEvict(i);
+        // Counted entries keep the total on an update: nothing to evict.
+        if (this.#sizeOf !== undefined) this.#wtlfuEvict(i);
         return;
       default:
         this.#makeRoom(0);
@@ -653,14 +696,15 @@ export class LocalStore<K, V> {
         this.#hash[i] = h;
         this.#sketch!.increment(h);
         this.#missesInSample++;
+        if (this.#ghostMask !== 0) this.#ghostCheck(h);
         this.#pushTail(WINDOW, i);
-        this.#qWeight[WINDOW]! += this.#weight[i]!;
+        this.#qWeight[WINDOW]! += this.#wt(i);
         this.#wtlfuEvict(i);
         return;
       }
       default:
         this.#pushTail(MAIN, i);
-        this.#qWeight[MAIN]! += this.#weight[i]!;
+        this.#qWeight[MAIN]! += this.#wt(i);
     }
   }
 
@@ -734,6 +778,7 @@ export class LocalStore<K, V> {
     if (q === WINDOW) {
       this.#moveToTail(WINDOW, i);
     } else if (q === PROBATION) {
+      if (this.#ghostMask !== 0) this.#probationHit();
       this.#transfer(i, PROTECTED);
       this.#demoteFromProtected();
     } else {
@@ -775,10 +820,8 @@ export class LocalStore<K, V> {
         victim !== written &&
         candidate !== written
       ) {
-        this.#remove(
-          this.#admit(this.#hash[candidate]!, this.#hash[victim]!) ? victim : candidate,
-          'size',
-        );
+        if (this.#admit(this.#hash[candidate]!, this.#hash[victim]!)) this.#evict(victim, false);
+        else this.#evict(candidate, true);
       } else {
         this.#evictFromMain(candidates, written);
       }
@@ -810,26 +853,26 @@ export class LocalStore<K, V> {
         if (v === NIL) v = heads[WINDOW]!;
         if (v === written) v = this.#nextOrNil(v);
         if (v === NIL) return;
-        this.#remove(v, 'size');
+        this.#evict(v, this.#queue[v] === WINDOW);
         continue;
       }
       if (victim === NIL) {
         const prev = this.#prevOrNil(candidate);
         candidates--;
-        this.#remove(candidate, 'size');
+        this.#evict(candidate, true);
         candidate = prev;
         continue;
       }
       if (candidate === NIL) {
         const nxt = this.#nextOrNil(victim);
-        this.#remove(victim, 'size');
+        this.#evict(victim, false);
         victim = nxt;
         continue;
       }
       if (candidate === victim) {
         const prev = this.#prevOrNil(candidate);
         candidates--;
-        this.#remove(candidate, 'size');
+        this.#evict(candidate, true);
         candidate = prev;
         victim = heads[PROBATION]!;
         continue;
@@ -839,13 +882,13 @@ export class LocalStore<K, V> {
         const evict = victim;
         victim = this.#nextOrNil(victim);
         const prevCandidate = this.#prevOrNil(candidate);
-        this.#remove(evict, 'size');
+        this.#evict(evict, false);
         candidate = prevCandidate === evict ? NIL : prevCandidate;
         if (victim === evict) victim = NIL;
       } else {
         const evict = candidate;
         candidate = this.#prevOrNil(candidate);
-        this.#remove(evict, 'size');
+        this.#evict(evict, true);
       }
     }
   }
@@ -862,6 +905,51 @@ export class LocalStore<K, V> {
     return n === this.#heads[this.#queue[i]!] ? NIL : n;
   }
 
+  /** Evict slot i for size; a window candidate that lost admission is remembered as a ghost. */
+  #evict(i: number, fromWindow: boolean): void {
+    if (fromWindow && this.#ghostMask !== 0) {
+      const h = this.#hash[i]!;
+      const seq = (this.#ghostSeq + 1) & 0xffff;
+      this.#ghostSeq = seq;
+      this.#ghosts[h & this.#ghostMask] = (h & 0xffff0000) | seq || 1;
+    }
+    this.#remove(i, 'size');
+  }
+
+  /**
+   * Shadow climber, on a miss of hash h: if h is among the last rejected candidates (as many as
+   * 1.5 x probation holds), a window that much larger would have kept it: grow the window by one
+   * entry. Its counterpart is `#probationHit`: a hit at main's LRU end (probation) is what main
+   * would lose if it were that much smaller: shrink the window by one entry.
+   */
+  #ghostCheck(h: number): void {
+    const slot = h & this.#ghostMask;
+    const g = this.#ghosts[slot]!;
+    if (g === 0 || (g & 0xffff0000) !== (h & 0xffff0000)) return;
+    this.#ghosts[slot] = 0;
+    const age = (this.#ghostSeq - g) & 0xffff;
+    const size = this.#map.size;
+    const probationEntries =
+      this.#sizeOf === undefined
+        ? this.#qWeight[PROBATION]!
+        : (this.#qWeight[PROBATION]! * size) / Math.max(1, this.#totalWeight);
+    if (age >= Math.min(0xffff, Math.max(1, GHOST_SPAN * probationEntries))) return;
+    this.#adjustment = this.#climbUnit();
+    this.#increaseWindow();
+  }
+
+  #probationHit(): void {
+    this.#adjustment = -this.#climbUnit();
+    this.#decreaseWindow();
+  }
+
+  /** One entry's worth of weight (1 without sizeOf). */
+  #climbUnit(): number {
+    if (this.#sizeOf === undefined) return 1;
+    const size = this.#map.size;
+    return size === 0 ? 1 : Math.max(1, Math.round(this.#totalWeight / size));
+  }
+
   #admit(candidateHash: number, victimHash: number): boolean {
     const sketch = this.#sketch!;
     const victimFreq = sketch.frequency(victimHash);
@@ -876,7 +964,7 @@ export class LocalStore<K, V> {
   }
 
   #climb(): void {
-    if (!this.#adaptive) return;
+    if (!this.#adaptive || this.#climber !== 'sampled') return;
     if (!this.#warm) {
       // Samples taken while the cache fills measure the warm-up, not the window: wait until full.
       if (this.#totalWeight < this.#max) {
@@ -887,6 +975,7 @@ export class LocalStore<K, V> {
       this.#warm = true;
     }
     const requests = this.#hitsInSample + this.#missesInSample;
+
     if (requests < this.#climberSample) return;
     const hitRate = this.#hitsInSample / requests;
     const change = hitRate - this.#previousHitRate;
@@ -918,9 +1007,9 @@ export class LocalStore<K, V> {
     this.#demoteFromProtected();
     for (let n = 0; n < QUEUE_TRANSFER_THRESHOLD; n++) {
       let c = this.#heads[PROBATION]!;
-      if (c === NIL || quota < this.#weight[c]!) c = this.#heads[PROTECTED]!;
+      if (c === NIL || quota < this.#wt(c)) c = this.#heads[PROTECTED]!;
       if (c === NIL) break;
-      const w = this.#weight[c]!;
+      const w = this.#wt(c);
       if (quota < w) break;
       quota -= w;
       this.#transfer(c, WINDOW);
@@ -935,7 +1024,7 @@ export class LocalStore<K, V> {
     for (let n = 0; n < QUEUE_TRANSFER_THRESHOLD; n++) {
       const c = this.#heads[WINDOW]!;
       if (c === NIL) break;
-      const w = this.#weight[c]!;
+      const w = this.#wt(c);
       if (quota < w) break;
       quota -= w;
       this.#transfer(c, PROBATION);

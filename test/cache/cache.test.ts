@@ -176,8 +176,45 @@ describe('Cache: cache-aside', () => {
     expect(await b.get('y')).toBe(2);
   });
 
+  it('a bad per-call ttl is rejected at set and leaves the old value', async () => {
+    const l2 = new MemoryCacheStore<Envelope<number>>({ maxEntries: 10 });
+    const cache = new Cache<number>({ l2 });
+    await cache.set('k', 1);
+    for (const ttlMs of [-1, Number.NaN]) {
+      await expect(cache.set('k', 2, { ttlMs })).rejects.toThrow(ValidationError);
+      await expect(cache.getOrLoad('other', async () => 3, { ttlMs })).rejects.toThrow(
+        ValidationError,
+      );
+    }
+    expect(await cache.get('k')).toBe(1);
+    expect(await l2.get('default:k')).toMatchObject({ v: 1 });
+    expect(await cache.get('other')).toBeUndefined();
+    await cache.close();
+  });
+
+  it('a throwing loader caches nothing even with negative caching on', async () => {
+    const cache = new Cache<number>({ ttlMs: 60_000, negativeTtlMs: 60_000 });
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, () =>
+        cache.getOrLoad('k', async () => {
+          await tick();
+          throw new Error('db down');
+        }),
+      ),
+    );
+    expect(results.every((r) => r.status === 'rejected')).toBe(true);
+    expect(cache.stats().loadErrors).toBe(1);
+    expect(cache.stats().l1.size).toBe(0);
+    expect(await cache.getOrLoad('k', async () => 5)).toBe(5);
+    await cache.close();
+  });
+
   it('rejects bad options at construction', () => {
     expect(() => new Cache({ ttlMs: -1 })).toThrow(ValidationError);
+    expect(() => new Cache({ ttlMs: Number.NaN })).toThrow(ValidationError);
+    expect(() => new Cache({ l1: { maxEntries: -5 } })).toThrow(/maxEntries/);
+    expect(() => new Cache({ l1: { maxEntries: 10, ttlMs: -1 } })).toThrow(/ttlMs/);
+    expect(() => new Cache({ l1: { maxWeight: -1, sizeOf: () => 1 } })).toThrow(/maxWeight/);
     expect(() => new Cache({ negativeTtlMs: Number.NaN })).toThrow(ValidationError);
     expect(() => new Cache({ staleWhileRevalidateMs: 10 })).toThrow(/need ttlMs > 0/);
     expect(() => new Cache({ l1: { maxEntries: 0 } })).toThrow(/maxEntries/);

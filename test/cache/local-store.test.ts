@@ -235,24 +235,57 @@ describe('LocalStore: W-TinyLFU', () => {
     expect(run('lru')).toBe(0);
   });
 
-  it('the hill climber grows the window on a recency workload and shrinks it on a frequency one', () => {
-    const recency = new LocalStore<number, number>({ maxEntries: 100 });
-    let next = 0;
-    let seed = 1;
+  it.each(['shadow', 'sampled'] as const)(
+    'the %s climber grows the window on a recency workload and shrinks it on a frequency one',
+    (climber) => {
+      const recency = new LocalStore<number, number>({ maxEntries: 100, climber });
+      let next = 0;
+      let seed = 1;
+      const rnd = () => {
+        seed = (Math.imul(seed, 48271) >>> 0) % 2147483647;
+        return seed / 2147483647;
+      };
+      for (let i = 0; i < 200_000; i++) {
+        const k = rnd() < 0.25 ? next++ : Math.max(0, next - 1 - Math.floor(200 * rnd() ** 3));
+        recency.get(k) ?? recency.set(k, k);
+      }
+      expect(recency.stats().window).toBeGreaterThan(50);
+      const freq = new LocalStore<number, number>({ maxEntries: 100, initialWindow: 0.5, climber });
+      for (let i = 0; i < 200_000; i++) {
+        const k = Math.floor(1_000 * rnd() ** 4);
+        freq.get(k) ?? freq.set(k, k);
+      }
+      expect(freq.stats().window).toBeLessThan(50);
+    },
+  );
+
+  it('the shadow climber ends within 1 point of LRU on a recency workload, where a fixed 1% window loses', () => {
+    let seed = 7;
     const rnd = () => {
       seed = (Math.imul(seed, 48271) >>> 0) % 2147483647;
       return seed / 2147483647;
     };
-    for (let i = 0; i < 200_000; i++) {
-      const k = rnd() < 0.25 ? next++ : Math.max(0, next - 1 - Math.floor(200 * rnd() ** 3));
-      recency.get(k) ?? recency.set(k, k);
+    const trace: number[] = [];
+    let next = 0;
+    for (let i = 0; i < 100_000; i++) {
+      trace.push(rnd() < 0.25 ? next++ : Math.max(0, next - 1 - Math.floor(400 * rnd() ** 3)));
     }
-    expect(recency.stats().window).toBeGreaterThan(50);
-    const freq = new LocalStore<number, number>({ maxEntries: 100, initialWindow: 0.5 });
-    for (let i = 0; i < 200_000; i++) {
-      const k = Math.floor(1_000 * rnd() ** 4);
-      freq.get(k) ?? freq.set(k, k);
-    }
-    expect(freq.stats().window).toBeLessThan(50);
+    const hitRatio = (s: LocalStore<number, number>) => {
+      let hits = 0;
+      for (const k of trace) {
+        if (s.get(k) !== undefined) hits++;
+        else s.set(k, k);
+      }
+      return hits / trace.length;
+    };
+    const lru = hitRatio(new LocalStore({ policy: 'lru', maxEntries: 200 }));
+    const fixed = hitRatio(new LocalStore({ maxEntries: 200, adaptive: false, random: () => 0.5 }));
+    const shadow = hitRatio(new LocalStore({ maxEntries: 200, random: () => 0.5 }));
+    expect(fixed).toBeLessThan(lru - 0.05);
+    expect(shadow).toBeGreaterThan(lru - 0.01);
+  });
+
+  it('rejects an unknown climber', () => {
+    expect(() => new LocalStore({ maxEntries: 10, climber: 'greedy' as never })).toThrow(/climber/);
   });
 });

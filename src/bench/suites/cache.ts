@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import { createKeyv } from '@keyv/redis';
 import { BentoCache, bentostore } from 'bentocache';
 import { memoryDriver } from 'bentocache/drivers/memory';
 import { redisDriver } from 'bentocache/drivers/redis';
+import { createCache } from 'cache-manager';
 import { Redis } from 'ioredis';
+import { Keyv } from 'keyv';
 import { LRUCache } from 'lru-cache';
 import { Cache, type Envelope } from '../../cache/cache.js';
 import { LocalStore } from '../../cache/local-store.js';
@@ -349,7 +352,8 @@ const suite: BenchSuite = {
 /**
  * Two tiers on the same Redis: getOrSet over Zipf 0.9 keys (10,000 keys, L1 of 1,000 entries,
  * L2 Redis, a trivial factory), sequential, ours vs BentoCache (memory L1 + Redis L2, no bus on
- * either side). Then the cross-instance invalidation latency of ours: from the start of a set on
+ * either side) and vs cache-manager (`wrap` over Keyv(lru-cache) + Keyv(@keyv/redis)), the three
+ * interleaved in one run. Then the cross-instance invalidation latency of ours: from the start of a set on
  * one instance to the first fresh read on another.
  */
 async function tiered(ctx: BenchContext, url: string): Promise<BenchResult[]> {
@@ -372,11 +376,19 @@ async function tiered(ctx: BenchContext, url: string): Promise<BenchResult[]> {
         .useL2Layer(redisDriver({ connection: io, prefix: `${prefix}bento` })),
     },
   });
+  // cache-manager 7: an in-process Keyv over lru-cache (1,000 entries) in front of Keyv on Redis.
+  const cmRedis = createKeyv(url, { namespace: `${prefix}cm` });
+  const cm = createCache({
+    stores: [
+      new Keyv({ store: new LRUCache<string, NonNullable<unknown>>({ max: 1000 }) }),
+      cmRedis,
+    ],
+  });
   const factory = (k: number) => ({ id: k, title: `course ${k}` });
   const durationMs = ctx.quick ? 400 : 1500;
   const rounds = ctx.quick ? 5 : 11;
-  const offsets = { ours: 0, bento: 0 };
-  const measure = async (who: 'ours' | 'bento') => {
+  const offsets = { ours: 0, bento: 0, cm: 0 };
+  const measure = async (who: 'ours' | 'bento' | 'cm') => {
     let n = 0;
     let j = offsets[who];
     const start = performance.now();
@@ -385,7 +397,9 @@ async function tiered(ctx: BenchContext, url: string): Promise<BenchResult[]> {
         const k = trace[j]!;
         j = j + 1 === trace.length ? 0 : j + 1;
         if (who === 'ours') await ours.getOrLoad(`c${k}`, async () => factory(k));
-        else await bento.getOrSet({ key: `c${k}`, factory: () => factory(k), ttl: '1h' });
+        else if (who === 'bento')
+          await bento.getOrSet({ key: `c${k}`, factory: () => factory(k), ttl: '1h' });
+        else await cm.wrap(`c${k}`, async () => factory(k), 3_600_000);
         n++;
       }
     }
@@ -394,7 +408,7 @@ async function tiered(ctx: BenchContext, url: string): Promise<BenchResult[]> {
   };
   ctx.progress(`tiered.getorset: ${rounds} interleaved rounds of ${durationMs} ms`);
   const r = await interleave(
-    { ours: () => measure('ours'), bento: () => measure('bento') },
+    { ours: () => measure('ours'), bento: () => measure('bento'), cm: () => measure('cm') },
     rounds,
   );
 
@@ -445,6 +459,7 @@ async function tiered(ctx: BenchContext, url: string): Promise<BenchResult[]> {
   const wbRate = writes / ((performance.now() - wbStart) / 1000);
   await ours.close();
   await bento.disconnectAll();
+  await cm.disconnect();
   await cleanup(client, prefix);
   await client.close();
   io.disconnect();
@@ -458,6 +473,24 @@ async function tiered(ctx: BenchContext, url: string): Promise<BenchResult[]> {
       peer: { name: 'BentoCache', value: Math.round(r.bento) },
       higherIsBetter: true,
       params: { rounds, durationMs, l1: 1000, keys: 10_000, redis: 'loopback' },
+    }),
+    result({
+      id: 'tiered.getorset.vs-cache-manager',
+      metric:
+        'getOrSet (wrap) ops/s, L1 1,000 entries + Redis L2, Zipf 0.9 over 10,000 keys, sequential',
+      unit: 'ops/s',
+      ours: Math.round(r.ours),
+      peer: { name: 'cache-manager', value: Math.round(r.cm) },
+      higherIsBetter: true,
+      params: {
+        rounds,
+        durationMs,
+        l1: 1000,
+        keys: 10_000,
+        redis: 'loopback',
+        peerStores: 'Keyv(lru-cache max 1,000) + Keyv(@keyv/redis)',
+        sameRunAs: 'tiered.getorset',
+      },
     }),
     result({
       id: 'write-behind.exposure.p99',
