@@ -158,6 +158,9 @@ export async function rollbackStatic(o: {
  * Serve the live version of a deployed site from a blob store. The manifest is re-read when
  * `live.json` changes (checked at most every `revalidateMs`).
  */
+/** How many earlier versions' fingerprinted assets the live site still serves. */
+const OLDER_VERSIONS_SERVED = 3;
+
 export class DeploymentSource implements StaticSource {
   readonly #store: BlobStore;
   readonly #prefix: string;
@@ -165,6 +168,8 @@ export class DeploymentSource implements StaticSource {
   readonly #ttl: number;
   #checkedAt = Number.NEGATIVE_INFINITY;
   #manifest: DeployManifest | null = null;
+  /** Manifests of recent earlier versions: their fingerprinted assets stay servable. */
+  #older: DeployManifest[] = [];
   #liveEtag = '';
 
   constructor(o: { store: BlobStore; prefix?: string; clock?: Clock; revalidateMs?: number }) {
@@ -189,10 +194,22 @@ export class DeploymentSource implements StaticSource {
       this.#manifest = null;
       return null;
     }
+    const before = this.#manifest;
     this.#manifest = await readJson<DeployManifest>(
       this.#store,
       `${this.#prefix}v/${live.version}/manifest.json`,
     );
+    // A page loaded just before a switch (or a rollback) still asks for its own version's
+    // assets: keep the fingerprinted files of the last few versions servable. Fingerprinted
+    // names are content hashes, so an old one can never shadow a newer file.
+    const older: DeployManifest[] = [];
+    // The version served until now (after a rollback it is no longer in `previous`).
+    if (before && before.version !== live.version) older.push(before);
+    for (const v of live.previous.slice(0, OLDER_VERSIONS_SERVED)) {
+      const m = await readJson<DeployManifest>(this.#store, `${this.#prefix}v/${v}/manifest.json`);
+      if (m) older.push(m);
+    }
+    this.#older = older;
     this.#liveEtag = head.etag;
     return this.#manifest;
   }
@@ -201,7 +218,13 @@ export class DeploymentSource implements StaticSource {
     const m = await this.#current();
     if (!m) return null;
     const path = segments.join('/');
-    const e = m.files[path] ?? (m.fingerprints[path] ? m.files[m.fingerprints[path]] : undefined);
+    let e = m.files[path] ?? (m.fingerprints[path] ? m.files[m.fingerprints[path]] : undefined);
+    if (!e && FINGERPRINT.test(path)) {
+      for (const old of this.#older) {
+        e = old.files[path];
+        if (e) break;
+      }
+    }
     if (!e) return null;
     const store = this.#store;
     return {

@@ -307,6 +307,10 @@ describe('static deploy', () => {
     const d2 = await deployStatic({ dir: v2, store });
     expect(d2.previous).toBe(d1.version);
     expect(await (await fetch(`${base}/`)).text()).toBe('<p>v2</p>');
+    // A page loaded before the switch still gets its own version's fingerprinted assets...
+    expect(await (await fetch(`${base}/${m![1]}`)).text()).toBe(appJs);
+    // ...but an old non-fingerprinted name is not served from an earlier version.
+    expect((await fetch(`${base}/app.js`)).status).toBe(404);
     const rb = await rollbackStatic({ store });
     expect(rb).toEqual({ version: d1.version, from: d2.version });
     expect(await (await fetch(`${base}/`)).text()).toBe(html1);
