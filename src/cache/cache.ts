@@ -94,6 +94,21 @@ export interface CacheStats {
 }
 
 /** A value the loader returned was not a value the tiers could take. */
+/**
+ * Invalidations seen while a key's load (or an L2 read feeding L1) is in flight. An operation
+ * takes the key's current watch when it starts; an invalidation of the key (delete, set, a
+ * tag, clear, a bus message, a bus gap) marks the watch stale and detaches it, so operations
+ * that start later get a fresh one. A stale operation still returns its value to the callers
+ * that were waiting for it (they asked before the invalidation), but stores it in no tier.
+ */
+interface Watch {
+  stale: boolean;
+  /** Operations holding it; it leaves the map when the last one ends. */
+  holders: number;
+  /** The load's L2 write has been issued (so a bus invalidation must delete it again). */
+  l2Written: boolean;
+}
+
 export class CacheLoadError extends CdpError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('CACHE_LOAD_FAILED', message, options);
@@ -155,6 +170,7 @@ export class Cache<V> {
   readonly #logger: Logger | undefined;
   readonly #m: Metrics | undefined;
   readonly #inflight = new Map<string, Promise<V | undefined>>();
+  readonly #watches = new Map<string, Watch>();
   readonly #deadlines: Deadlines;
   readonly #background = new Set<Promise<unknown>>();
   #busUp = true;
@@ -214,6 +230,7 @@ export class Cache<V> {
         (state) => {
           // Messages may have been lost: nothing in L1 can be trusted until the bus is back.
           this.#busUp = state === 'up';
+          this.#invalidateAll();
           this.#l1.local.clear();
           this.#logger?.warn({ cache: this.name, state }, 'invalidation bus gap: L1 cleared');
         },
@@ -291,12 +308,16 @@ export class Cache<V> {
   /** Store a value in every tier and tell other instances to drop their L1 copy. */
   async set(key: string, value: V, options?: CacheSetOptions): Promise<void> {
     if (this.#closed) throw new ClosedError(`cache ${this.name}`);
+    // A load already running read the system of record before this write: it must not store.
+    this.#invalidateKey(key, false);
     await this.#store(key, value, options, false);
     await this.#publish({ keys: [key] });
   }
 
   /** Remove a key from every tier and from other instances' L1. */
   async delete(key: string): Promise<void> {
+    // First, before any await: a load in flight for key will not store what it read.
+    this.#invalidateKey(key, false);
     this.#l1.local.delete(key);
     await this.#l2Call('delete', () => this.#l2!.delete(this.#l2Key(key)));
     await this.#publish({ keys: [key] });
@@ -304,6 +325,9 @@ export class Cache<V> {
 
   /** Remove every key set with `tag`, in every tier and instance. */
   async invalidateTag(tag: string): Promise<void> {
+    // A load's tags may only be known once it finishes (an L2 copy carries them): every load in
+    // flight is treated as covered.
+    this.#invalidateAll();
     await this.#l1.deleteTag(tag);
     await this.#l2Call('deleteTag', () => this.#l2!.deleteTag(this.#l2Tag(tag)));
     await this.#publish({ tags: [tag] });
@@ -311,6 +335,7 @@ export class Cache<V> {
 
   /** Empty this namespace in every tier and instance. */
   async clear(): Promise<void> {
+    this.#invalidateAll();
     await this.#l1.clear();
     await this.#l2Call('clear', () => this.#l2!.clear());
     await this.#publish({ clear: true });
@@ -399,11 +424,18 @@ export class Cache<V> {
       if (e) return { ...e, tier: 'l1' };
     }
     if (!this.#l2) return undefined;
-    const e = await this.#l2Call('get', () => this.#l2!.get(this.#l2Key(key)));
+    const w = this.#watch(key);
+    let e: Envelope<V> | undefined;
+    try {
+      e = await this.#l2Call('get', () => this.#l2!.get(this.#l2Key(key)));
+    } finally {
+      this.#unwatch(key, w);
+    }
     if (!e) return undefined;
     const now = this.#clock.now();
     if (e.s !== 0 && e.s <= now) return undefined;
-    if (this.#busUp) this.#l1Put(key, e, now, undefined);
+    // Invalidated while L2 answered: the value may predate the invalidation; L1 must not keep it.
+    if (this.#busUp && !w.stale) this.#l1Put(key, e, now, undefined);
     return { ...e, tier: 'l2' };
   }
 
@@ -414,7 +446,9 @@ export class Cache<V> {
   ): Promise<V | undefined> {
     const running = this.#inflight.get(key);
     if (running) return running;
-    const p = this.#load(key, loader, options).finally(() => {
+    const w = this.#watch(key);
+    const p = this.#load(key, loader, options, w).finally(() => {
+      this.#unwatch(key, w);
       if (this.#inflight.get(key) === p) this.#inflight.delete(key);
     });
     this.#inflight.set(key, p);
@@ -433,8 +467,13 @@ export class Cache<V> {
     void p.finally(() => this.#background.delete(p));
   }
 
-  async #load(key: string, loader: Loader<V>, options?: GetOrLoadOptions): Promise<V | undefined> {
-    if (!this.#lock) return this.#callLoader(key, loader, options);
+  async #load(
+    key: string,
+    loader: Loader<V>,
+    options: GetOrLoadOptions | undefined,
+    w: Watch,
+  ): Promise<V | undefined> {
+    if (!this.#lock) return this.#callLoader(key, loader, options, w);
     const lockKey = `${this.namespace}:lock:${key}`;
     const deadline = this.#clock.now() + this.#lockWait;
     for (;;) {
@@ -445,10 +484,10 @@ export class Cache<V> {
           // Someone may have filled L2 between our miss and our lock.
           const env = await this.#l2Call('get', () => this.#l2!.get(this.#l2Key(key)));
           if (env && (env.f === 0 || env.f > this.#clock.now())) {
-            this.#l1Put(key, env, this.#clock.now(), options?.tags);
+            if (this.#busUp && !w.stale) this.#l1Put(key, env, this.#clock.now(), options?.tags);
             return env.n ? undefined : env.v;
           }
-          return await this.#callLoader(key, loader, options);
+          return await this.#callLoader(key, loader, options, w);
         } finally {
           await this.#lockCall(() => this.#lock!.release(lockKey, token));
         }
@@ -457,20 +496,21 @@ export class Cache<V> {
       await this.#clock.sleep(this.#lockPoll);
       const env = await this.#l2Call('get', () => this.#l2!.get(this.#l2Key(key)));
       if (env && (env.f === 0 || env.f > this.#clock.now())) {
-        if (this.#busUp) this.#l1Put(key, env, this.#clock.now(), options?.tags);
+        if (this.#busUp && !w.stale) this.#l1Put(key, env, this.#clock.now(), options?.tags);
         return env.n ? undefined : env.v;
       }
     }
     this.#s.lockFallbacks++;
     this.#m?.lockFallbacks.inc();
     this.#logger?.warn({ cache: this.name, key }, 'stampede lock wait ran out: loading anyway');
-    return this.#callLoader(key, loader, options);
+    return this.#callLoader(key, loader, options, w);
   }
 
   async #callLoader(
     key: string,
     loader: Loader<V>,
-    options?: GetOrLoadOptions,
+    options: GetOrLoadOptions | undefined,
+    w: Watch,
   ): Promise<V | undefined> {
     const t0 = process.hrtime.bigint();
     let value: V | undefined;
@@ -491,20 +531,26 @@ export class Cache<V> {
     this.#m?.loadsOk.inc();
     if (value === undefined) {
       if (this.#negativeTtl > 0)
-        await this.#store(key, undefined, { ttlMs: this.#negativeTtl }, true);
+        await this.#store(key, undefined, { ttlMs: this.#negativeTtl }, true, w);
       return undefined;
     }
-    await this.#store(key, value, options, false);
+    await this.#store(key, value, options, false, w);
     return value;
   }
 
-  /** Build the envelope and write L1 then L2 (L2 errors counted, not thrown, except encoding). */
+  /**
+   * Build the envelope and write L2 then L1 (L2 errors counted, not thrown, except encoding).
+   * With a watch (a load's store), nothing is written once the key was invalidated since the
+   * load began: checked before the L2 write and again before the L1 write.
+   */
   async #store(
     key: string,
     value: V | undefined,
     options: CacheSetOptions | undefined,
     negative: boolean,
+    w?: Watch,
   ): Promise<void> {
+    if (w?.stale) return;
     const ttl = options?.ttlMs === undefined ? this.#ttl : checkTtl(options.ttlMs);
     const now = this.#clock.now();
     const f = ttl === 0 ? 0 : now + ttl;
@@ -518,15 +564,18 @@ export class Cache<V> {
       // An encoding error must reach the caller with the old value untouched: the L2 store
       // encodes before it writes, and we write L1 only after.
       try {
-        await this.#withL2Timeout(
-          this.#l2.set(this.#l2Key(key), env, { ttlMs: l2Ttl, ...(tags ? { tags } : {}) }),
-        );
+        const written = this.#l2.set(this.#l2Key(key), env, {
+          ttlMs: l2Ttl,
+          ...(tags ? { tags } : {}),
+        });
+        if (w) w.l2Written = true;
+        await this.#withL2Timeout(written);
       } catch (err) {
         if (err instanceof CdpError && err.code === 'CACHE_SERIALIZE') throw err;
         this.#l2Error('set', err);
       }
     }
-    if (this.#busUp) this.#l1Put(key, env, now, options?.tags);
+    if (this.#busUp && !w?.stale) this.#l1Put(key, env, now, options?.tags);
   }
 
   #l1Put(key: string, env: Envelope<V>, now: number, tags: readonly string[] | undefined): void {
@@ -540,9 +589,57 @@ export class Cache<V> {
   #onInvalidation(m: Invalidation): void {
     if (m.origin === this.instanceId || m.namespace !== this.namespace) return;
     this.#m?.invalidations.inc({ cache: this.name, direction: 'in' });
+    if (m.clear || (m.tags && m.tags.length > 0)) this.#invalidateAll(true);
     if (m.clear) this.#l1.local.clear();
-    for (const k of m.keys ?? []) this.#l1.local.delete(k);
+    for (const k of m.keys ?? []) {
+      this.#invalidateKey(k, true);
+      this.#l1.local.delete(k);
+    }
     for (const t of m.tags ?? []) void this.#l1.deleteTag(t);
+  }
+
+  /** The key's current watch, taken by an operation that may store what it reads. */
+  #watch(key: string): Watch {
+    let w = this.#watches.get(key);
+    if (w === undefined) {
+      w = { stale: false, holders: 0, l2Written: false };
+      this.#watches.set(key, w);
+    }
+    w.holders++;
+    return w;
+  }
+
+  #unwatch(key: string, w: Watch): void {
+    if (--w.holders === 0 && this.#watches.get(key) === w) this.#watches.delete(key);
+  }
+
+  /**
+   * The key changed: loads in flight must not store, and later callers must not join them (they
+   * start a fresh load). `remote`: the invalidation came from another instance, whose L2 delete
+   * may have reached L2 before our load's L2 write: that write is deleted again.
+   */
+  #invalidateKey(key: string, remote: boolean): void {
+    const w = this.#watches.get(key);
+    if (w !== undefined) {
+      w.stale = true;
+      this.#watches.delete(key);
+      if (remote && w.l2Written) {
+        void this.#l2Call('delete', () => this.#l2!.delete(this.#l2Key(key)));
+      }
+    }
+    this.#inflight.delete(key);
+  }
+
+  /** Every key changed (clear, a tag, a bus gap): no load in flight may store. */
+  #invalidateAll(remote = false): void {
+    for (const [key, w] of this.#watches) {
+      w.stale = true;
+      if (remote && w.l2Written) {
+        void this.#l2Call('delete', () => this.#l2!.delete(this.#l2Key(key)));
+      }
+    }
+    this.#watches.clear();
+    this.#inflight.clear();
   }
 
   async #publish(body: Omit<Invalidation, 'origin' | 'namespace'>): Promise<void> {
