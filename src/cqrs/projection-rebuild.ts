@@ -148,7 +148,9 @@ export async function rebuildProjection(
       });
       if (batch.events.length > 0) {
         const apply = async (t: SqlTransaction) => {
-          for (const e of batch.events) await shadow.apply(e, t);
+          if (shadow.applyBatch && batch.events.length > 1)
+            await shadow.applyBatch(batch.events, t);
+          else for (const e of batch.events) await shadow.apply(e, t);
         };
         if (tx) await apply(tx);
         else await sql.transaction(apply);

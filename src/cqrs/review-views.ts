@@ -4,6 +4,7 @@ import { errorMessage } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
 import type { Migration } from '../engines/sql/migrations.js';
 import type { Queryable, SqlClient } from '../engines/sql/sql-client.js';
+import type { RecordedEvent } from '../events/index.js';
 import type { RebuildableProjection } from './projection-rebuild.js';
 
 /**
@@ -118,7 +119,119 @@ export function courseRatingsProjectionInto(
           return;
       }
     },
+    async applyBatch(events, tx) {
+      const rows = reviewBatchRows(events);
+      if (rows.length > 0)
+        await tx.query(courseRatingsBatchSql(reviews, ratings), [JSON.stringify(rows)]);
+    },
   };
+}
+
+/** One review event as a row of a batch: `seq` is its place in the batch (log order). */
+interface ReviewBatchRow {
+  seq: number;
+  kind: 'S' | 'R' | 'W';
+  course_id: string;
+  student_id: string;
+  topic: string | null;
+  rating: number | null;
+}
+
+const REVIEW_KINDS: Readonly<Record<string, ReviewBatchRow['kind']>> = {
+  ReviewSubmitted: 'S',
+  ReviewRevised: 'R',
+  ReviewWithdrawn: 'W',
+};
+
+function reviewBatchRows(events: readonly RecordedEvent[]): ReviewBatchRow[] {
+  const rows: ReviewBatchRow[] = [];
+  for (const e of events) {
+    const kind = REVIEW_KINDS[e.type];
+    if (!kind) continue;
+    const d = e.data as ReviewData;
+    rows.push({
+      seq: rows.length,
+      kind,
+      course_id: d.courseId,
+      student_id: d.studentId,
+      topic: kind === 'S' ? d.topic : null,
+      rating: kind === 'W' ? null : d.rating,
+    });
+  }
+  return rows;
+}
+
+/**
+ * A batch of review events applied set-based, in one statement, with exactly the effects of
+ * applying them one by one in order. Per (course, student) the events fold over the row's
+ * current state (read once, locked):
+ * - everything before the key's last withdrawal is gone: from there the review is absent,
+ *   unless there was no withdrawal and the review existed, in which case it stays present and
+ *   submissions are ignored (as one by one: ON CONFLICT DO NOTHING);
+ * - from an absent start, the first submission after that point takes effect (`sub`);
+ * - revisions count once the review is present: the last one wins (`rev`).
+ * The final state gives one INSERT, UPDATE or DELETE per review row, and the difference between
+ * final and initial state summed per course gives one upsert per course row. A course row is
+ * created by a submission even if a later withdrawal in the batch brings it back to zero, as
+ * one by one; its topic is that of the course's first submission in the batch (a course without
+ * a row has no reviews yet, so that submission is the one that creates it).
+ */
+function courseRatingsBatchSql(reviews: string, ratings: string): string {
+  return `WITH b AS MATERIALIZED (
+  SELECT * FROM jsonb_to_recordset($1::jsonb)
+    AS x(seq int, kind text, course_id text, student_id text, topic text, rating int)
+), cur AS MATERIALIZED (
+  SELECT r.course_id, r.student_id, r.rating, r.topic FROM ${reviews} r
+   WHERE (r.course_id, r.student_id) IN (SELECT DISTINCT course_id, student_id FROM b)
+  FOR UPDATE
+), st AS (
+  SELECT k.course_id, k.student_id, k.w, c.rating AS rating0, c.topic AS topic0,
+         (c.rating IS NOT NULL AND k.w IS NULL) AS keeps
+    FROM (SELECT course_id, student_id, max(seq) FILTER (WHERE kind = 'W') AS w
+            FROM b GROUP BY course_id, student_id) k
+    LEFT JOIN cur c USING (course_id, student_id)
+), sub AS (
+  SELECT DISTINCT ON (b.course_id, b.student_id) b.course_id, b.student_id, b.seq, b.topic, b.rating
+    FROM b JOIN st USING (course_id, student_id)
+   WHERE b.kind = 'S' AND NOT st.keeps AND b.seq > coalesce(st.w, -1)
+   ORDER BY b.course_id, b.student_id, b.seq
+), rev AS (
+  SELECT DISTINCT ON (b.course_id, b.student_id) b.course_id, b.student_id, b.rating
+    FROM b JOIN st USING (course_id, student_id) LEFT JOIN sub s USING (course_id, student_id)
+   WHERE b.kind = 'R' AND (st.keeps OR s.seq IS NOT NULL) AND b.seq > coalesce(s.seq, -1)
+   ORDER BY b.course_id, b.student_id, b.seq DESC
+), fin AS (
+  SELECT st.course_id, st.student_id, st.rating0, st.topic0,
+         (st.keeps OR s.seq IS NOT NULL) AS present,
+         coalesce(r.rating, s.rating, st.rating0) AS rating,
+         coalesce(s.topic, st.topic0) AS topic
+    FROM st LEFT JOIN sub s USING (course_id, student_id) LEFT JOIN rev r USING (course_id, student_id)
+), ins AS (
+  INSERT INTO ${reviews} (course_id, student_id, topic, rating)
+    SELECT course_id, student_id, topic, rating FROM fin WHERE present AND rating0 IS NULL
+), upd AS (
+  UPDATE ${reviews} t SET rating = f.rating, topic = f.topic FROM fin f
+   WHERE f.present AND f.rating0 IS NOT NULL AND (f.rating <> f.rating0 OR f.topic <> f.topic0)
+     AND t.course_id = f.course_id AND t.student_id = f.student_id
+), del AS (
+  DELETE FROM ${reviews} t USING fin f
+   WHERE NOT f.present AND f.rating0 IS NOT NULL
+     AND t.course_id = f.course_id AND t.student_id = f.student_id
+), per_course AS (
+  SELECT course_id,
+         sum(present::int - (rating0 IS NOT NULL)::int) AS dcount,
+         sum(CASE WHEN present THEN rating ELSE 0 END - coalesce(rating0, 0)) AS dsum
+    FROM fin GROUP BY course_id
+), first_topic AS (
+  SELECT DISTINCT ON (course_id) course_id, topic FROM b WHERE kind = 'S' ORDER BY course_id, seq
+)
+INSERT INTO ${ratings} AS c (course_id, topic, review_count, rating_sum)
+  SELECT p.course_id, coalesce(t.topic, ''), p.dcount, p.dsum
+    FROM per_course p LEFT JOIN first_topic t USING (course_id)
+   WHERE t.course_id IS NOT NULL OR p.dcount <> 0 OR p.dsum <> 0
+ON CONFLICT (course_id) DO UPDATE SET review_count = c.review_count + excluded.review_count,
+  rating_sum = c.rating_sum + excluded.rating_sum
+  WHERE excluded.review_count <> 0 OR excluded.rating_sum <> 0`;
 }
 
 /** Per-review rows and per-course aggregates in cdp_reviews and cdp_course_ratings. */
@@ -147,6 +260,36 @@ export function customerSpendProjectionInto(
          INSERT INTO ${spend} AS s (customer_id, total_cents, purchases) SELECT $2, amount_cents, 1 FROM p
          ON CONFLICT (customer_id) DO UPDATE SET total_cents = s.total_cents + excluded.total_cents, purchases = s.purchases + 1`,
         [event.id, d.studentId, d.courseId, d.amountCents],
+      );
+    },
+    async applyBatch(events, tx) {
+      const rows = events
+        .filter((e) => e.type === 'CoursePurchased')
+        .map((e, seq) => {
+          const d = e.data as { studentId: string; courseId: string; amountCents: number };
+          return {
+            seq,
+            event_id: e.id,
+            customer_id: d.studentId,
+            course_id: d.courseId,
+            amount_cents: d.amountCents,
+          };
+        });
+      if (rows.length === 0) return;
+      // An event id seen before (or twice in the batch: the first wins) is not counted again.
+      await tx.query(
+        `WITH p AS (
+           INSERT INTO ${purchases} (event_id, customer_id, course_id, amount_cents)
+             SELECT DISTINCT ON (event_id) event_id, customer_id, course_id, amount_cents
+               FROM jsonb_to_recordset($1::jsonb)
+                 AS x(seq int, event_id uuid, customer_id text, course_id text, amount_cents bigint)
+              ORDER BY event_id, seq
+           ON CONFLICT (event_id) DO NOTHING RETURNING customer_id, amount_cents)
+         INSERT INTO ${spend} AS s (customer_id, total_cents, purchases)
+           SELECT customer_id, sum(amount_cents), count(*) FROM p GROUP BY customer_id
+         ON CONFLICT (customer_id) DO UPDATE SET total_cents = s.total_cents + excluded.total_cents,
+           purchases = s.purchases + excluded.purchases`,
+        [JSON.stringify(rows)],
       );
     },
   };
