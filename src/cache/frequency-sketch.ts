@@ -66,6 +66,15 @@ export class FrequencySketch {
     if (added && ++this.#additions >= this.sampleSize) this.#halve();
   }
 
+  /**
+   * Count one occurrence of each of the first `n` hashes in `hashes` (a read buffer's drain).
+   * The increments are independent of each other, so in one tight loop their table reads
+   * overlap in the CPU instead of each waiting behind a read's other work.
+   */
+  incrementAll(hashes: Int32Array, n: number): void {
+    for (let k = 0; k < n; k++) this.increment(hashes[k]!);
+  }
+
   #halve(): void {
     const t = this.#table;
     for (let i = 0; i < t.length; i++) t[i] = (t[i]! >>> 1) & 0x77777777;

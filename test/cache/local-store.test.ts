@@ -285,6 +285,25 @@ describe('LocalStore: W-TinyLFU', () => {
     expect(shadow).toBeGreaterThan(lru - 0.01);
   });
 
+  it('hits recorded in the read buffer reach the sketch: a newcomer read often is admitted', () => {
+    const run = (reads: number) => {
+      const s = new LocalStore<string, number>({
+        maxEntries: 3,
+        adaptive: false,
+        random: () => 0.5,
+      });
+      for (const k of ['a', 'b', 'c']) s.set(k, 0); // full: window [c], probation [a, b]
+      s.set('v', 0); // c (seen once) loses to a (seen once); window [v]
+      for (let n = 0; n < reads; n++) s.get('v');
+      s.set('n', 0); // v, now the window's candidate, against probation's victim
+      return s.has('v');
+    };
+    // 40 reads fill the 32-slot buffer once: v's count reaches the sketch and beats the victim's.
+    expect(run(40)).toBe(true);
+    // Without reads v is as rare as the victim and loses (ties go to the victim).
+    expect(run(0)).toBe(false);
+  });
+
   it('rejects an unknown climber', () => {
     expect(() => new LocalStore({ maxEntries: 10, climber: 'greedy' as never })).toThrow(/climber/);
   });
