@@ -131,6 +131,8 @@ export const enrollmentFeature: PlatformFeature = {
     );
     await relay.start();
     let lastFlow: string | undefined;
+    let lastPublished = 0;
+    let lastPanelAt = clock.now();
 
     http.post('/api/enrollment/enrollments', async (req, reply) => {
       const body = parseInput(enrollBody, req.body, 'body');
@@ -184,6 +186,11 @@ export const enrollmentFeature: PlatformFeature = {
       },
       panel: async () => {
         const s = await outboxStats(sql);
+        const now = clock.now();
+        const rate =
+          now > lastPanelAt ? ((relay.published - lastPublished) * 1000) / (now - lastPanelAt) : 0;
+        lastPublished = relay.published;
+        lastPanelAt = now;
         const dead = await broker.listDeadLetters({ limit: 1000 });
         const trace = lastFlow ? await traceFlow(sql, lastFlow) : [];
         return {
@@ -192,6 +199,7 @@ export const enrollmentFeature: PlatformFeature = {
           stats: [
             { label: 'outbox backlog', value: s.backlog, unit: 'rows' },
             { label: 'oldest waiting', value: Math.round(s.oldestAgeMs), unit: 'ms' },
+            { label: 'relay rate', value: Math.round(rate * 10) / 10, unit: 'msg/s' },
             { label: 'published by relay', value: relay.published, unit: 'msgs' },
             { label: 'parked rows', value: s.parked },
             { label: 'dead letters', value: dead.length },
