@@ -86,6 +86,8 @@ function subscriptionSuite(getSql: () => SqlClient, getStore: () => SqlEventStor
     });
     await again.start();
     await until(async () => (await count()) === base + 8, 'restart from checkpoint');
+    // The counter moves just after the handler's transaction commits.
+    await until(async () => again.status().processed >= 2, 'the processed counter');
     expect(again.status().processed).toBe(2);
     await again.close();
   });
