@@ -50,20 +50,44 @@ export class FrequencySketch {
 
   /** Count one occurrence of the key with hash `h`; halves every counter every `sampleSize`. */
   increment(h: number): void {
+    if (this.#add(h) && ++this.#additions >= this.sampleSize) this.#halve();
+  }
+
+  /** Increments the key's four counters that are below 15; true if any was. Unrolled. */
+  #add(h: number): boolean {
     const t = this.#table;
     const block = (Math.imul(h, 0x9e3779b1) >>> this.#blockShift) << 4;
     const h2 = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
+    const w0 = block + (h2 & 3);
+    const w1 = block + 4 + ((h2 >>> 8) & 3);
+    const w2 = block + 8 + ((h2 >>> 16) & 3);
+    const w3 = block + 12 + ((h2 >>> 24) & 3);
+    const s0 = ((h2 >>> 2) & 7) << 2;
+    const s1 = ((h2 >>> 10) & 7) << 2;
+    const s2 = ((h2 >>> 18) & 7) << 2;
+    const s3 = ((h2 >>> 26) & 7) << 2;
+    const v0 = t[w0]!;
+    const v1 = t[w1]!;
+    const v2 = t[w2]!;
+    const v3 = t[w3]!;
     let added = false;
-    for (let r = 0; r < 4; r++) {
-      const bits = h2 >>> (r << 3);
-      const w = block + (r << 2) + (bits & 3);
-      const s = ((bits >>> 2) & 7) * 4;
-      if (((t[w]! >>> s) & 15) < 15) {
-        t[w] = t[w]! + (1 << s);
-        added = true;
-      }
+    if (((v0 >>> s0) & 15) !== 15) {
+      t[w0] = v0 + (1 << s0);
+      added = true;
     }
-    if (added && ++this.#additions >= this.sampleSize) this.#halve();
+    if (((v1 >>> s1) & 15) !== 15) {
+      t[w1] = v1 + (1 << s1);
+      added = true;
+    }
+    if (((v2 >>> s2) & 15) !== 15) {
+      t[w2] = v2 + (1 << s2);
+      added = true;
+    }
+    if (((v3 >>> s3) & 15) !== 15) {
+      t[w3] = v3 + (1 << s3);
+      added = true;
+    }
+    return added;
   }
 
   /**
@@ -72,7 +96,10 @@ export class FrequencySketch {
    * overlap in the CPU instead of each waiting behind a read's other work.
    */
   incrementAll(hashes: Int32Array, n: number): void {
-    for (let k = 0; k < n; k++) this.increment(hashes[k]!);
+    let added = 0;
+    for (let k = 0; k < n; k++) if (this.#add(hashes[k]!)) added++;
+    this.#additions += added;
+    if (this.#additions >= this.sampleSize) this.#halve();
   }
 
   #halve(): void {
@@ -108,7 +135,8 @@ export function hashKey(key: unknown): number {
   return hashString(String(key));
 }
 
-function mix32(x: number): number {
+/** The integer mix of `hashKey` (also the store's index hash for integer keys). */
+export function mix32(x: number): number {
   let h = x | 0;
   h = Math.imul(h ^ (h >>> 16), 0x45d9f3b);
   h = Math.imul(h ^ (h >>> 16), 0x45d9f3b);

@@ -308,3 +308,57 @@ describe('LocalStore: W-TinyLFU', () => {
     expect(() => new LocalStore({ maxEntries: 10, climber: 'greedy' as never })).toThrow(/climber/);
   });
 });
+
+describe('LocalStore: key index (int32 keys in a probing table, other keys in a Map)', () => {
+  it.each(POLICIES)(
+    '%s: agrees with a Map model under random sets and deletes of mixed keys',
+    (policy) => {
+      let seed = 12345;
+      const rnd = () => {
+        seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+        return seed / 2 ** 32;
+      };
+      const keyOf = (n: number): unknown => {
+        const kind = n % 5;
+        if (kind === 0) return `k${n}`;
+        if (kind === 1) return n + 0.5;
+        if (kind === 2) return -n;
+        if (kind === 3) return 2 ** 31 + n; // a number beyond int32
+        return n * 4096; // int32 keys colliding in the low bits
+      };
+      // Unbounded enough that nothing is evicted: the store must agree with the model exactly.
+      const s = new LocalStore<unknown, number>(
+        policy === 'ttl' ? { policy, ttlMs: 1e9 } : { policy, maxEntries: 100_000 },
+      );
+      const model = new Map<unknown, number>();
+      for (let step = 0; step < 60_000; step++) {
+        const k = keyOf(Math.floor(rnd() * 20_000));
+        const r = rnd();
+        if (r < 0.5) {
+          s.set(k, step);
+          model.set(k, step);
+        } else if (r < 0.8) {
+          expect(s.delete(k)).toBe(model.delete(k));
+        } else {
+          expect(s.get(k)).toBe(model.get(k));
+        }
+      }
+      expect(s.size).toBe(model.size);
+      for (const [k, v] of model) expect(s.peek(k)).toBe(v);
+      expect(new Map(s.entries())).toEqual(model);
+      s.clear();
+      expect(s.size).toBe(0);
+      expect(s.get(0)).toBeUndefined();
+    },
+  );
+
+  it('-0 and 0 are one key, as in a Map', () => {
+    const s = new LocalStore<number, string>({ maxEntries: 10 });
+    s.set(-0, 'a');
+    expect(s.get(0)).toBe('a');
+    s.set(0, 'b');
+    expect(s.size).toBe(1);
+    expect(s.delete(-0)).toBe(true);
+    expect(s.size).toBe(0);
+  });
+});
