@@ -167,6 +167,31 @@ describeServer('SqlEventStore on PostgreSQL', 'CDP_DATABASE_URL', (url) => {
     expect(after.events.map((e) => e.type)).toEqual(['Idle', 'Later']);
   });
 
+  it("gives a stream's events positions in version order under concurrent appenders", async () => {
+    // Before migration 4, an appender took its position before it waited for the stream: two
+    // appenders of one stream could commit version 7 at a lower position than version 6.
+    const store = new SqlEventStore(sql);
+    const streams = [sid('ord'), sid('ord'), sid('ord')];
+    const start = (await store.readAll({ after: 0, limit: 100_000 })).next;
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, w) => {
+        for (let i = 0; i < 250; i++) {
+          await store.append(streams[(w + i) % 3]!, [{ type: 'Ordered', data: { w, i } }]);
+        }
+      }),
+    );
+    const read = await store.readAll({ after: start, types: ['Ordered'], limit: 100_000 });
+    expect(read.events).toHaveLength(2000);
+    const last = new Map<string, number>();
+    let inversions = 0;
+    for (const e of read.events) {
+      if ((last.get(e.streamId) ?? 0) > e.version) inversions++;
+      last.set(e.streamId, e.version);
+    }
+    expect(inversions).toBe(0);
+    for (const s of streams) expect(last.get(s)).toBe(await store.streamVersion(s));
+  });
+
   it('reports the actual version when an exact-version append loses a race', async () => {
     const store = new SqlEventStore(sql);
     const s = sid();

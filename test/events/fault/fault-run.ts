@@ -221,6 +221,12 @@ export async function runFault(options: FaultRunOptions): Promise<FaultRunSummar
     `SELECT count(*)::int AS n FROM (SELECT stream_id, version, row_number() OVER (PARTITION BY stream_id ORDER BY version) AS rn FROM cdp_events) t WHERE version <> rn`,
   );
   if (gaps[0]!.n > 0) violations.push(`${gaps[0]!.n} stream versions out of sequence`);
+  // A stream's events must reach a reader of the global log in version order.
+  const { rows: inversions } = await sql.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM (SELECT position, lag(position) OVER (PARTITION BY stream_id ORDER BY version) AS prev FROM cdp_events) t WHERE prev > position`,
+  );
+  if (inversions[0]!.n > 0)
+    violations.push(`${inversions[0]!.n} events positioned before an earlier version of their stream`);
   for (const e of errors) violations.push(`writer error: ${e}`);
 
   await sql.close();
