@@ -286,7 +286,10 @@ const appendFunctionV4 = appendFunctionV3
     `PERFORM pg_advisory_xact_lock(${LOCK_CLASS}, ${APPEND_GATE});`,
     `PERFORM pg_advisory_xact_lock(${LOCK_CLASS}, ${APPEND_GATE}), pg_advisory_xact_lock(${STREAM_LOCK_CLASS}, hashtext(p_stream));`,
   );
-if (!appendFunctionV4.includes('hashtext(p_stream)), pg_advisory_lock') || (appendFunctionV4.match(/hashtext\(p_stream\)/g) ?? []).length !== 2) {
+if (
+  !appendFunctionV4.includes('hashtext(p_stream)), pg_advisory_lock') ||
+  (appendFunctionV4.match(/hashtext\(p_stream\)/g) ?? []).length !== 2
+) {
   throw new Error('event store migration 4: the append function text did not match');
 }
 

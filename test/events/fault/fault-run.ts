@@ -226,7 +226,9 @@ export async function runFault(options: FaultRunOptions): Promise<FaultRunSummar
     `SELECT count(*)::int AS n FROM (SELECT position, lag(position) OVER (PARTITION BY stream_id ORDER BY version) AS prev FROM cdp_events) t WHERE prev > position`,
   );
   if (inversions[0]!.n > 0)
-    violations.push(`${inversions[0]!.n} events positioned before an earlier version of their stream`);
+    violations.push(
+      `${inversions[0]!.n} events positioned before an earlier version of their stream`,
+    );
   for (const e of errors) violations.push(`writer error: ${e}`);
 
   await sql.close();
