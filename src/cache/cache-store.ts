@@ -24,6 +24,26 @@ export interface CacheStore<V = unknown> {
   /** Remove every key this store owns (its namespace), nothing else. */
   clear(): Promise<void>;
   close(): Promise<void>;
+
+  /**
+   * Versioned fills (optional; a tier shared by several processes should have them). The value
+   * and a token naming the key's version: every `set`, `delete`, `deleteTag` and `clear` moves
+   * the version on. Read the token before loading from the system of record.
+   */
+  getWithToken?(key: string): Promise<{ value: V | undefined; token: string }>;
+  /** The token alone (a load that did not start with a read of this tier). */
+  fillToken?(key: string): Promise<string>;
+  /**
+   * Store a loaded value only if the key's version is still `token`, in one atomic step; false
+   * if a write, delete, tag deletion or clear came in between (nothing stored then). Encoding
+   * errors are thrown as by `set`.
+   */
+  setIfUnchanged?(
+    key: string,
+    value: V,
+    token: string,
+    options?: CacheSetOptions,
+  ): Promise<boolean>;
 }
 
 export interface CacheSetOptions {

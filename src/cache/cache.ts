@@ -90,6 +90,8 @@ export interface CacheStats {
   staleServed: number;
   l2Errors: number;
   lockFallbacks: number;
+  /** Loads whose L2 write was refused: the key was written or deleted while they loaded. */
+  fillsRefused: number;
   l1: ReturnType<MemoryCacheStore['local']['stats']>;
 }
 
@@ -126,6 +128,7 @@ interface Metrics {
   l2Errors: Counter<'cache' | 'op'>;
   stale: Counter<'cache' | 'reason'>;
   lockFallbacks: Counter.Internal;
+  fillsRefused: Counter.Internal;
   invalidations: Counter<'cache' | 'direction'>;
   hitRatio: Gauge.Internal<'cache'>;
 }
@@ -152,6 +155,8 @@ export class Cache<V> {
   readonly instanceId = newId();
   readonly #l1: MemoryCacheStore<Envelope<V>>;
   readonly #l2: CacheStore<Envelope<V>> | undefined;
+  /** L2 has versioned fills: a load stores into L2 only if the key did not change meanwhile. */
+  readonly #versioned: boolean;
   readonly #ttl: number;
   readonly #l1Ttl: number;
   readonly #negativeTtl: number;
@@ -175,7 +180,16 @@ export class Cache<V> {
   readonly #background = new Set<Promise<unknown>>();
   #busUp = true;
   #closed = false;
-  #s = { hits: 0, misses: 0, loads: 0, loadErrors: 0, stale: 0, l2Errors: 0, lockFallbacks: 0 };
+  #s = {
+    hits: 0,
+    misses: 0,
+    loads: 0,
+    loadErrors: 0,
+    stale: 0,
+    l2Errors: 0,
+    lockFallbacks: 0,
+    fillsRefused: 0,
+  };
 
   constructor(options: CacheOptions<V> = {}) {
     this.name = options.name ?? 'default';
@@ -204,6 +218,9 @@ export class Cache<V> {
     }
     this.#loader = options.loader;
     this.#l2 = options.l2;
+    this.#versioned = Boolean(
+      options.l2?.getWithToken && options.l2.fillToken && options.l2.setIfUnchanged,
+    );
     this.#bus = options.bus;
     this.#lock = options.lock;
     this.#clock = options.clock ?? systemClock;
@@ -269,7 +286,8 @@ export class Cache<V> {
     options?: GetOrLoadOptions,
   ): Promise<V | undefined> {
     if (this.#closed) throw new ClosedError(`cache ${this.name}`);
-    const env = await this.#lookup(key);
+    const read: { token?: string | null } = {};
+    const env = await this.#lookup(key, read);
     const now = this.#clock.now();
     if (env) {
       const fresh = env.f === 0 || now < env.f;
@@ -289,7 +307,7 @@ export class Cache<V> {
     }
     this.#miss();
     try {
-      return await this.#singleFlight(key, loader, options);
+      return await this.#singleFlight(key, loader, options, read.token);
     } catch (err) {
       if (env && !env.n && this.#sie > 0 && now < env.f + this.#sie) {
         this.#staleServed('error');
@@ -403,6 +421,7 @@ export class Cache<V> {
       staleServed: s.stale,
       l2Errors: s.l2Errors,
       lockFallbacks: s.lockFallbacks,
+      fillsRefused: s.fillsRefused,
       l1: this.#l1.local.stats(),
     };
   }
@@ -418,7 +437,14 @@ export class Cache<V> {
 
   // ---------------------------------------------------------------- internals
 
-  async #lookup(key: string): Promise<(Envelope<V> & { tier: 'l1' | 'l2' }) | undefined> {
+  /**
+   * L1, then L2. With `read` and a versioned L2, the L2 read also takes the key's version token
+   * (same round trip) into `read.token` (null if L2 failed), for a load that follows a miss.
+   */
+  async #lookup(
+    key: string,
+    read?: { token?: string | null },
+  ): Promise<(Envelope<V> & { tier: 'l1' | 'l2' }) | undefined> {
     if (this.#busUp) {
       const e = this.#l1.local.get(key);
       if (e) return { ...e, tier: 'l1' };
@@ -427,7 +453,14 @@ export class Cache<V> {
     const w = this.#watch(key);
     let e: Envelope<V> | undefined;
     try {
-      e = await this.#l2Call('get', () => this.#l2!.get(this.#l2Key(key)));
+      if (read && this.#versioned) {
+        const r = await this.#l2Call('get', () => this.#l2!.getWithToken!(this.#l2Key(key)));
+        e = r?.value;
+        // null: L2 did not answer; the load then neither waits for it again nor fills it.
+        read.token = r ? r.token : null;
+      } else {
+        e = await this.#l2Call('get', () => this.#l2!.get(this.#l2Key(key)));
+      }
     } finally {
       this.#unwatch(key, w);
     }
@@ -443,11 +476,12 @@ export class Cache<V> {
     key: string,
     loader: Loader<V>,
     options?: GetOrLoadOptions,
+    token?: string | null,
   ): Promise<V | undefined> {
     const running = this.#inflight.get(key);
     if (running) return running;
     const w = this.#watch(key);
-    const p = this.#load(key, loader, options, w).finally(() => {
+    const p = this.#load(key, loader, options, w, token).finally(() => {
       this.#unwatch(key, w);
       if (this.#inflight.get(key) === p) this.#inflight.delete(key);
     });
@@ -472,14 +506,15 @@ export class Cache<V> {
     loader: Loader<V>,
     options: GetOrLoadOptions | undefined,
     w: Watch,
+    token: string | null | undefined,
   ): Promise<V | undefined> {
-    if (!this.#lock) return this.#callLoader(key, loader, options, w);
+    if (!this.#lock) return this.#callLoader(key, loader, options, w, token);
     const lockKey = `${this.namespace}:lock:${key}`;
     const deadline = this.#clock.now() + this.#lockWait;
     for (;;) {
-      const token = await this.#lockCall(() => this.#lock!.tryAcquire(lockKey, this.#lockTtl));
-      if (token === null) break; // lock unreachable: load without it
-      if (token !== undefined) {
+      const held = await this.#lockCall(() => this.#lock!.tryAcquire(lockKey, this.#lockTtl));
+      if (held === null) break; // lock unreachable: load without it
+      if (held !== undefined) {
         try {
           // Someone may have filled L2 between our miss and our lock.
           const env = await this.#l2Call('get', () => this.#l2!.get(this.#l2Key(key)));
@@ -487,9 +522,9 @@ export class Cache<V> {
             if (this.#busUp && !w.stale) this.#l1Put(key, env, this.#clock.now(), options?.tags);
             return env.n ? undefined : env.v;
           }
-          return await this.#callLoader(key, loader, options, w);
+          return await this.#callLoader(key, loader, options, w, token);
         } finally {
-          await this.#lockCall(() => this.#lock!.release(lockKey, token));
+          await this.#lockCall(() => this.#lock!.release(lockKey, held));
         }
       }
       if (this.#clock.now() >= deadline) break;
@@ -503,7 +538,7 @@ export class Cache<V> {
     this.#s.lockFallbacks++;
     this.#m?.lockFallbacks.inc();
     this.#logger?.warn({ cache: this.name, key }, 'stampede lock wait ran out: loading anyway');
-    return this.#callLoader(key, loader, options, w);
+    return this.#callLoader(key, loader, options, w, token);
   }
 
   async #callLoader(
@@ -511,7 +546,12 @@ export class Cache<V> {
     loader: Loader<V>,
     options: GetOrLoadOptions | undefined,
     w: Watch,
+    token: string | null | undefined,
   ): Promise<V | undefined> {
+    // The version token must be read before the loader reads the system of record.
+    if (this.#versioned && token === undefined) {
+      token = (await this.#l2Call('get', () => this.#l2!.fillToken!(this.#l2Key(key)))) ?? null;
+    }
     const t0 = process.hrtime.bigint();
     let value: V | undefined;
     try {
@@ -531,17 +571,20 @@ export class Cache<V> {
     this.#m?.loadsOk.inc();
     if (value === undefined) {
       if (this.#negativeTtl > 0)
-        await this.#store(key, undefined, { ttlMs: this.#negativeTtl }, true, w);
+        await this.#store(key, undefined, { ttlMs: this.#negativeTtl }, true, w, token);
       return undefined;
     }
-    await this.#store(key, value, options, false, w);
+    await this.#store(key, value, options, false, w, token);
     return value;
   }
 
   /**
    * Build the envelope and write L2 then L1 (L2 errors counted, not thrown, except encoding).
    * With a watch (a load's store), nothing is written once the key was invalidated since the
-   * load began: checked before the L2 write and again before the L1 write.
+   * load began: checked before the L2 write and again before the L1 write. With a versioned L2
+   * the load's L2 write is conditional on the version `token` read before it loaded (no token:
+   * the read failed, so no L2 write); refused, it writes no L1 copy either: another process
+   * wrote or deleted the key after this load read the system of record.
    */
   async #store(
     key: string,
@@ -549,6 +592,7 @@ export class Cache<V> {
     options: CacheSetOptions | undefined,
     negative: boolean,
     w?: Watch,
+    token?: string | null,
   ): Promise<void> {
     if (w?.stale) return;
     const ttl = options?.ttlMs === undefined ? this.#ttl : checkTtl(options.ttlMs);
@@ -563,13 +607,24 @@ export class Cache<V> {
       const tags = options?.tags?.map((t) => this.#l2Tag(t));
       // An encoding error must reach the caller with the old value untouched: the L2 store
       // encodes before it writes, and we write L1 only after.
+      const setOptions = { ttlMs: l2Ttl, ...(tags ? { tags } : {}) };
       try {
-        const written = this.#l2.set(this.#l2Key(key), env, {
-          ttlMs: l2Ttl,
-          ...(tags ? { tags } : {}),
-        });
-        if (w) w.l2Written = true;
-        await this.#withL2Timeout(written);
+        if (w && this.#versioned) {
+          if (typeof token === 'string') {
+            const stored = await this.#withL2Timeout(
+              this.#l2.setIfUnchanged!(this.#l2Key(key), env, token, setOptions),
+            );
+            if (!stored) {
+              this.#s.fillsRefused++;
+              this.#m?.fillsRefused.inc();
+              return;
+            }
+          }
+        } else {
+          const written = this.#l2.set(this.#l2Key(key), env, setOptions);
+          if (w) w.l2Written = true;
+          await this.#withL2Timeout(written);
+        }
       } catch (err) {
         if (err instanceof CdpError && err.code === 'CACHE_SERIALIZE') throw err;
         this.#l2Error('set', err);
@@ -623,7 +678,8 @@ export class Cache<V> {
     if (w !== undefined) {
       w.stale = true;
       this.#watches.delete(key);
-      if (remote && w.l2Written) {
+      // (A versioned L2 refuses such a write by itself.)
+      if (remote && w.l2Written && !this.#versioned) {
         void this.#l2Call('delete', () => this.#l2!.delete(this.#l2Key(key)));
       }
     }
@@ -634,7 +690,7 @@ export class Cache<V> {
   #invalidateAll(remote = false): void {
     for (const [key, w] of this.#watches) {
       w.stale = true;
-      if (remote && w.l2Written) {
+      if (remote && w.l2Written && !this.#versioned) {
         void this.#l2Call('delete', () => this.#l2!.delete(this.#l2Key(key)));
       }
     }
@@ -749,6 +805,12 @@ export class Cache<V> {
         registry,
         'cdp_cache_lock_fallbacks_total',
         'Loads done without the stampede lock after the wait ran out',
+        ['cache'],
+      ).labels(c),
+      fillsRefused: counter(
+        registry,
+        'cdp_cache_fills_refused_total',
+        'Loaded values not stored in L2: the key was written or deleted while they loaded',
         ['cache'],
       ).labels(c),
       invalidations: counter(registry, 'cdp_cache_invalidations_total', 'Bus invalidations', [
