@@ -16,11 +16,17 @@ import type { SqlProjection } from './projection.js';
  * the old tables. Readers wait only for that transaction (milliseconds plus the recomputation of
  * dependent materialized views, if any), and never see a half-built table.
  *
- * The live writer must be the async projection (`startAsyncProjection`, subscription
- * `projection:<name>`) or nothing: its checkpoint update is fenced by position, so a batch it
- * was writing during the swap rolls back and it resumes from the moved checkpoint on the new
- * tables. Inline projections (written in the append transaction) are not rebuilt online: an
- * append blocked on the swap's lock holds back the log the swap would have to read.
+ * The live writer is named by `writer`:
+ * - 'async' (default): the async projection (`startAsyncProjection`, subscription
+ *   `projection:<name>`) or nothing. Its checkpoint update is fenced by position, so a batch it
+ *   was writing during the swap rolls back and it resumes from the moved checkpoint on the new
+ *   tables.
+ * - 'inline': the projection is written in the append transactions (CommandHandler `inline`).
+ *   The swap first holds appends off (`store.lockAppends`: it waits for the appends in flight
+ *   to commit, and new ones wait at their first step), so the log stands still; it then applies
+ *   what was committed since the replay, with no reader horizon (`store.readCommitted`: complete
+ *   because nothing is in flight), renames and commits. Appends wait for the swap only (they
+ *   resume on the new tables); reads wait for it as in 'async'. Nothing has to catch up after.
  */
 export interface RebuildableProjection extends SqlProjection {
   /** The tables it writes, by their live names (unqualified, in the search path). */
@@ -30,6 +36,8 @@ export interface RebuildableProjection extends SqlProjection {
 }
 
 export interface RebuildOptions {
+  /** Who writes the live tables: the async projection (default) or the append transactions. */
+  writer?: 'async' | 'inline';
   /** Events per transaction while replaying. Default 500. */
   batchSize?: number;
   /** Suffix of the copies' names while they are built. Default '_rebuild'. */
@@ -125,6 +133,12 @@ export async function rebuildProjection(
   const shadow = projection.withTables(copies);
   const types = projection.types && projection.types.length > 0 ? projection.types : undefined;
   const subscription = `projection:${projection.name}`;
+  const inline = options.writer === 'inline';
+  if (options.writer !== undefined && options.writer !== 'async' && !inline) {
+    throw new ValidationError(
+      `projection "${projection.name}": writer must be 'async' or 'inline', got ${JSON.stringify(options.writer)}`,
+    );
+  }
 
   // 1. Empty copies with the same columns, defaults, constraints and indexes.
   await sql.transaction(async (tx) => {
@@ -138,14 +152,19 @@ export async function rebuildProjection(
   // 2. Replay from 0 into the copies, one transaction per batch; the live tables are untouched.
   let position = 0;
   let events = 0;
-  const replay = async (tx?: SqlTransaction): Promise<void> => {
+  // One pass: up to the log's head as it stands when the pass starts, so that writers faster
+  // than the replay cannot keep a pass going for ever. Returns the events applied.
+  const replay = async (tx?: SqlTransaction, standingStill = false): Promise<number> => {
+    const { rows } = await (tx ?? sql).query<{ top: string | number | null }>(
+      'SELECT max(position) AS top FROM cdp_events',
+    );
+    const top = Number(rows[0]?.top ?? 0);
+    let applied = 0;
     for (;;) {
       options.signal?.throwIfAborted();
-      const batch = await store.readAll({
-        after: position,
-        limit: batchSize,
-        ...(types ? { types } : {}),
-      });
+      const read = { after: position, limit: batchSize, ...(types ? { types } : {}) };
+      const batch =
+        tx && standingStill ? await store.readCommitted(tx, read) : await store.readAll(read);
       if (batch.events.length > 0) {
         const apply = async (t: SqlTransaction) => {
           if (shadow.applyBatch && batch.events.length > 1)
@@ -155,20 +174,28 @@ export async function rebuildProjection(
         if (tx) await apply(tx);
         else await sql.transaction(apply);
         events += batch.events.length;
+        applied += batch.events.length;
         options.onProgress?.({ position: batch.next, events });
       }
       position = batch.next;
-      // A short batch: everything readers may read now is in (later events are the live
-      // projection's, from the checkpoint the swap sets).
-      if (batch.events.length < batchSize) return;
+      // A short batch: everything readers may read now is in. Past the pass's head: what came
+      // since is for the next pass, the swap, or (async) the live projection, from the
+      // checkpoint the swap sets.
+      if (batch.events.length < batchSize || position >= top) return applied;
     }
   };
   try {
-    await replay();
+    // Passes until one finds little to do (what arrived during the previous one), at most 5: the
+    // swap applies the rest while readers (and, inline, appenders) wait.
+    for (let pass = 0, applied = Infinity; pass < 5 && applied > batchSize; pass++) {
+      applied = await replay();
+    }
     logger.info({ projection: projection.name, position, events }, 'rebuild caught up; swapping');
 
     // 3. Swap: one transaction; readers of the live tables wait only for it.
     return await sql.transaction(async (tx) => {
+      // Inline: no append in flight from here to commit (their projection writes included).
+      if (inline) await store.lockAppends(tx);
       // Tables first (waits for a live batch in flight to commit), then the checkpoint row:
       // the live projection takes them in that order too, so neither waits on the other.
       await tx.exec(
@@ -182,7 +209,8 @@ export async function rebuildProjection(
       // What was committed since the replay ended. Readers stop below this transaction's own
       // id, so what commits from now on is the live projection's, after `position`. (PGlite has
       // one connection, busy with this transaction: the live projection redoes that part.)
-      if (sql.engine === 'postgres') await replay(tx);
+      if (inline) await replay(tx, true);
+      else if (sql.engine === 'postgres') await replay(tx);
       // The live projection resumes where the new tables stand; if it had gone further on the
       // old tables it applies that part again, to the new ones.
       if (liveBefore !== undefined) {

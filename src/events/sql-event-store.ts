@@ -30,7 +30,12 @@ import {
   type RecordedEvent,
   type Snapshot,
 } from './event-store.js';
-import { eventStoreMigrations, NOTIFY_CHANNEL } from './sql-event-store-migrations.js';
+import {
+  APPEND_GATE,
+  eventStoreMigrations,
+  LOCK_CLASS,
+  NOTIFY_CHANNEL,
+} from './sql-event-store-migrations.js';
 import { type Upcasters, upcastAll } from './upcasters.js';
 
 export interface SqlEventStoreOptions {
@@ -417,6 +422,39 @@ export class SqlEventStore implements EventStore {
     // A full batch may stop short of the horizon; otherwise everything up to it was read.
     const next = events.length === limit ? events.at(-1)!.position : Math.max(after, safe);
     await this.#observeHeldBack(top > safe);
+    return { events: upcastAll(events, this.#upcasters), next };
+  }
+
+  /**
+   * Hold every append of this database off until `tx` ends: waits for the appends in flight to
+   * commit or roll back (each holds the append gate shared until it ends), then keeps new ones
+   * waiting at their first step. For a short critical section that needs the log to stand still,
+   * e.g. swapping in the rebuilt tables of an inline projection; appends resume when `tx` ends.
+   */
+  async lockAppends(tx: SqlTransaction): Promise<void> {
+    this.#check();
+    await tx.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_CLASS, APPEND_GATE]);
+  }
+
+  /**
+   * Read the global log in `tx` with no reader horizon: every event committed so far, in
+   * position order. Complete only while no append can be in flight, i.e. inside `tx` after
+   * `lockAppends(tx)`; anywhere else use `readAll`, which never passes an event that may still
+   * commit.
+   */
+  async readCommitted(tx: SqlTransaction, options: ReadAllOptions = {}): Promise<ReadAllResult> {
+    this.#check();
+    assertReadLimit(options.limit, 'readCommitted');
+    const after = options.after ?? 0;
+    const limit = options.limit ?? 1000;
+    const types = options.types && options.types.length > 0 ? [...options.types] : null;
+    const { rows } = await tx.query<EventRow>(
+      `SELECT ${COLUMNS} FROM cdp_events e WHERE e.position > $1${types ? ' AND e.type = ANY ($3::text[])' : ''}
+        ORDER BY e.position LIMIT $2`,
+      types ? [after, limit, types] : [after, limit],
+    );
+    const events = rows.map((r) => this.#decode(r));
+    const next = events.length > 0 ? events.at(-1)!.position : after;
     return { events: upcastAll(events, this.#upcasters), next };
   }
 

@@ -28,20 +28,29 @@ import { createTempDatabase, describeServer } from '../support/servers.js';
  * counted once (the live projection resumed from the moved checkpoint), and the dependent
  * materialized view and the index names survived.
  */
-function rebuildSuite(getSql: () => SqlClient, getStore: () => SqlEventStore): void {
-  it('rebuilds from position 0 and swaps atomically while reads and writes go on', {
+function rebuildSuite(
+  getSql: () => SqlClient,
+  getStore: () => SqlEventStore,
+  writer: 'async' | 'inline',
+): void {
+  it(`${writer} projection: rebuilds from position 0 and swaps atomically while reads and writes go on`, {
     timeout: 60_000,
   }, async () => {
     const sql = getSql();
     const store = getStore();
-    const sub = await startAsyncProjection(store, courseRatingsProjection, { pollIntervalMs: 20 });
+    // Inline: the command handler writes the read model in the append's transaction.
+    const sub =
+      writer === 'async'
+        ? await startAsyncProjection(store, courseRatingsProjection, { pollIntervalMs: 20 })
+        : undefined;
     const handler = new CommandHandler({
       store,
       decider: courseReviews,
       streamId: reviewStream,
       maxAttempts: 50,
+      ...(writer === 'inline' ? { inline: [courseRatingsProjection] } : {}),
     });
-    const courses = ['rb-a', 'rb-b', 'rb-c'];
+    const courses = [`rb-a-${writer}`, `rb-b-${writer}`, `rb-c-${writer}`];
     const model = new Map<string, number[]>(courses.map((c) => [c, []]));
     let student = 0;
     let token = 0;
@@ -55,23 +64,28 @@ function rebuildSuite(getSql: () => SqlClient, getStore: () => SqlEventStore): v
       token = Math.max(token, r.position);
     };
     const queries = new ReadModelQueries(sql);
+    let reading = false;
+    let writing = false;
+    let releaseHolder = () => {};
     try {
       for (let i = 0; i < 60; i++) await submit();
-      await queries.query('course-ratings', async () => undefined, {
-        after: token,
-        timeoutMs: 30_000,
-      });
+      if (sub) {
+        await queries.query('course-ratings', async () => undefined, {
+          after: token,
+          timeoutMs: 30_000,
+        });
+      }
       // Corrupt the live read model: only a real rebuild from the events repairs it.
       await sql.query('UPDATE cdp_course_ratings SET review_count = review_count + 1000');
 
-      let reading = true;
+      reading = true;
       let rebuilding = false;
       let readsDuringRebuild = 0;
       const readErrors: string[] = [];
       const reader = (async () => {
         while (reading) {
           try {
-            await courseRating(sql, 'rb-a');
+            await courseRating(sql, courses[0]!);
             await topCourses(sql, 'rebuild', 3);
             if (rebuilding) readsDuringRebuild++;
           } catch (err) {
@@ -80,35 +94,65 @@ function rebuildSuite(getSql: () => SqlClient, getStore: () => SqlEventStore): v
           await new Promise((r) => setTimeout(r, 1));
         }
       })();
-      let writing = true;
-      const writer = (async () => {
-        while (writing) await submit();
+      writing = true;
+      let writesDuringRebuild = 0;
+      const writes = (async () => {
+        while (writing) {
+          await submit();
+          if (rebuilding) writesDuringRebuild++;
+          // On PGlite a command resolves through microtasks only: let timers run.
+          await new Promise((r) => setImmediate(r));
+        }
       })();
+      // Inline on PostgreSQL: an unrelated transaction with an id stays open through the rebuild,
+      // so readers of the global log are held back below everything written meanwhile; the swap
+      // must still bring in every committed event (it reads with appends held off, no horizon).
+      let holding = () => {};
+      const held = new Promise<void>((r) => {
+        holding = r;
+      });
+      const holder =
+        writer === 'inline' && sql.engine === 'postgres'
+          ? sql.transaction(async (tx) => {
+              await tx.query('SELECT pg_current_xact_id()');
+              holding();
+              await new Promise<void>((r) => {
+                releaseHolder = r;
+              });
+            })
+          : Promise.resolve(holding());
+      await held;
       let progressCalls = 0;
       rebuilding = true;
       const result = await rebuildProjection(store, courseRatingsProjection, {
+        writer,
         batchSize: 5,
         onProgress: () => {
           progressCalls++;
         },
       });
       rebuilding = false;
+      releaseHolder();
+      await holder;
       for (let i = 0; i < 10; i++) await submit();
       writing = false;
-      await writer;
+      await writes;
       reading = false;
       await reader;
 
       expect(readErrors).toEqual([]);
       expect(readsDuringRebuild).toBeGreaterThan(0);
+      expect(writesDuringRebuild).toBeGreaterThan(0);
       expect(progressCalls).toBeGreaterThan(3);
       expect(result.events).toBeGreaterThanOrEqual(60);
       expect(result.recreatedViews).toContain('cdp_course_ratings_mv');
 
-      await queries.query('course-ratings', async () => undefined, {
-        after: token,
-        timeoutMs: 30_000,
-      });
+      if (sub) {
+        await queries.query('course-ratings', async () => undefined, {
+          after: token,
+          timeoutMs: 30_000,
+        });
+      }
       for (const c of courses) {
         const ratings = model.get(c)!;
         const avg = Math.round((ratings.reduce((a, b) => a + b, 0) / ratings.length) * 1000) / 1000;
@@ -137,7 +181,11 @@ function rebuildSuite(getSql: () => SqlClient, getStore: () => SqlEventStore): v
       );
       expect(leftovers.rows).toEqual([]);
     } finally {
-      await sub.close();
+      // Stop the loops whatever happened (a failed assertion must not leave them spinning).
+      reading = false;
+      writing = false;
+      releaseHolder();
+      await sub?.close();
     }
   });
 }
@@ -151,10 +199,13 @@ describe('projection rebuild on PGlite', () => {
     await migrate(sql, reviewViewMigrations);
   });
   afterAll(() => sql.close());
-  rebuildSuite(
-    () => sql,
-    () => store,
-  );
+  for (const writer of ['async', 'inline'] as const) {
+    rebuildSuite(
+      () => sql,
+      () => store,
+      writer,
+    );
+  }
 });
 
 describeServer('projection rebuild on PostgreSQL', 'CDP_DATABASE_URL', (url) => {
@@ -171,8 +222,11 @@ describeServer('projection rebuild on PostgreSQL', 'CDP_DATABASE_URL', (url) => 
     await sql?.close();
     await db?.drop();
   });
-  rebuildSuite(
-    () => sql,
-    () => store,
-  );
+  for (const writer of ['async', 'inline'] as const) {
+    rebuildSuite(
+      () => sql,
+      () => store,
+      writer,
+    );
+  }
 });
