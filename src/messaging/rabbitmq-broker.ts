@@ -247,6 +247,7 @@ export class RabbitMqBroker implements Broker {
     limit: number,
   ): Promise<void> {
     const ch = await this.#conn.acquire();
+    let unsettled = 0;
     try {
       const q = await ch.queueDeclare({
         queue: this.dlqQueue,
@@ -269,10 +270,25 @@ export class RabbitMqBroker implements Broker {
           attempts: Number(headers[H.dlqAttempts] ?? 0),
           deadAt: headers[H.dlqAt] ?? '',
         };
-        await visit(d, () => ch.basicAck({ deliveryTag: m.deliveryTag }));
+        unsettled++;
+        await visit(d, () => {
+          unsettled--;
+          ch.basicAck({ deliveryTag: m.deliveryTag });
+        });
       }
     } finally {
-      // Unacked messages go back to the queue in their places when the channel closes.
+      // Put back what was only looked at, in place, and wait until the queue has it: a
+      // declare on this channel reaches the queue after the nack, so its answer comes after
+      // the requeue. Closing alone also requeues, but the next scan (another channel) could
+      // then count the queue before the requeue lands and miss those messages.
+      if (unsettled > 0) {
+        try {
+          ch.basicNack({ deliveryTag: 0, multiple: true, requeue: true });
+          await ch.queueDeclare({ queue: this.dlqQueue, passive: true });
+        } catch {
+          // The channel close below requeues them anyway.
+        }
+      }
       await ch.close();
     }
   }

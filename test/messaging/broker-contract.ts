@@ -281,6 +281,29 @@ export function brokerContract(broker: () => Broker): void {
     }
   });
 
+  it('back-to-back dead-letter listings each see every dead letter (a listing puts back what it looked at before the next one counts)', async () => {
+    const b = broker();
+    const topic = uniq('t.relist.');
+    const group = uniq('g');
+    const sub = await b.subscribe(
+      { group, topics: [topic], backoff, maxDeliveries: 1 },
+      async () => {
+        throw new Error('down');
+      },
+    );
+    try {
+      for (const id of ['d1', 'd2', 'd3']) {
+        await b.publish({ topic, id: `${group}-${id}`, key: id, headers: {}, body: id });
+      }
+      await waitFor(async () => (await b.listDeadLetters({ group })).length === 3, 'dead');
+      const seen: number[] = [];
+      for (let i = 0; i < 60; i++) seen.push((await b.listDeadLetters({ group })).length);
+      expect(seen.filter((n) => n !== 3)).toEqual([]);
+    } finally {
+      await sub.close();
+    }
+  });
+
   it('bad input: a payload failing its schema and an unknown type are dead-lettered on the first attempt, never retried; publishers reject them before sending', async () => {
     const b = broker();
     const topic = uniq('t.badinput.');
