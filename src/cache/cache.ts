@@ -107,7 +107,10 @@ interface Watch {
   stale: boolean;
   /** Operations holding it; it leaves the map when the last one ends. */
   holders: number;
-  /** The load's L2 write has been issued (so a bus invalidation must delete it again). */
+  /**
+   * The load's plain L2 write has been issued (so a bus invalidation must delete it again). Never
+   * set with a versioned L2, whose conditional write refuses a stale fill by itself.
+   */
   l2Written: boolean;
 }
 
@@ -678,8 +681,7 @@ export class Cache<V> {
     if (w !== undefined) {
       w.stale = true;
       this.#watches.delete(key);
-      // (A versioned L2 refuses such a write by itself.)
-      if (remote && w.l2Written && !this.#versioned) {
+      if (remote && w.l2Written) {
         void this.#l2Call('delete', () => this.#l2!.delete(this.#l2Key(key)));
       }
     }
@@ -690,7 +692,7 @@ export class Cache<V> {
   #invalidateAll(remote = false): void {
     for (const [key, w] of this.#watches) {
       w.stale = true;
-      if (remote && w.l2Written && !this.#versioned) {
+      if (remote && w.l2Written) {
         void this.#l2Call('delete', () => this.#l2!.delete(this.#l2Key(key)));
       }
     }

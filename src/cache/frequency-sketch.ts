@@ -53,39 +53,21 @@ export class FrequencySketch {
     if (this.#add(h) && ++this.#additions >= this.sampleSize) this.#halve();
   }
 
-  /** Increments the key's four counters that are below 15; true if any was. Unrolled. */
+  /** Increments the key's four counters that are below 15 (one per 16-byte row); true if any was. */
   #add(h: number): boolean {
     const t = this.#table;
     const block = (Math.imul(h, 0x9e3779b1) >>> this.#blockShift) << 4;
     const h2 = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
-    const w0 = block + (h2 & 3);
-    const w1 = block + 4 + ((h2 >>> 8) & 3);
-    const w2 = block + 8 + ((h2 >>> 16) & 3);
-    const w3 = block + 12 + ((h2 >>> 24) & 3);
-    const s0 = ((h2 >>> 2) & 7) << 2;
-    const s1 = ((h2 >>> 10) & 7) << 2;
-    const s2 = ((h2 >>> 18) & 7) << 2;
-    const s3 = ((h2 >>> 26) & 7) << 2;
-    const v0 = t[w0]!;
-    const v1 = t[w1]!;
-    const v2 = t[w2]!;
-    const v3 = t[w3]!;
     let added = false;
-    if (((v0 >>> s0) & 15) !== 15) {
-      t[w0] = v0 + (1 << s0);
-      added = true;
-    }
-    if (((v1 >>> s1) & 15) !== 15) {
-      t[w1] = v1 + (1 << s1);
-      added = true;
-    }
-    if (((v2 >>> s2) & 15) !== 15) {
-      t[w2] = v2 + (1 << s2);
-      added = true;
-    }
-    if (((v3 >>> s3) & 15) !== 15) {
-      t[w3] = v3 + (1 << s3);
-      added = true;
+    for (let r = 0; r < 4; r++) {
+      const bits = h2 >>> (r << 3);
+      const w = block + (r << 2) + (bits & 3);
+      const s = ((bits >>> 2) & 7) << 2;
+      const v = t[w]!;
+      if (((v >>> s) & 15) !== 15) {
+        t[w] = v + (1 << s);
+        added = true;
+      }
     }
     return added;
   }

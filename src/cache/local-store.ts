@@ -141,6 +141,11 @@ function invalid(path: string, message: string): ValidationError {
 }
 
 /** Checks a ttl given by a caller: a finite number >= 0 (0 = no expiry). */
+/** Keys indexed by the probing table (int32 numbers; -0 is 0, as in a Map). */
+function isIntKey(key: unknown): key is number {
+  return typeof key === 'number' && (key | 0) === key;
+}
+
 export function checkTtl(ttl: unknown, path = 'ttlMs'): number {
   if (ttl === undefined) return 0;
   if (typeof ttl !== 'number' || Number.isNaN(ttl) || ttl < 0) {
@@ -307,7 +312,9 @@ export class LocalStore<K, V> {
     this.#wprev = new Int32Array(c);
     this.#wbucket = new Int16Array(c).fill(NIL);
     this.#free = new Int32Array(c);
-    this.#rehash(2 ** Math.ceil(Math.log2(2 * c)));
+    // The int-key index starts small and doubles as int keys arrive: a store keyed by strings
+    // never pays for it.
+    this.#rehash(16);
 
     if (this.#p === P_WTLFU) {
       const initialWindow = options.initialWindow ?? 0.01;
@@ -541,7 +548,7 @@ export class LocalStore<K, V> {
 
   /** The slot of `key`, or NIL. */
   #find(key: K): number {
-    if (typeof key === 'number' && (key | 0) === key) {
+    if (isIntKey(key)) {
       const ik = this.#ik;
       const iv = this.#iv;
       const m = this.#imask;
@@ -558,7 +565,7 @@ export class LocalStore<K, V> {
 
   /** Index `key` (absent) at slot i. */
   #indexSet(key: K, i: number): void {
-    if (typeof key === 'number' && (key | 0) === key) {
+    if (isIntKey(key)) {
       if ((this.#icount + 1) * 2 > this.#iv.length) this.#rehash(this.#iv.length * 2);
       const iv = this.#iv;
       const m = this.#imask;
@@ -573,7 +580,7 @@ export class LocalStore<K, V> {
   }
 
   #indexDelete(key: K): void {
-    if (!(typeof key === 'number' && (key | 0) === key)) {
+    if (!isIntKey(key)) {
       this.#map.delete(key);
       return;
     }

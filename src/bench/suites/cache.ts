@@ -197,10 +197,7 @@ export function beladyHitRatio(trace: Int32Array, capacity: number): number {
   return hits / n;
 }
 
-interface Sim {
-  get(k: number): number | undefined;
-  set(k: number, v: number): unknown;
-}
+type Sim = KeySim<number>;
 
 function simulate(cache: Sim, trace: Int32Array): number {
   let hits = 0;
