@@ -20,6 +20,7 @@ import {
   describeVersion,
   EventIdReusedError,
   type EventStore,
+  type ExpectedVersion,
   type NewEvent,
   normalizeExpected,
   type PreparedEvent,
@@ -35,6 +36,8 @@ import {
   eventStoreMigrations,
   LOCK_CLASS,
   NOTIFY_CHANNEL,
+  POSITION_LOCK,
+  STREAM_LOCK_CLASS,
 } from './sql-event-store-migrations.js';
 import { type Upcasters, upcastAll } from './upcasters.js';
 
@@ -91,6 +94,77 @@ interface EventRow {
 /** The append: one statement, one round trip. */
 const APPEND_SQL =
   'SELECT status, actual, stream_version, positions FROM cdp_events_append($1, $2, $3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[], $7::int[], $8, $9, $10)';
+
+type ExpectedMode = 'any' | 'no_stream' | 'stream_exists' | 'exact';
+
+/**
+ * An autocommitted append on PostgreSQL as one plain SQL statement (no PL/pgSQL call): the same
+ * locks, positions and rows as `cdp_events_append`, in the same order, for the case that needs
+ * no branching. The chain l -> p -> u takes the append gate (shared) and the stream's lock, then
+ * under the position lock the transaction id and the positions, then releases the position lock;
+ * the stream row is written only after it (its write is what assigns the transaction id
+ * otherwise), and the events after that. The chain runs once, whole, before any write, or not
+ * at all (an UPDATE that finds no stream row may skip it: then nothing was locked). When the
+ * stream statement returns no row (expectation refused, or a stream created after the
+ * statement's snapshot was taken) the statement wrote nothing and returns no row, and the store
+ * asks `cdp_events_append`, which rereads the stream, answers replays and reports conflicts.
+ *
+ * Parameters: $1 stream, $2 id(s), $3 type(s), $4 data, $5 metadata, $6 schema version(s),
+ * $7 recorded at, $8 expected version (exact mode only). `single` takes scalars, else arrays.
+ */
+function fastAppendSql(mode: ExpectedMode, single: boolean): string {
+  const n = single ? '1' : 'cardinality($2::uuid[])';
+  const positions = single
+    ? "nextval('cdp_events_position_seq')"
+    : "(SELECT array_agg(nextval('cdp_events_position_seq')) FROM generate_series(1, cardinality($2::uuid[])))";
+  const stream = {
+    any: `INSERT INTO cdp_event_streams AS t (stream_id, version) SELECT $1, ${n} FROM u
+      ON CONFLICT (stream_id) DO UPDATE SET version = t.version + ${n} RETURNING t.version`,
+    no_stream: `INSERT INTO cdp_event_streams AS t (stream_id, version) SELECT $1, ${n} FROM u
+      ON CONFLICT (stream_id) DO NOTHING RETURNING t.version`,
+    stream_exists: `UPDATE cdp_event_streams t SET version = t.version + ${n} FROM u
+      WHERE t.stream_id = $1 RETURNING t.version`,
+    exact: `UPDATE cdp_event_streams t SET version = t.version + ${n} FROM u
+      WHERE t.stream_id = $1 AND t.version = $8::bigint RETURNING t.version`,
+  }[mode];
+  const cols =
+    'position, tx_id, stream_id, version, event_id, type, schema_version, data, metadata, recorded_at';
+  const events = single
+    ? `INSERT INTO cdp_events (${cols})
+      SELECT u.pos, u.xid, $1, s.version, $2::uuid, $3::text, $6::int, $4::jsonb, $5::jsonb, $7::timestamptz
+        FROM u, s RETURNING position`
+    : `INSERT INTO cdp_events (${cols})
+      SELECT u.pos[i.ord], u.xid, $1, s.version - ${n} + i.ord, i.id, i.type, i.schema, i.data, i.meta, $7::timestamptz
+        FROM u, s, unnest($2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[], $6::int[])
+          WITH ORDINALITY AS i(id, type, data, meta, schema, ord)
+      RETURNING position`;
+  return `WITH l AS MATERIALIZED (
+    SELECT pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${APPEND_GATE}) AS gate,
+           pg_advisory_xact_lock(${STREAM_LOCK_CLASS}, hashtext($1::text)) AS stream,
+           pg_advisory_lock(${LOCK_CLASS}, ${POSITION_LOCK}) AS positions
+  ), p AS MATERIALIZED (
+    SELECT pg_current_xact_id() AS xid, ${positions} AS pos FROM l
+  ), u AS MATERIALIZED (
+    SELECT p.xid, p.pos, pg_advisory_unlock(${LOCK_CLASS}, ${POSITION_LOCK}) AS unlocked FROM p
+  ), s AS (
+    ${stream}
+  ), e AS (
+    ${events}
+  )
+  SELECT s.version AS stream_version, (SELECT array_agg(e.position ORDER BY e.position) FROM e) AS positions FROM s`;
+}
+
+/** Named statements for the fast path, one per expectation kind and shape. */
+const FAST_APPEND = new Map<string, { name: string; text: string }>();
+for (const mode of ['any', 'no_stream', 'stream_exists', 'exact'] as const) {
+  for (const single of [true, false]) {
+    const key = `${mode}:${single ? 1 : 'n'}`;
+    FAST_APPEND.set(key, {
+      name: `cdp_events_fast_${mode}_${single ? 1 : 'n'}`,
+      text: fastAppendSql(mode, single),
+    });
+  }
+}
 
 /** What the store needs of a `pg` Pool to run a named (server-side prepared) statement. */
 interface NamedStatementPool {
@@ -205,9 +279,13 @@ export class SqlEventStore implements EventStore {
       () => this.#ids.next(),
       (t) => this.#upcasters?.currentVersion(t),
     );
+    const inTx = options.tx !== undefined;
+    if (!inTx && this.#pgPool) {
+      const fast = await this.#fastAppend(this.#pgPool, streamId, expected, prepared);
+      if (fast) return fast;
+    }
     // Inside a caller's transaction the function looks the ids up first (a unique violation
     // would abort that transaction); autocommitted, a replay surfaces as one, answered below.
-    const inTx = options.tx !== undefined;
     const values = [
       streamId,
       String(expected),
@@ -216,7 +294,7 @@ export class SqlEventStore implements EventStore {
       prepared.map((e) => JSON.stringify(e.data ?? null)),
       prepared.map((e) => JSON.stringify(e.metadata)),
       prepared.map((e) => e.schemaVersion),
-      new Date(this.#clock.now()),
+      new Date(this.#clock.now()).toISOString(),
       // Inside a caller's transaction only the server knows when it commits: notify there.
       this.#notify && inTx,
       inTx,
@@ -283,6 +361,69 @@ export class SqlEventStore implements EventStore {
           'by an earlier append to another stream, or only some of them',
         );
     }
+  }
+
+  /**
+   * The autocommitted append as one SQL statement (see `fastAppendSql`). Undefined when the
+   * statement wrote nothing: the expectation did not hold in its snapshot, and the caller asks
+   * the append function, which rereads the stream and answers replays and conflicts.
+   */
+  async #fastAppend(
+    pool: NamedStatementPool,
+    streamId: string,
+    expected: ExpectedVersion,
+    prepared: PreparedEvent[],
+  ): Promise<AppendResult | undefined> {
+    const single = prepared.length === 1;
+    const mode: ExpectedMode = typeof expected === 'number' ? 'exact' : expected;
+    const statement = FAST_APPEND.get(`${mode}:${single ? 1 : 'n'}`)!;
+    const recordedAt = new Date(this.#clock.now()).toISOString();
+    const values: unknown[] = single
+      ? [
+          streamId,
+          prepared[0]!.id,
+          prepared[0]!.type,
+          JSON.stringify(prepared[0]!.data ?? null),
+          JSON.stringify(prepared[0]!.metadata),
+          prepared[0]!.schemaVersion,
+          recordedAt,
+        ]
+      : [
+          streamId,
+          prepared.map((e) => e.id),
+          prepared.map((e) => e.type),
+          prepared.map((e) => JSON.stringify(e.data ?? null)),
+          prepared.map((e) => JSON.stringify(e.metadata)),
+          prepared.map((e) => e.schemaVersion),
+          recordedAt,
+        ];
+    if (mode === 'exact') values.push(expected);
+    let rows: { stream_version: number | null; positions: number[] | null }[];
+    try {
+      rows = (await pool.query({ ...statement, values })).rows as typeof rows;
+    } catch (err) {
+      const e = toSqlError(err, statement.text);
+      if (
+        e instanceof SqlError &&
+        e.sqlState === '23505' &&
+        /cdp_events_event_id_key/.test(e.message)
+      ) {
+        return this.#existing(streamId, prepared);
+      }
+      throw e;
+    }
+    const row = rows[0];
+    if (!row || row.stream_version === null || row.positions === null) return undefined;
+    this.#appended?.inc({ engine: this.#sql.engine }, prepared.length);
+    if (this.#notify) this.#wakeSubscribers();
+    const positions = row.positions.map(Number);
+    return {
+      streamId,
+      version: Number(row.stream_version),
+      position: positions.at(-1)!,
+      positions,
+      idempotent: false,
+    };
   }
 
   /**
