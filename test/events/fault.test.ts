@@ -28,6 +28,8 @@ describeServer(
       expect(summary.violations).toEqual([]);
       expect(summary.kills).toBeGreaterThan(0);
       expect(summary.rollbacks).toBeGreaterThan(0);
+      expect(summary.appendsAutocommitted).toBeGreaterThan(0);
+      expect(summary.appendsAutocommitted).toBeLessThan(summary.appendsCommitted);
       expect(summary.idleTransactions).toBe(1);
       expect(summary.readerHeldBackObservations).toBeGreaterThan(0);
       expect(summary.eventsRead).toBeGreaterThanOrEqual(summary.eventsCommitted);

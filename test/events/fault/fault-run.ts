@@ -30,6 +30,8 @@ export interface FaultRunOptions {
 
 export interface FaultRunSummary {
   appendsCommitted: number;
+  /** Of appendsCommitted, those autocommitted (one statement, outside a writer's transaction). */
+  appendsAutocommitted: number;
   eventsCommitted: number;
   eventsRead: number;
   rollbacks: number;
@@ -54,6 +56,7 @@ export async function runFault(options: FaultRunOptions): Promise<FaultRunSummar
   const store = await SqlEventStore.open(sql, { notify: false });
   const s = {
     appendsCommitted: 0,
+    appendsAutocommitted: 0,
     eventsCommitted: 0,
     rollbacks: 0,
     slowCommits: 0,
@@ -77,9 +80,10 @@ export async function runFault(options: FaultRunOptions): Promise<FaultRunSummar
     writers.add(child);
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const kind = line[0];
-      if (kind === 'C') {
+      if (kind === 'C' || kind === 'A') {
         const ids = line.slice(2).split(',');
         s.appendsCommitted++;
+        if (kind === 'A') s.appendsAutocommitted++;
         s.eventsCommitted += ids.length;
         for (const id of ids) committedIds.push(id);
       } else if (kind === 'R') {

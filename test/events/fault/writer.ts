@@ -1,7 +1,8 @@
 /**
- * A writer process for the fault run: appends through SqlEventStore in its own transactions,
- * rolling some back and holding some open before COMMIT (slow commits), and reports on stdout
- * `C <ids>` after a commit was acknowledged and `R <ids>` after a rollback. The parent kills
+ * A writer process for the fault run: appends through SqlEventStore, half of the plain appends
+ * autocommitted and the rest in its own transactions, rolling some back and holding some open before COMMIT (slow commits), and reports on stdout
+ * `C <ids>` after a commit was acknowledged (`A <ids>` for an autocommitted append) and
+ * `R <ids>` after a rollback. The parent kills
  * it with SIGKILL at random: whatever was in flight is then decided by the database alone.
  */
 import { randomInt } from 'node:crypto';
@@ -39,7 +40,18 @@ await Promise.all(
       const ids = Array.from({ length: randomInt(1, 3) }, () => newId());
       const roll = randomInt(100) < rollbackPct;
       const slow = randomInt(1000) < slowPct * 10;
+      // Half of the plain appends autocommit (one statement on PostgreSQL), the rest, and every
+      // slow or rolled-back one, run inside a transaction of the writer's.
+      const auto = !roll && !slow && randomInt(2) === 0;
       try {
+        if (auto) {
+          await store.append(
+            `fault-${randomInt(streams)}`,
+            ids.map((id) => ({ id, type: 'Fault', data: { pid: process.pid } })),
+          );
+          out.push(`A ${ids.join(',')}`);
+          continue;
+        }
         await sql.transaction(async (tx) => {
           await store.append(
             `fault-${randomInt(streams)}`,
