@@ -35,12 +35,13 @@ export class UuidV7Generator implements IdGenerator {
       randomFillSync(this.#pool);
       this.#offset = 0;
     }
-    const b = this.#pool.subarray(this.#offset, this.#offset + 10);
+    const b = this.#pool;
+    const o = this.#offset;
     this.#offset += 10;
     if (ms > this.#lastMs) {
       this.#lastMs = ms;
       // Seed the counter in its lower half so that it has room to grow within the millisecond.
-      this.#counter = ((b[8]! << 8) | b[9]!) & 0x7ff;
+      this.#counter = ((b[o + 8]! << 8) | b[o + 9]!) & 0x7ff;
     } else {
       ms = this.#lastMs;
       this.#counter++;
@@ -61,14 +62,14 @@ export class UuidV7Generator implements IdGenerator {
       lo & 0xff,
       0x70 | ((this.#counter >>> 8) & 0x0f),
       this.#counter & 0xff,
-      0x80 | (b[0]! & 0x3f),
-      b[1]!,
-      b[2]!,
-      b[3]!,
-      b[4]!,
-      b[5]!,
-      b[6]!,
-      b[7]!,
+      0x80 | (b[o]! & 0x3f),
+      b[o + 1]!,
+      b[o + 2]!,
+      b[o + 3]!,
+      b[o + 4]!,
+      b[o + 5]!,
+      b[o + 6]!,
+      b[o + 7]!,
     ];
     let s = '';
     for (let i = 0; i < 16; i++) {

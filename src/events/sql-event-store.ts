@@ -95,6 +95,8 @@ interface EventRow {
 const APPEND_SQL =
   'SELECT status, actual, stream_version, positions FROM cdp_events_append($1, $2, $3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[], $7::int[], $8, $9, $10)';
 
+const APPEND_STATEMENT = { name: 'cdp_events_append_v3', text: APPEND_SQL };
+
 type ExpectedMode = 'any' | 'no_stream' | 'stream_exists' | 'exact';
 
 /**
@@ -180,14 +182,24 @@ function pgPoolOf(sql: SqlClient): NamedStatementPool | undefined {
     : undefined;
 }
 
+/** A unique violation on the event id: the ids were stored by an earlier (or racing) append. */
+function isStoredIdViolation(err: unknown): boolean {
+  return (
+    err instanceof SqlError &&
+    err.sqlState === '23505' &&
+    /cdp_events_event_id_key/.test(err.message)
+  );
+}
+
 const COLUMNS =
   'position, stream_id, version, event_id, type, schema_version, data, metadata, recorded_at';
 
 /**
  * The event store on the SqlClient port: one adapter for PGlite and PostgreSQL.
  *
- * An append is one statement (`SELECT * FROM cdp_events_append(...)`): the expected-version
- * check, the idempotency check, the positions and the rows happen atomically in one round trip.
+ * An append is one statement: autocommitted on PostgreSQL a plain one (see `fastAppendSql`),
+ * otherwise `SELECT * FROM cdp_events_append(...)`; the expected-version check, the idempotency
+ * check, the positions and the rows happen atomically in one round trip.
  * Readers of the global log read only rows whose transaction id is below the oldest running
  * transaction (`pg_snapshot_xmin`), and positions are handed out in transaction-id order, so a
  * reader never passes an event that commits later with a lower position.
@@ -309,33 +321,16 @@ export class SqlEventStore implements EventStore {
       const res =
         options.tx || !this.#pgPool
           ? await (options.tx ?? this.#sql).query<typeof row>(APPEND_SQL, values)
-          : await this.#preparedAppend<typeof row>(this.#pgPool, values);
+          : await this.#named<typeof row>(this.#pgPool, APPEND_STATEMENT, values);
       row = res.rows[0]!;
     } catch (err) {
       // Two appends of the same ids raced: the loser finds the winner's rows once it committed.
-      if (
-        err instanceof SqlError &&
-        err.sqlState === '23505' &&
-        /cdp_events_event_id_key/.test(err.message) &&
-        !options.tx
-      ) {
-        return this.#existing(streamId, prepared);
-      }
+      if (isStoredIdViolation(err) && !options.tx) return this.#existing(streamId, prepared);
       throw err;
     }
     switch (row.status) {
-      case 'ok': {
-        this.#appended?.inc({ engine: this.#sql.engine }, prepared.length);
-        if (this.#notify && !options.tx) this.#wakeSubscribers();
-        const positions = row.positions!.map(Number);
-        return {
-          streamId,
-          version: Number(row.stream_version),
-          position: positions.at(-1)!,
-          positions,
-          idempotent: false,
-        };
-      }
+      case 'ok':
+        return this.#stored(streamId, row.stream_version!, row.positions!, !options.tx);
       case 'idempotent': {
         const positions = row.positions!.map(Number);
         return {
@@ -400,26 +395,29 @@ export class SqlEventStore implements EventStore {
     if (mode === 'exact') values.push(expected);
     let rows: { stream_version: number | null; positions: number[] | null }[];
     try {
-      rows = (await pool.query({ ...statement, values })).rows as typeof rows;
+      rows = (await this.#named<(typeof rows)[number]>(pool, statement, values)).rows;
     } catch (err) {
-      const e = toSqlError(err, statement.text);
-      if (
-        e instanceof SqlError &&
-        e.sqlState === '23505' &&
-        /cdp_events_event_id_key/.test(e.message)
-      ) {
-        return this.#existing(streamId, prepared);
-      }
-      throw e;
+      if (isStoredIdViolation(err)) return this.#existing(streamId, prepared);
+      throw err;
     }
     const row = rows[0];
     if (!row || row.stream_version === null || row.positions === null) return undefined;
-    this.#appended?.inc({ engine: this.#sql.engine }, prepared.length);
-    if (this.#notify) this.#wakeSubscribers();
-    const positions = row.positions.map(Number);
+    return this.#stored(streamId, row.stream_version, row.positions, true);
+  }
+
+  /** The result of an append that wrote its events; `autocommitted` appends wake subscribers. */
+  #stored(
+    streamId: string,
+    version: number,
+    storedPositions: number[],
+    autocommitted: boolean,
+  ): AppendResult {
+    const positions = storedPositions.map(Number);
+    this.#appended?.inc({ engine: this.#sql.engine }, positions.length);
+    if (this.#notify && autocommitted) this.#wakeSubscribers();
     return {
       streamId,
-      version: Number(row.stream_version),
+      version: Number(version),
       position: positions.at(-1)!,
       positions,
       idempotent: false,
@@ -430,13 +428,15 @@ export class SqlEventStore implements EventStore {
    * On PostgreSQL the append runs as a named statement: parsed and planned once per
    * connection, then only bound and executed (the unnamed statement is parsed every time).
    */
-  async #preparedAppend<R>(pool: NamedStatementPool, values: unknown[]): Promise<{ rows: R[] }> {
+  async #named<R>(
+    pool: NamedStatementPool,
+    statement: { name: string; text: string },
+    values: unknown[],
+  ): Promise<{ rows: R[] }> {
     try {
-      return (await pool.query({ name: 'cdp_events_append_v3', text: APPEND_SQL, values })) as {
-        rows: R[];
-      };
+      return (await pool.query({ ...statement, values })) as { rows: R[] };
     } catch (err) {
-      throw toSqlError(err, APPEND_SQL);
+      throw toSqlError(err, statement.text);
     }
   }
 

@@ -43,21 +43,16 @@ await Promise.all(
       // Half of the plain appends autocommit (one statement on PostgreSQL), the rest, and every
       // slow or rolled-back one, run inside a transaction of the writer's.
       const auto = !roll && !slow && randomInt(2) === 0;
+      const stream = `fault-${randomInt(streams)}`;
+      const events = ids.map((id) => ({ id, type: 'Fault', data: { pid: process.pid } }));
       try {
         if (auto) {
-          await store.append(
-            `fault-${randomInt(streams)}`,
-            ids.map((id) => ({ id, type: 'Fault', data: { pid: process.pid } })),
-          );
+          await store.append(stream, events);
           out.push(`A ${ids.join(',')}`);
           continue;
         }
         await sql.transaction(async (tx) => {
-          await store.append(
-            `fault-${randomInt(streams)}`,
-            ids.map((id) => ({ id, type: 'Fault', data: { pid: process.pid } })),
-            { tx },
-          );
+          await store.append(stream, events, { tx });
           if (slow) {
             out.push('S');
             await new Promise((r) => setTimeout(r, randomInt(20, 300)));
