@@ -69,7 +69,8 @@ function subscriptionSuite(getSql: () => SqlClient, getStore: () => SqlEventStor
     await sub.start();
     await until(async () => (await count()) === base + 5, 'catch-up');
     const r = await store.append(s, [{ type: 'SubT', data: 6 }]);
-    // pollIntervalMs is 30 s: arriving sooner means the notification woke it.
+    // pollIntervalMs is 5 s and the wait up to 20 s: this checks delivery; the wake-up tests
+    // below poll only every 10 minutes.
     await until(async () => (await count()) === base + 6, 'live event', 20_000);
     await waitForSubscription(getSql(), name, r.position, { timeoutMs: 20_000 });
     await sub.close();
@@ -90,6 +91,53 @@ function subscriptionSuite(getSql: () => SqlClient, getStore: () => SqlEventStor
     await until(async () => again.status().processed >= 2, 'the processed counter');
     expect(again.status().processed).toBe(2);
     await again.close();
+  });
+
+  /** A subscription from the end of the log that polls only every 10 minutes. */
+  const wakeOnly = async () => {
+    const { name, count, project } = await setup();
+    const end = (await getStore().readAll({ after: 0, limit: 1_000_000 })).next;
+    await getSql().query('INSERT INTO cdp_event_subscriptions (name, position) VALUES ($1, $2)', [
+      name,
+      end,
+    ]);
+    const sub = new SqlSubscription({
+      name,
+      store: getStore(),
+      handler: project,
+      types: ['SubT'],
+      pollIntervalMs: 600_000,
+    });
+    await sub.start();
+    // The first read (from the checkpoint) finds nothing; then only a wake-up reads again.
+    await until(async () => sub.status().active, 'the lease');
+    return { sub, count };
+  };
+
+  it('is woken by the NOTIFY an autocommitted append carries', async () => {
+    const { sub, count } = await wakeOnly();
+    // With this interval only the first append carries a wake-up; none is sent on its own.
+    const store = new Store(getSql(), { notifyIntervalMs: 600_000 });
+    try {
+      await store.append(sid('carried'), [{ type: 'SubT', data: 1 }]);
+      await until(async () => (await count()) === 1, 'the carried wake-up', 20_000);
+    } finally {
+      await sub.close();
+      await store.close();
+    }
+  });
+
+  it('is woken for every append of a burst, the last ones included', async () => {
+    const { sub, count } = await wakeOnly();
+    const store = getStore();
+    try {
+      // Back to back: the first carries the wake-up, the others fall inside its interval and
+      // are covered by a NOTIFY of its own after the burst.
+      for (let i = 0; i < 5; i++) await store.append(sid('burst'), [{ type: 'SubT', data: i }]);
+      await until(async () => (await count()) === 5, 'the whole burst', 20_000);
+    } finally {
+      await sub.close();
+    }
   });
 
   it('retries a failing handler with backoff, rolling back its writes, and parks a poison event', async () => {

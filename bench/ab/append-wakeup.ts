@@ -1,0 +1,118 @@
+/**
+ * A/B of how an autocommitted append wakes subscribers, against a plain one-row INSERT:
+ * - carried: the default, the NOTIFY rides in one append per interval (WakeUpSchedule);
+ * - separate: `notify: false` plus the wake-up the store used to send, a `SELECT pg_notify`
+ *   statement of its own after the append returned, at most one per 2 ms (with a trailing one);
+ * - off: `notify: false`, no wake-up at all;
+ * - insert: `INSERT INTO bench_plain (stream_id, type, data)`, the events benchmark's peer.
+ * Sequential appends of one event to 1,000 streams, the variants alternating within each round;
+ * prints the rates per round, the median, the ratio to INSERT and machine-wide CPU time per
+ * operation (from /proc/stat, so run it on a quiet machine).
+ *
+ *   CDP_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npx tsx bench/ab/append-wakeup.ts
+ *   (AB_ROUNDS=9, AB_MS=3000 by default)
+ */
+import { readFileSync } from 'node:fs';
+import pg from 'pg';
+import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
+import { SqlEventStore } from '../../src/events/sql-event-store.js';
+
+const url = process.env.CDP_DATABASE_URL;
+if (!url) throw new Error('set CDP_DATABASE_URL to a PostgreSQL database this run may use');
+const rounds = Number(process.env.AB_ROUNDS ?? 9);
+const ms = Number(process.env.AB_MS ?? 3000);
+
+/** Busy CPU time of the whole machine so far, in us (user, nice, system, irq, softirq). */
+function busyUs(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1);
+  const [user, nice, system, , , irq, softirq] = f.map(Number);
+  return (user! + nice! + system! + irq! + softirq!) * 10_000;
+}
+
+const admin = new pg.Client({ connectionString: url });
+await admin.connect();
+const dbName = `cdp_ab_wakeup_${process.pid}`;
+await admin.query(`CREATE DATABASE ${dbName}`);
+const dbUrl = new URL(url);
+dbUrl.pathname = `/${dbName}`;
+const sql = await PgSqlClient.connect({ url: dbUrl.toString(), max: 16 });
+const plain = new pg.Pool({ connectionString: dbUrl.toString(), max: 16 });
+try {
+  const carried = await SqlEventStore.open(sql);
+  const silent = new SqlEventStore(sql, { notify: false });
+  await plain.query(
+    'CREATE TABLE bench_plain (id bigserial PRIMARY KEY, stream_id text NOT NULL, type text NOT NULL, data jsonb NOT NULL)',
+  );
+
+  // The separate wake-up: first append after a quiet spell at once, then one at the end of
+  // each 2 ms interval in which appends returned, at most one in flight.
+  let timer: NodeJS.Timeout | undefined;
+  let again = false;
+  const wake = (): void => {
+    if (timer !== undefined) {
+      again = true;
+      return;
+    }
+    again = false;
+    const sent = sql.notify('cdp_events', '').catch(() => {});
+    const t = setTimeout(() => {
+      void sent.finally(() => {
+        if (timer !== t) return;
+        timer = undefined;
+        if (again) wake();
+      });
+    }, 2);
+    timer = t;
+  };
+
+  let seq = 0;
+  const data = () => ({ courseId: 'c-42', studentId: `s-${seq}`, rating: 4 });
+  const variants: Record<string, () => Promise<unknown>> = {
+    carried: () => carried.append(`one-${seq++ % 1000}`, [{ type: 'Rated', data: data() }]),
+    separate: async () => {
+      await silent.append(`one-${seq++ % 1000}`, [{ type: 'Rated', data: data() }]);
+      wake();
+    },
+    off: () => silent.append(`one-${seq++ % 1000}`, [{ type: 'Rated', data: data() }]),
+    insert: () =>
+      plain.query('INSERT INTO bench_plain (stream_id, type, data) VALUES ($1, $2, $3)', [
+        `one-${seq++ % 1000}`,
+        'Rated',
+        JSON.stringify(data()),
+      ]),
+  };
+  for (const op of Object.values(variants)) for (let i = 0; i < 200; i++) await op();
+
+  const names = Object.keys(variants);
+  const rates: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  const cpu: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const [name, op] of Object.entries(variants)) {
+      const before = busyUs();
+      const end = performance.now() + ms;
+      let n = 0;
+      while (performance.now() < end) {
+        await op();
+        n++;
+      }
+      rates[name]!.push(Math.round(n / (ms / 1000)));
+      cpu[name]!.push(Math.round((busyUs() - before) / n));
+    }
+  }
+  const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1]!;
+  const insert = median(rates.insert!);
+  for (const name of names) {
+    console.log(
+      `${name.padEnd(9)} ${rates[name]!.join(' ')}  median ${median(rates[name]!)}/s` +
+        `  vs INSERT ${(median(rates[name]!) / insert).toFixed(2)}x` +
+        `  CPU per op ${median(cpu[name]!)} us`,
+    );
+  }
+  await carried.close();
+  await silent.close();
+} finally {
+  await sql.close();
+  await plain.end();
+  await admin.query(`DROP DATABASE ${dbName} WITH (FORCE)`);
+  await admin.end();
+}
