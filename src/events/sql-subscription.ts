@@ -224,7 +224,8 @@ export class SqlSubscription {
             continue;
           }
         }
-        // Register the wake-up before reading, so that a notification during the read counts.
+        // Register the wake-up before reading, so that a notification during the read, the
+        // handler or the checkpoint counts: `#sleep` takes it over with no await in between.
         let woken = false;
         this.#wake = () => {
           woken = true;
@@ -234,7 +235,6 @@ export class SqlSubscription {
           limit: this.#o.batchSize,
           ...(this.#o.types ? { types: this.#o.types } : {}),
         });
-        this.#wake = undefined;
         if (batch.events.length > 0) {
           await this.#handleBatch(batch.events, batch.next);
         } else if (batch.next > this.#position) {

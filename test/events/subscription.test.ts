@@ -26,7 +26,15 @@ async function until(
   }
 }
 
-function subscriptionSuite(getSql: () => SqlClient, getStore: () => SqlEventStore): void {
+/**
+ * `oneConnection`: PGlite's single connection runs one transaction at a time, so an append
+ * cannot commit while a handler's transaction is open there; tests that need it are left out.
+ */
+function subscriptionSuite(
+  getSql: () => SqlClient,
+  getStore: () => SqlEventStore,
+  { oneConnection = false } = {},
+): void {
   let seq = 0;
   const setup = async () => {
     const name = `sub_${process.pid}_${seq++}`;
@@ -139,6 +147,46 @@ function subscriptionSuite(getSql: () => SqlClient, getStore: () => SqlEventStor
       await sub.close();
     }
   });
+
+  // Needs a second connection: the event commits while the handler's transaction is open.
+  if (!oneConnection)
+    it('keeps a wake-up that arrives while its handler runs', async () => {
+      const { name, count, project } = await setup();
+      const store = getStore();
+      const end = (await store.readAll({ after: 0, limit: 1_000_000 })).next;
+      await getSql().query('INSERT INTO cdp_event_subscriptions (name, position) VALUES ($1, $2)', [
+        name,
+        end,
+      ]);
+      const s = sid('during');
+      let appended = false;
+      const sub = new SqlSubscription({
+        name,
+        store,
+        types: ['SubT'],
+        pollIntervalMs: 600_000,
+        handler: async (e, tx) => {
+          await project(e, tx);
+          if (appended) return;
+          appended = true;
+          // The next event commits, and its wake-up is delivered, while this handler still runs.
+          await store.append(s, [{ type: 'SubT', data: 'second' }]);
+          await new Promise((r) => setTimeout(r, 300));
+        },
+      });
+      await sub.start();
+      await until(async () => sub.status().active, 'the lease');
+      try {
+        await store.append(s, [{ type: 'SubT', data: 'first' }]);
+        await until(
+          async () => (await count()) === 2,
+          'the event appended during the handler',
+          20_000,
+        );
+      } finally {
+        await sub.close();
+      }
+    });
 
   it('retries a failing handler with backoff, rolling back its writes, and parks a poison event', async () => {
     const { name, count, project } = await setup();
@@ -253,6 +301,7 @@ describe('SqlSubscription on PGlite', () => {
   subscriptionSuite(
     () => sql,
     () => store,
+    { oneConnection: true },
   );
 });
 

@@ -103,18 +103,24 @@ const suite: BenchSuite = {
       let seq = 0;
       const data = () => ({ courseId: 'c-42', studentId: `s-${seq}`, rating: 4 });
 
-      ctx.progress(`single appends: ${rounds} interleaved rounds of ${durationMs} ms`);
+      // Sequential single appends against their peers: short slices, many rounds (the same time
+      // per contender as the other phases' rounds). On a shared VM the rate of all three swings
+      // by 2x within seconds; 2 s rounds left the ratio to INSERT anywhere from 0.55x to 0.90x
+      // in two runs an hour apart; 400 ms slices put the three under the same conditions.
+      const sliceRounds = rounds * 5;
+      const sliceMs = durationMs / 5;
+      ctx.progress(`single appends: ${sliceRounds} interleaved rounds of ${sliceMs} ms`);
       const single = await interleave(
         {
           ours: () =>
             opsPerSecond(
               () => store.append(`one-${seq++ % 1000}`, [{ type: 'Rated', data: data() }]),
-              durationMs,
+              sliceMs,
             ),
           emmett: () =>
             opsPerSecond(
               () => emmett.appendToStream(`one-${seq++ % 1000}`, [{ type: 'Rated', data: data() }]),
-              durationMs,
+              sliceMs,
             ),
           insert: () =>
             opsPerSecond(
@@ -123,10 +129,10 @@ const suite: BenchSuite = {
                   'INSERT INTO bench_plain (stream_id, type, data) VALUES ($1, $2, $3)',
                   [`one-${seq++ % 1000}`, 'Rated', JSON.stringify(data())],
                 ),
-              durationMs,
+              sliceMs,
             ),
         },
-        rounds,
+        sliceRounds,
       );
 
       ctx.progress('16 concurrent writers on distinct streams');
@@ -386,7 +392,13 @@ const suite: BenchSuite = {
           ours: single.ours,
           peer: { name: 'Emmett (emmett-postgresql 0.42)', value: single.emmett },
           higherIsBetter: true,
-          params: { ...common, durationMs, expected: 'any', streams: 1000 },
+          params: {
+            ...common,
+            rounds: sliceRounds,
+            durationMs: sliceMs,
+            expected: 'any',
+            streams: 1000,
+          },
         }),
         result({
           id: 'append.single.vs-insert',
@@ -395,7 +407,7 @@ const suite: BenchSuite = {
           ours: single.ours,
           peer: { name: 'plain INSERT (pg, autocommit)', value: single.insert },
           higherIsBetter: true,
-          params: { ...common, durationMs },
+          params: { ...common, rounds: sliceRounds, durationMs: sliceMs },
         }),
         result({
           id: 'append.concurrent-16',
