@@ -11,6 +11,7 @@ import {
   type NotificationHandler,
   type QueryResult,
   type SqlClient,
+  SqlError,
   type SqlTransaction,
   type SqlValue,
   type TransactionOptions,
@@ -38,6 +39,13 @@ const types = {
     return pg.types.getTypeParser(oid, format);
   },
 } as pg.CustomTypesConfig;
+
+/** SQLSTATE 57014: the statement was cancelled (statement_timeout or a cancel request). */
+function cancelled(err: unknown): boolean {
+  const state =
+    err instanceof SqlError ? err.sqlState : (err as { code?: unknown } | null | undefined)?.code;
+  return state === '57014';
+}
 
 async function run<R>(client: pg.Pool | pg.PoolClient, text: string, params?: readonly SqlValue[]) {
   try {
@@ -154,9 +162,20 @@ export class PgSqlClient implements SqlClient {
         broken = true;
         throw err;
       }
+      // A cancelled statement (statement_timeout, pg_cancel_backend) may have stopped between
+      // taking session state and giving it back (a session-level advisory lock, such as the
+      // event store's position lock); ROLLBACK does not undo that, so that session ends.
+      const watch = async <V>(p: Promise<V>): Promise<V> => {
+        try {
+          return await p;
+        } catch (err) {
+          if (cancelled(err)) broken = true;
+          throw err;
+        }
+      };
       const tx: SqlTransaction = {
-        query: <R>(text: string, params?: readonly SqlValue[]) => run<R>(conn, text, params),
-        exec: (script: string) => runExec(conn, script),
+        query: <R>(text: string, params?: readonly SqlValue[]) => watch(run<R>(conn, text, params)),
+        exec: (script: string) => watch(runExec(conn, script)),
         notify: async (channel: string, payload?: string) => {
           assertChannel(channel);
           await run(conn, 'SELECT pg_notify($1, $2)', [channel, payload ?? '']);

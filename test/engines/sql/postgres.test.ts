@@ -89,6 +89,35 @@ describeServer('SqlClient on PostgreSQL', 'CDP_DATABASE_URL', (serverUrl) => {
     expect(err.retryable).toBe(true);
   });
 
+  it('a transaction whose statement is cancelled ends its session, with the session locks it held', async () => {
+    // One connection: were it kept, the next transaction would reuse the session holding the lock.
+    const c = await PgSqlClient.connect({ url: db.url, max: 1 });
+    try {
+      const err = await c
+        .transaction(async (tx) => {
+          await tx.query('SELECT pg_advisory_lock(4242, 7)');
+          await tx.query("SET LOCAL statement_timeout = '50ms'");
+          await tx.query('SELECT pg_sleep(5)');
+        })
+        .catch((e: unknown) => e);
+      expect((err as SqlError).sqlState).toBe('57014');
+      // ROLLBACK does not release a session-level lock; ending the session does (the backend
+      // exits shortly after the client closes it). 5 s, under the pool's 10 s idle timeout.
+      let free = false;
+      for (let i = 0; i < 100 && !free; i++) {
+        const r = await b.query<{ got: boolean }>(
+          'SELECT CASE WHEN pg_try_advisory_lock(4242, 7) THEN pg_advisory_unlock(4242, 7) ELSE false END AS got',
+        );
+        free = r.rows[0]!.got;
+        if (!free) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(free).toBe(true);
+      expect((await c.query<{ one: number }>('SELECT 1 AS one')).rows[0]!.one).toBe(1);
+    } finally {
+      await c.close();
+    }
+  });
+
   it('LISTEN survives its connection being killed: re-listens and calls onReconnect', async () => {
     const got: string[] = [];
     let reconnects = 0;
