@@ -1,13 +1,12 @@
 /**
- * A/B of how an autocommitted append wakes subscribers, against a plain one-row INSERT:
- * - carried: the default, the NOTIFY rides in one append per interval (WakeUpSchedule);
- * - separate: `notify: false` plus the wake-up the store used to send, a `SELECT pg_notify`
- *   statement of its own after the append returned, at most one per 2 ms (with a trailing one);
+ * A/B of what waking subscribers costs sequential appends, against a plain one-row INSERT:
+ * - wake: the default store, a throttled `SELECT pg_notify` of its own after appends (at most
+ *   one per `notifyIntervalMs`, 2 ms, at most one in flight);
  * - off: `notify: false`, no wake-up at all;
  * - insert: `INSERT INTO bench_plain (stream_id, type, data)`, the events benchmark's peer.
  * Sequential appends of one event to 1,000 streams, the variants alternating within each round;
  * prints the rates per round, the median, the ratio to INSERT and machine-wide CPU time per
- * operation (from /proc/stat, so run it on a quiet machine).
+ * operation (from /proc/stat, so run it on a quiet machine). See also append-processes.ts.
  *
  *   CDP_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npx tsx bench/ab/append-wakeup.ts
  *   (AB_ROUNDS=9, AB_MS=3000 by default)
@@ -38,41 +37,16 @@ dbUrl.pathname = `/${dbName}`;
 const sql = await PgSqlClient.connect({ url: dbUrl.toString(), max: 16 });
 const plain = new pg.Pool({ connectionString: dbUrl.toString(), max: 16 });
 try {
-  const carried = await SqlEventStore.open(sql);
+  const waking = await SqlEventStore.open(sql);
   const silent = new SqlEventStore(sql, { notify: false });
   await plain.query(
     'CREATE TABLE bench_plain (id bigserial PRIMARY KEY, stream_id text NOT NULL, type text NOT NULL, data jsonb NOT NULL)',
   );
 
-  // The separate wake-up: first append after a quiet spell at once, then one at the end of
-  // each 2 ms interval in which appends returned, at most one in flight.
-  let timer: NodeJS.Timeout | undefined;
-  let again = false;
-  const wake = (): void => {
-    if (timer !== undefined) {
-      again = true;
-      return;
-    }
-    again = false;
-    const sent = sql.notify('cdp_events', '').catch(() => {});
-    const t = setTimeout(() => {
-      void sent.finally(() => {
-        if (timer !== t) return;
-        timer = undefined;
-        if (again) wake();
-      });
-    }, 2);
-    timer = t;
-  };
-
   let seq = 0;
   const data = () => ({ courseId: 'c-42', studentId: `s-${seq}`, rating: 4 });
   const variants: Record<string, () => Promise<unknown>> = {
-    carried: () => carried.append(`one-${seq++ % 1000}`, [{ type: 'Rated', data: data() }]),
-    separate: async () => {
-      await silent.append(`one-${seq++ % 1000}`, [{ type: 'Rated', data: data() }]);
-      wake();
-    },
+    wake: () => waking.append(`one-${seq++ % 1000}`, [{ type: 'Rated', data: data() }]),
     off: () => silent.append(`one-${seq++ % 1000}`, [{ type: 'Rated', data: data() }]),
     insert: () =>
       plain.query('INSERT INTO bench_plain (stream_id, type, data) VALUES ($1, $2, $3)', [
@@ -108,7 +82,7 @@ try {
         `  CPU per op ${median(cpu[name]!)} us`,
     );
   }
-  await carried.close();
+  await waking.close();
   await silent.close();
 } finally {
   await sql.close();

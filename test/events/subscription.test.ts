@@ -122,13 +122,13 @@ function subscriptionSuite(
     return { sub, count };
   };
 
-  it('is woken by the NOTIFY an autocommitted append carries', async () => {
+  it('is woken at once by the first append after a quiet spell', async () => {
     const { sub, count } = await wakeOnly();
-    // With this interval only the first append carries a wake-up; none is sent on its own.
+    // With this interval only the first append wakes at once; the next NOTIFY is 10 minutes away.
     const store = new Store(getSql(), { notifyIntervalMs: 600_000 });
     try {
-      await store.append(sid('carried'), [{ type: 'SubT', data: 1 }]);
-      await until(async () => (await count()) === 1, 'the carried wake-up', 20_000);
+      await store.append(sid('first'), [{ type: 'SubT', data: 1 }]);
+      await until(async () => (await count()) === 1, 'the first wake-up', 20_000);
     } finally {
       await sub.close();
       await store.close();
@@ -139,8 +139,8 @@ function subscriptionSuite(
     const { sub, count } = await wakeOnly();
     const store = getStore();
     try {
-      // Back to back: the first carries the wake-up, the others fall inside its interval and
-      // are covered by a NOTIFY of its own after the burst.
+      // Back to back: the first wakes at once, the others fall inside its interval and share
+      // the NOTIFY sent at the end of it.
       for (let i = 0; i < 5; i++) await store.append(sid('burst'), [{ type: 'SubT', data: i }]);
       await until(async () => (await count()) === 5, 'the whole burst', 20_000);
     } finally {
