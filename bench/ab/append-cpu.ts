@@ -9,6 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
+import { tempDb } from '../../src/bench/harness.js';
 import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
 import { SqlEventStore } from '../../src/events/sql-event-store.js';
 
@@ -24,12 +25,8 @@ function cpuUs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
-const admin = new pg.Client({ connectionString: url });
-await admin.connect();
-const dbName = `cdp_ab_cpu_${process.pid}`;
-await admin.query(`CREATE DATABASE ${dbName}`);
-const dbUrl = new URL(url);
-dbUrl.pathname = `/${dbName}`;
+const db = await tempDb(url, 'ab_cpu');
+const dbUrl = new URL(db.url);
 if (async) dbUrl.searchParams.set('options', '-c synchronous_commit=off');
 const sql = await PgSqlClient.connect({ url: dbUrl.toString(), max: 1 });
 const plain = new pg.Pool({ connectionString: dbUrl.toString(), max: 1, idleTimeoutMillis: 0 });
@@ -77,6 +74,5 @@ try {
 } finally {
   await sql.close();
   await plain.end();
-  await admin.query(`DROP DATABASE ${dbName} WITH (FORCE)`);
-  await admin.end();
+  await db.drop();
 }

@@ -11,7 +11,7 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import pg from 'pg';
+import { tempDb } from '../../src/bench/harness.js';
 import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
 import { SqlEventStore } from '../../src/events/sql-event-store.js';
 
@@ -39,12 +39,8 @@ if (process.env.AB_CHILD) {
   const url = process.env.CDP_DATABASE_URL;
   if (!url) throw new Error('set CDP_DATABASE_URL to a PostgreSQL database this run may use');
   const run = promisify(execFile);
-  const admin = new pg.Client({ connectionString: url });
-  await admin.connect();
-  const dbName = `cdp_ab_proc_${process.pid}`;
-  await admin.query(`CREATE DATABASE ${dbName}`);
-  const dbUrl = new URL(url);
-  dbUrl.pathname = `/${dbName}`;
+  const db = await tempDb(url, 'ab_proc');
+  const dbUrl = new URL(db.url);
   try {
     const sql = await PgSqlClient.connect({ url: dbUrl.toString(), max: 2 });
     await SqlEventStore.open(sql);
@@ -69,7 +65,6 @@ if (process.env.AB_CHILD) {
       console.log(`${variant.padEnd(5)} ${v.join(' ')}  median ${median} events/s`);
     }
   } finally {
-    await admin.query(`DROP DATABASE ${dbName} WITH (FORCE)`);
-    await admin.end();
+    await db.drop();
   }
 }

@@ -13,6 +13,7 @@
  */
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
+import { tempDb } from '../../src/bench/harness.js';
 import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
 import { SqlEventStore } from '../../src/events/sql-event-store.js';
 
@@ -28,12 +29,8 @@ function busyUs(): number {
   return (user! + nice! + system! + irq! + softirq!) * 10_000;
 }
 
-const admin = new pg.Client({ connectionString: url });
-await admin.connect();
-const dbName = `cdp_ab_wakeup_${process.pid}`;
-await admin.query(`CREATE DATABASE ${dbName}`);
-const dbUrl = new URL(url);
-dbUrl.pathname = `/${dbName}`;
+const db = await tempDb(url, 'ab_wakeup');
+const dbUrl = new URL(db.url);
 const sql = await PgSqlClient.connect({ url: dbUrl.toString(), max: 16 });
 const plain = new pg.Pool({ connectionString: dbUrl.toString(), max: 16 });
 try {
@@ -87,6 +84,5 @@ try {
 } finally {
   await sql.close();
   await plain.end();
-  await admin.query(`DROP DATABASE ${dbName} WITH (FORCE)`);
-  await admin.end();
+  await db.drop();
 }

@@ -16,6 +16,7 @@ import {
   opsPerSecond,
   percentile,
   result,
+  tempDb,
   timeMs,
 } from '../harness.js';
 
@@ -24,35 +25,6 @@ import {
  * INSERT, all on the same server, each in its own temporary database, same pool size.
  */
 const POOL = 16;
-
-async function tempDb(
-  url: string,
-  tag: string,
-): Promise<{ url: string; drop: () => Promise<void> }> {
-  const name = `cdp_bench_${tag}_${process.pid}`;
-  const admin = new pg.Client({ connectionString: url });
-  await admin.connect();
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await admin.end();
-  }
-  const u = new URL(url);
-  u.pathname = `/${name}`;
-  return {
-    url: u.toString(),
-    drop: async () => {
-      const c = new pg.Client({ connectionString: url });
-      await c.connect();
-      try {
-        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      } finally {
-        await c.end();
-      }
-    },
-  };
-}
 
 /** Events per second with `workers` concurrent loops for about `ms`. */
 async function concurrentRate(
