@@ -1,8 +1,11 @@
 /**
  * A/B of what waking subscribers costs sequential appends, against a plain one-row INSERT:
- * - wake: the default store, a throttled `SELECT pg_notify` of its own after appends (at most
- *   one per `notifyIntervalMs`, 2 ms, at most one in flight);
- * - off: `notify: false`, no wake-up at all;
+ * - wake: a store that wakes subscribers on every append, as one does while a subscription
+ *   holds a lease (`subscriberCheckMs: 0`): a throttled `SELECT pg_notify` of its own after
+ *   appends (at most one per `notifyIntervalMs`, 2 ms, at most one in flight);
+ * - default: the default store with no subscription holding a lease: it looks once a second
+ *   and sends no wake-up;
+ * - off: `notify: false`, no wake-up and no lookup;
  * - insert: `INSERT INTO bench_plain (stream_id, type, data)`, the events benchmark's peer.
  * Sequential appends of one event to 1,000 streams, the variants alternating within each round;
  * prints the rates per round, the median, the ratio to INSERT and machine-wide CPU time per
@@ -34,7 +37,9 @@ const dbUrl = new URL(db.url);
 const sql = await PgSqlClient.connect({ url: dbUrl.toString(), max: 16 });
 const plain = new pg.Pool({ connectionString: dbUrl.toString(), max: 16 });
 try {
-  const waking = await SqlEventStore.open(sql);
+  await SqlEventStore.open(sql);
+  const waking = new SqlEventStore(sql, { subscriberCheckMs: 0 });
+  const unsubscribed = new SqlEventStore(sql);
   const silent = new SqlEventStore(sql, { notify: false });
   await plain.query(
     'CREATE TABLE bench_plain (id bigserial PRIMARY KEY, stream_id text NOT NULL, type text NOT NULL, data jsonb NOT NULL)',
@@ -44,6 +49,7 @@ try {
   const data = () => ({ courseId: 'c-42', studentId: `s-${seq}`, rating: 4 });
   const variants: Record<string, () => Promise<unknown>> = {
     wake: () => waking.append(`one-${seq++ % 1000}`, [{ type: 'Rated', data: data() }]),
+    default: () => unsubscribed.append(`one-${seq++ % 1000}`, [{ type: 'Rated', data: data() }]),
     off: () => silent.append(`one-${seq++ % 1000}`, [{ type: 'Rated', data: data() }]),
     insert: () =>
       plain.query('INSERT INTO bench_plain (stream_id, type, data) VALUES ($1, $2, $3)', [
@@ -80,6 +86,7 @@ try {
     );
   }
   await waking.close();
+  await unsubscribed.close();
   await silent.close();
 } finally {
   await sql.close();

@@ -41,6 +41,13 @@ export interface SqlSubscriptionOptions {
   batchSize?: number;
   /** Poll this often when no notification arrives. Default 1000 ms. */
   pollIntervalMs?: number;
+  /**
+   * After taking its lease, poll at least every 50 ms for this long. A store wakes subscribers
+   * only once it has seen a subscription holding a lease (`SqlEventStoreOptions.
+   * subscriberCheckMs`, looked up every second by default), and this covers the time until it
+   * has. Keep it above twice the stores' `subscriberCheckMs`. Default 3000; 0 turns it off.
+   */
+  warmupMs?: number;
   /** Lease length. Default 10,000 ms; renewed at half of it. */
   leaseMs?: number;
   /** Attempts per event before it is parked. Default 5. */
@@ -81,6 +88,9 @@ export class CheckpointMovedError extends CdpError {
   }
 }
 
+/** How often a subscription polls at most while warming up (see `warmupMs`). */
+const WARMUP_POLL_MS = 50;
+
 export class SqlSubscription {
   readonly name: string;
   readonly #o: Required<Omit<SqlSubscriptionOptions, 'types' | 'registry' | 'logger'>> & {
@@ -94,6 +104,8 @@ export class SqlSubscription {
   #leaseRenewedAt = 0;
   #processed = 0;
   #heldBackRetries = 0;
+  /** Until when (Clock ms) the subscription polls quickly after taking its lease. */
+  #warmUntil = 0;
   #parked = 0;
   #running: Promise<void> | undefined;
   #stop = new AbortController();
@@ -120,6 +132,7 @@ export class SqlSubscription {
       batchSize: options.batchSize ?? 100,
       pollIntervalMs: options.pollIntervalMs ?? 1000,
       leaseMs: options.leaseMs ?? 10_000,
+      warmupMs: options.warmupMs ?? 3000,
       maxAttempts: options.maxAttempts ?? 5,
       retryBaseDelayMs: options.retryBaseDelayMs ?? 100,
       retryMaxDelayMs: options.retryMaxDelayMs ?? 10_000,
@@ -188,8 +201,10 @@ export class SqlSubscription {
     );
     const got = rows.length > 0;
     if (got) {
-      if (!this.#active)
+      if (!this.#active) {
         this.#logger.info({ instance: this.#instance }, 'subscription lease taken');
+        this.#warmUntil = now + this.#o.warmupMs;
+      }
       this.#position = Number(rows[0]!.position);
       this.#leaseRenewedAt = now;
     } else if (this.#active) {
@@ -251,7 +266,10 @@ export class SqlSubscription {
             );
           } else {
             this.#heldBackRetries = 0;
-            await this.#sleep(this.#o.pollIntervalMs);
+            const warming = this.#o.clock.now() < this.#warmUntil;
+            await this.#sleep(
+              warming ? Math.min(this.#o.pollIntervalMs, WARMUP_POLL_MS) : this.#o.pollIntervalMs,
+            );
           }
         }
       } catch (err) {

@@ -57,6 +57,76 @@ function subscriptionSuite(
     return { name, table, count, project };
   };
 
+  // First in the suite: no other test's subscription holds a lease yet.
+  it('sends no wake-up while no subscription holds a lease, and does once one does', async () => {
+    const store = new Store(getSql(), { subscriberCheckMs: 600_000 });
+    const heard: string[] = [];
+    const unlisten = await getSql().listen('cdp_events', (payload) => {
+      heard.push(payload);
+    });
+    const { name } = await setup();
+    const sub = new SqlSubscription({
+      name,
+      store,
+      handler: async () => {},
+      pollIntervalMs: 600_000,
+      warmupMs: 0,
+    });
+    try {
+      expect(await store.hasSubscribers()).toBe(false);
+      for (let i = 0; i < 5; i++) await store.append(sid('quiet'), [{ type: 'Quiet', data: i }]);
+      // A wake-up would be on its way by now; give it time to arrive, behind a marker of ours.
+      await new Promise((r) => setTimeout(r, 300));
+      await getSql().notify('cdp_events', 'marker');
+      await until(() => heard.includes('marker'), 'the marker notification');
+      await new Promise((r) => setTimeout(r, 100));
+      expect(heard).toEqual(['marker']);
+
+      await sub.start();
+      await until(() => sub.status().active, 'the lease');
+      expect(await store.hasSubscribers()).toBe(true);
+      await store.append(sid('quiet'), [{ type: 'Quiet', data: 'heard' }]);
+      await until(() => heard.length > 1, 'the wake-up');
+      expect(heard[1]).toBe('');
+    } finally {
+      await unlisten();
+      await sub.close();
+      await store.close();
+    }
+    // A closed subscription gives its lease up: no subscriber again.
+    expect(await store.hasSubscribers()).toBe(false);
+  });
+
+  it('polls quickly after taking its lease, until stores have seen it', async () => {
+    const { name, count, project } = await setup();
+    // This store looked before the subscription started and will not look again for 10 minutes.
+    const store = new Store(getSql(), { subscriberCheckMs: 600_000 });
+    const end = (await store.readAll({ after: 0, limit: 1_000_000 })).next;
+    await getSql().query('INSERT INTO cdp_event_subscriptions (name, position) VALUES ($1, $2)', [
+      name,
+      end,
+    ]);
+    expect(await store.hasSubscribers()).toBe(false);
+    const sub = new SqlSubscription({
+      name,
+      store,
+      handler: project,
+      types: ['WarmT'],
+      pollIntervalMs: 600_000,
+      warmupMs: 20_000,
+    });
+    try {
+      await sub.start();
+      await until(() => sub.status().active, 'the lease');
+      await store.append(sid('warm'), [{ type: 'WarmT', data: 1 }]);
+      // No wake-up is sent and the next poll is 10 minutes away: only warming up delivers.
+      await until(async () => (await count()) === 1, 'the event, while warming up', 15_000);
+    } finally {
+      await sub.close();
+      await store.close();
+    }
+  });
+
   it('catches up from its durable checkpoint, then follows live, each event applied once', async () => {
     const { name, count, project } = await setup();
     const store = getStore();
@@ -115,10 +185,13 @@ function subscriptionSuite(
       handler: project,
       types: ['SubT'],
       pollIntervalMs: 600_000,
+      warmupMs: 0,
     });
     await sub.start();
     // The first read (from the checkpoint) finds nothing; then only a wake-up reads again.
     await until(async () => sub.status().active, 'the lease');
+    // Stores wake subscribers once they have seen one holding a lease.
+    expect(await getStore().hasSubscribers()).toBe(true);
     return { sub, count };
   };
 
@@ -126,6 +199,7 @@ function subscriptionSuite(
     const { sub, count } = await wakeOnly();
     // With this interval only the first append wakes at once; the next NOTIFY is 10 minutes away.
     const store = new Store(getSql(), { notifyIntervalMs: 600_000 });
+    expect(await store.hasSubscribers()).toBe(true);
     try {
       await store.append(sid('first'), [{ type: 'SubT', data: 1 }]);
       await until(async () => (await count()) === 1, 'the first wake-up', 20_000);
@@ -165,6 +239,7 @@ function subscriptionSuite(
         store,
         types: ['SubT'],
         pollIntervalMs: 600_000,
+        warmupMs: 0,
         handler: async (e, tx) => {
           await project(e, tx);
           if (appended) return;
@@ -176,6 +251,7 @@ function subscriptionSuite(
       });
       await sub.start();
       await until(async () => sub.status().active, 'the lease');
+      expect(await store.hasSubscribers()).toBe(true);
       try {
         await store.append(s, [{ type: 'SubT', data: 'first' }]);
         await until(
