@@ -10,7 +10,7 @@ import {
   type SqlClient,
   SqlError,
   type SqlTransaction,
-  toSqlError,
+  type SqlValue,
 } from '../engines/sql/sql-client.js';
 import {
   type AppendOptions,
@@ -177,18 +177,34 @@ for (const mode of ['any', 'no_stream', 'stream_exists', 'exact'] as const) {
   }
 }
 
-/** What the store needs of a `pg` Pool to run a named (server-side prepared) statement. */
-interface NamedStatementPool {
-  query(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
+/**
+ * What the store needs of a PostgreSQL SqlClient: a named (server-side prepared) statement run
+ * with its rows returned as text, without a row description (`PgSqlClient.preparedRows`).
+ */
+interface PreparedRowsClient {
+  preparedRows(
+    statement: { name: string; text: string },
+    values: readonly SqlValue[],
+  ): Promise<(string | null)[][]>;
 }
 
-/** The `pg` Pool behind a PostgreSQL SqlClient, when there is one. */
-function pgPoolOf(sql: SqlClient): NamedStatementPool | undefined {
+function preparedRowsOf(sql: SqlClient): PreparedRowsClient | undefined {
   if (sql.engine !== 'postgres') return undefined;
-  const pool = (sql as { pool?: unknown }).pool;
-  return pool && typeof (pool as NamedStatementPool).query === 'function'
-    ? (pool as NamedStatementPool)
+  const client = sql as Partial<PreparedRowsClient>;
+  return typeof client.preparedRows === 'function'
+    ? (sql as unknown as PreparedRowsClient)
     : undefined;
+}
+
+/** A bigint column's text, as a number (positions and versions stay below 2^53). */
+function intText(text: string | null | undefined): number | null {
+  return text === null || text === undefined ? null : Number(text);
+}
+
+/** A bigint[] column's text (`{1,2,3}`), as numbers. */
+function intArrayText(text: string | null | undefined): number[] | null {
+  if (text === null || text === undefined) return null;
+  return text === '{}' ? [] : text.slice(1, -1).split(',').map(Number);
 }
 
 /** A unique violation on the event id: the ids were stored by an earlier (or racing) append. */
@@ -222,7 +238,7 @@ export class SqlEventStore implements EventStore {
   readonly #notify: boolean;
   readonly #stallReportMs: number;
   readonly #notifyIntervalMs: number;
-  readonly #pgPool: NamedStatementPool | undefined;
+  readonly #prepared: PreparedRowsClient | undefined;
   readonly #appended: Counter<'engine'> | undefined;
   readonly #conflicts: Counter<'engine'> | undefined;
   readonly #heldBackGauge: Gauge<'engine'> | undefined;
@@ -252,7 +268,7 @@ export class SqlEventStore implements EventStore {
     this.#stallReportMs = options.stallReportMs ?? 5000;
     this.#notifyIntervalMs = options.notifyIntervalMs ?? 2;
     this.#subscriberCheckMs = options.subscriberCheckMs ?? 1000;
-    this.#pgPool = pgPoolOf(sql);
+    this.#prepared = preparedRowsOf(sql);
     const r = options.registry;
     if (r) {
       this.#appended = counter(r, 'cdp_events_appended_total', 'Events appended', ['engine']);
@@ -306,8 +322,8 @@ export class SqlEventStore implements EventStore {
       (t) => this.#upcasters?.currentVersion(t),
     );
     const inTx = options.tx !== undefined;
-    if (!inTx && this.#pgPool) {
-      const fast = await this.#fastAppend(this.#pgPool, streamId, expected, prepared);
+    if (!inTx && this.#prepared) {
+      const fast = await this.#fastAppend(this.#prepared, streamId, expected, prepared);
       if (fast) return fast;
     }
     // Inside a caller's transaction the function looks the ids up first (a unique violation
@@ -332,11 +348,19 @@ export class SqlEventStore implements EventStore {
       positions: number[] | null;
     };
     try {
-      const res =
-        options.tx || !this.#pgPool
-          ? await (options.tx ?? this.#sql).query<typeof row>(APPEND_SQL, values)
-          : await this.#named<typeof row>(this.#pgPool, APPEND_STATEMENT, values);
-      row = res.rows[0]!;
+      if (options.tx || !this.#prepared) {
+        row = (await (options.tx ?? this.#sql).query<typeof row>(APPEND_SQL, values)).rows[0]!;
+      } else {
+        const [status, actual, version, positions] = (
+          await this.#prepared.preparedRows(APPEND_STATEMENT, values)
+        )[0]!;
+        row = {
+          status: status!,
+          actual: intText(actual),
+          stream_version: intText(version),
+          positions: intArrayText(positions),
+        };
+      }
     } catch (err) {
       // Two appends of the same ids raced: the loser finds the winner's rows once it committed.
       if (isStoredIdViolation(err) && !options.tx) return this.#existing(streamId, prepared);
@@ -378,7 +402,7 @@ export class SqlEventStore implements EventStore {
    * the append function, which rereads the stream and answers replays and conflicts.
    */
   async #fastAppend(
-    pool: NamedStatementPool,
+    client: PreparedRowsClient,
     streamId: string,
     expected: ExpectedVersion,
     prepared: PreparedEvent[],
@@ -387,7 +411,7 @@ export class SqlEventStore implements EventStore {
     const mode: ExpectedMode = typeof expected === 'number' ? 'exact' : expected;
     const statement = FAST_APPEND.get(`${mode}:${single ? 1 : 'n'}`)!;
     const recordedAt = new Date(this.#clock.now()).toISOString();
-    const values: unknown[] = single
+    const values: SqlValue[] = single
       ? [
           streamId,
           prepared[0]!.id,
@@ -407,16 +431,17 @@ export class SqlEventStore implements EventStore {
           recordedAt,
         ];
     if (mode === 'exact') values.push(expected);
-    let rows: { stream_version: number | null; positions: number[] | null }[];
+    let row: (string | null)[] | undefined;
     try {
-      rows = (await this.#named<(typeof rows)[number]>(pool, statement, values)).rows;
+      row = (await client.preparedRows(statement, values))[0];
     } catch (err) {
       if (isStoredIdViolation(err)) return this.#existing(streamId, prepared);
       throw err;
     }
-    const row = rows[0];
-    if (!row || row.stream_version === null || row.positions === null) return undefined;
-    return this.#stored(streamId, row.stream_version, row.positions, true);
+    const version = intText(row?.[0]);
+    const positions = intArrayText(row?.[1]);
+    if (version === null || positions === null) return undefined;
+    return this.#stored(streamId, version, positions, true);
   }
 
   /** The result of an append that wrote its events; `autocommitted` appends wake subscribers. */
@@ -436,22 +461,6 @@ export class SqlEventStore implements EventStore {
       positions,
       idempotent: false,
     };
-  }
-
-  /**
-   * On PostgreSQL the append runs as a named statement: parsed and planned once per
-   * connection, then only bound and executed (the unnamed statement is parsed every time).
-   */
-  async #named<R>(
-    pool: NamedStatementPool,
-    statement: { name: string; text: string },
-    values: unknown[],
-  ): Promise<{ rows: R[] }> {
-    try {
-      return (await pool.query({ ...statement, values })) as { rows: R[] };
-    } catch (err) {
-      throw toSqlError(err, statement.text);
-    }
   }
 
   /**

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import pgUtils from 'pg/lib/utils.js';
 import type { Logger } from 'pino';
 import { redactUrl } from '../../core/config.js';
 import { ClosedError, EngineUnavailableError, errorMessage } from '../../core/errors.js';
@@ -66,6 +67,101 @@ async function runExec(client: pg.Pool | pg.PoolClient, script: string): Promise
   } catch (err) {
     throw toSqlError(err, script);
   }
+}
+
+/** How `pg` turns a parameter into its text form (arrays, dates, buffers, JSON). */
+const prepareValue = (value: unknown): unknown => pgUtils.prepareValue(value);
+
+/** A statement the server has prepared under a name on each connection that ran it. */
+export interface PreparedStatement {
+  name: string;
+  text: string;
+}
+
+/** What `pg` hands a submittable: the connection's protocol writer and its statement maps. */
+interface PgConnection {
+  stream: { cork?: () => void; uncork?: () => void };
+  parsedStatements: Record<string, string>;
+  submittedNamedStatements: Record<string, string>;
+  parse(config: { name: string; text: string; types: unknown[] }): void;
+  bind(config: {
+    statement: string;
+    values: readonly unknown[];
+    valueMapper: (value: unknown) => unknown;
+  }): void;
+  execute(config: Record<string, never>): void;
+  sync(): void;
+}
+
+/**
+ * One execution of a named statement, written to the connection as Parse (only on the
+ * connection's first use of the name) + Bind + Execute + Sync, with no Describe: the server
+ * sends no row description and the rows arrive as text, in column order. `pg`'s own query
+ * describes the portal on every execution and builds row objects through its type parsers;
+ * for a statement run thousands of times a second with columns the caller knows, that is
+ * measurable (see `SqlEventStore`). Implements `pg`'s submittable protocol (`client.query`
+ * of an object with `submit`), as pg-cursor does.
+ */
+class RawPreparedQuery {
+  readonly name: string;
+  readonly text: string;
+  readonly #values: readonly unknown[];
+  readonly #rows: (string | null)[][] = [];
+  readonly #resolve: (rows: (string | null)[][]) => void;
+  readonly #reject: (err: unknown) => void;
+
+  constructor(
+    statement: PreparedStatement,
+    values: readonly unknown[],
+    resolve: (rows: (string | null)[][]) => void,
+    reject: (err: unknown) => void,
+  ) {
+    this.name = statement.name;
+    this.text = statement.text;
+    this.#values = values;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  submit(con: PgConnection): Error | null {
+    const known = con.parsedStatements[this.name] ?? con.submittedNamedStatements[this.name];
+    if (known !== undefined && known !== this.text) {
+      return new Error(`prepared statement ${this.name} is already used for another text`);
+    }
+    con.stream.cork?.();
+    try {
+      if (known === undefined) {
+        con.parse({ name: this.name, text: this.text, types: [] });
+        con.submittedNamedStatements[this.name] = this.text;
+      }
+      con.bind({ statement: this.name, values: this.#values, valueMapper: prepareValue });
+      con.execute({});
+      con.sync();
+    } finally {
+      con.stream.uncork?.();
+    }
+    return null;
+  }
+
+  handleDataRow(msg: { fields: (string | null)[] }): void {
+    this.#rows.push(msg.fields);
+  }
+
+  /** The end of a statement that failed, or of the connection: `pg` sends nothing after it. */
+  handleError(err: unknown): void {
+    this.#reject(err);
+  }
+
+  handleReadyForQuery(): void {
+    this.#resolve(this.#rows);
+  }
+
+  handleRowDescription(): void {}
+  handleCommandComplete(): void {}
+  handleEmptyQuery(): void {}
+  handlePortalSuspended(): void {}
+  handleCopyInResponse(): void {}
+  handleCopyData(): void {}
 }
 
 interface ChannelState {
@@ -146,6 +242,31 @@ export class PgSqlClient implements SqlClient {
   exec(script: string): Promise<void> {
     this.#check();
     return runExec(this.#pool, script);
+  }
+
+  /**
+   * Runs a named statement, autocommitted, and returns its rows as text in column order (SQL
+   * NULL as null), without a row description: for hot statements whose result columns the
+   * caller knows and parses itself. The statement is prepared on each pooled connection the
+   * first time that connection runs it. A failed statement's connection is closed, as
+   * `query`'s is by the pool, so no session state it took survives.
+   */
+  async preparedRows(
+    statement: PreparedStatement,
+    values: readonly SqlValue[],
+  ): Promise<(string | null)[][]> {
+    this.#check();
+    const conn = await this.#pool.connect();
+    try {
+      const rows = await new Promise<(string | null)[][]>((resolve, reject) => {
+        conn.query(new RawPreparedQuery(statement, values, resolve, reject) as never);
+      });
+      conn.release();
+      return rows;
+    } catch (err) {
+      conn.release(err instanceof Error ? err : new Error(String(err)));
+      throw toSqlError(err, statement.text);
+    }
   }
 
   async transaction<T>(

@@ -118,6 +118,66 @@ describeServer('SqlClient on PostgreSQL', 'CDP_DATABASE_URL', (serverUrl) => {
     }
   });
 
+  it('preparedRows runs a named statement, prepared once per connection, and returns text rows', async () => {
+    const c = await PgSqlClient.connect({ url: db.url, max: 1 });
+    const statement = {
+      name: 'cdp_test_prepared_rows',
+      text: 'SELECT $1::bigint + 1 AS n, ARRAY[$1::bigint, 2] AS a, NULL::text AS z, $2::text AS t',
+    };
+    try {
+      for (const n of [1, 41]) {
+        expect(await c.preparedRows(statement, [n, 'x'])).toEqual([
+          [String(n + 1), `{${n},2}`, null, 'x'],
+        ]);
+      }
+      const prepared = await c.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM pg_prepared_statements WHERE name = $1',
+        [statement.name],
+      );
+      expect(prepared.rows[0]!.n).toBe(1);
+      // A name already used for another text is refused, not silently run as the old text.
+      await expect(c.preparedRows({ name: statement.name, text: 'SELECT 2' }, [])).rejects.toThrow(
+        /already used for another text/,
+      );
+      await expect(
+        c.preparedRows({ name: 'cdp_test_rows_empty', text: 'SELECT 1 WHERE false' }, []),
+      ).resolves.toEqual([]);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('preparedRows closes the connection of a failed statement, with the session locks it held', async () => {
+    const c = await PgSqlClient.connect({ url: db.url, max: 1 });
+    try {
+      const err = await c
+        .preparedRows(
+          {
+            name: 'cdp_test_rows_fail',
+            text: 'SELECT pg_advisory_lock(4242, 8), 1 / (0 * $1::int)',
+          },
+          [1],
+        )
+        .catch((e: unknown) => e);
+      expect((err as SqlError).sqlState).toBe('22012');
+      let free = false;
+      for (let i = 0; i < 100 && !free; i++) {
+        const r = await b.query<{ got: boolean }>(
+          'SELECT CASE WHEN pg_try_advisory_lock(4242, 8) THEN pg_advisory_unlock(4242, 8) ELSE false END AS got',
+        );
+        free = r.rows[0]!.got;
+        if (!free) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(free).toBe(true);
+      // The pool opens a new connection, on which the statement is prepared again.
+      expect(
+        await c.preparedRows({ name: 'cdp_test_rows_fail', text: 'SELECT 1 / $1::int' }, [1]),
+      ).toEqual([['1']]);
+    } finally {
+      await c.close();
+    }
+  });
+
   it('LISTEN survives its connection being killed: re-listens and calls onReconnect', async () => {
     const got: string[] = [];
     let reconnects = 0;
