@@ -5,7 +5,9 @@ import { ClosedError, ConcurrencyError } from '../core/errors.js';
 import { UuidV7Generator } from '../core/ids.js';
 import { silentLogger } from '../core/logger.js';
 import { counter, gauge } from '../core/metrics.js';
+import { parseInt8, parseInt8Array } from '../engines/sql/int8.js';
 import { migrate } from '../engines/sql/migrations.js';
+import type { PreparedStatement } from '../engines/sql/pg-sql-client.js';
 import {
   type SqlClient,
   SqlError,
@@ -183,7 +185,7 @@ for (const mode of ['any', 'no_stream', 'stream_exists', 'exact'] as const) {
  */
 interface PreparedRowsClient {
   preparedRows(
-    statement: { name: string; text: string },
+    statement: PreparedStatement,
     values: readonly SqlValue[],
   ): Promise<(string | null)[][]>;
 }
@@ -196,16 +198,9 @@ function preparedRowsOf(sql: SqlClient): PreparedRowsClient | undefined {
     : undefined;
 }
 
-/** A bigint column's text, as a number (positions and versions stay below 2^53). */
-function intText(text: string | null | undefined): number | null {
-  return text === null || text === undefined ? null : Number(text);
-}
-
-/** A bigint[] column's text (`{1,2,3}`), as numbers. */
-function intArrayText(text: string | null | undefined): number[] | null {
-  if (text === null || text === undefined) return null;
-  return text === '{}' ? [] : text.slice(1, -1).split(',').map(Number);
-}
+/** An int8 / int8[] column's text (rows of `preparedRows`), parsed as the clients' type parsers do. */
+const int8 = (text: string | null | undefined) => (text == null ? null : parseInt8(text));
+const int8s = (text: string | null | undefined) => (text == null ? null : parseInt8Array(text));
 
 /** A unique violation on the event id: the ids were stored by an earlier (or racing) append. */
 function isStoredIdViolation(err: unknown): boolean {
@@ -343,9 +338,9 @@ export class SqlEventStore implements EventStore {
     ];
     let row: {
       status: string;
-      actual: number | null;
-      stream_version: number | null;
-      positions: number[] | null;
+      actual: number | bigint | null;
+      stream_version: number | bigint | null;
+      positions: (number | bigint | null)[] | null;
     };
     try {
       if (options.tx || !this.#prepared) {
@@ -356,9 +351,9 @@ export class SqlEventStore implements EventStore {
         )[0]!;
         row = {
           status: status!,
-          actual: intText(actual),
-          stream_version: intText(version),
-          positions: intArrayText(positions),
+          actual: int8(actual),
+          stream_version: int8(version),
+          positions: int8s(positions),
         };
       }
     } catch (err) {
@@ -438,8 +433,8 @@ export class SqlEventStore implements EventStore {
       if (isStoredIdViolation(err)) return this.#existing(streamId, prepared);
       throw err;
     }
-    const version = intText(row?.[0]);
-    const positions = intArrayText(row?.[1]);
+    const version = int8(row?.[0]);
+    const positions = int8s(row?.[1]);
     if (version === null || positions === null) return undefined;
     return this.#stored(streamId, version, positions, true);
   }
@@ -447,8 +442,8 @@ export class SqlEventStore implements EventStore {
   /** The result of an append that wrote its events; `autocommitted` appends wake subscribers. */
   #stored(
     streamId: string,
-    version: number,
-    storedPositions: number[],
+    version: number | bigint,
+    storedPositions: readonly (number | bigint | null)[],
     autocommitted: boolean,
   ): AppendResult {
     const positions = storedPositions.map(Number);

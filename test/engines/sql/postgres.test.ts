@@ -44,6 +44,22 @@ describeServer('SqlClient on PostgreSQL', 'CDP_DATABASE_URL', (serverUrl) => {
     await db?.drop();
   });
 
+  /**
+   * Whether session lock (4242, key) becomes free within 5 s, seen from another client (the
+   * backend exits shortly after its client closes it; 5 s is under the pool's 10 s idle timeout).
+   */
+  const lockFreed = async (key: number): Promise<boolean> => {
+    for (let i = 0; i < 100; i++) {
+      const r = await b.query<{ got: boolean }>(
+        'SELECT CASE WHEN pg_try_advisory_lock(4242, $1) THEN pg_advisory_unlock(4242, $1) ELSE false END AS got',
+        [key],
+      );
+      if (r.rows[0]!.got) return true;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return false;
+  };
+
   it('repeatable read sees one snapshot while another client commits', async () => {
     const seen = await a.transaction(
       async (tx) => {
@@ -101,17 +117,8 @@ describeServer('SqlClient on PostgreSQL', 'CDP_DATABASE_URL', (serverUrl) => {
         })
         .catch((e: unknown) => e);
       expect((err as SqlError).sqlState).toBe('57014');
-      // ROLLBACK does not release a session-level lock; ending the session does (the backend
-      // exits shortly after the client closes it). 5 s, under the pool's 10 s idle timeout.
-      let free = false;
-      for (let i = 0; i < 100 && !free; i++) {
-        const r = await b.query<{ got: boolean }>(
-          'SELECT CASE WHEN pg_try_advisory_lock(4242, 7) THEN pg_advisory_unlock(4242, 7) ELSE false END AS got',
-        );
-        free = r.rows[0]!.got;
-        if (!free) await new Promise((r) => setTimeout(r, 50));
-      }
-      expect(free).toBe(true);
+      // ROLLBACK does not release a session-level lock; ending the session does.
+      expect(await lockFreed(7)).toBe(true);
       expect((await c.query<{ one: number }>('SELECT 1 AS one')).rows[0]!.one).toBe(1);
     } finally {
       await c.close();
@@ -160,15 +167,7 @@ describeServer('SqlClient on PostgreSQL', 'CDP_DATABASE_URL', (serverUrl) => {
         )
         .catch((e: unknown) => e);
       expect((err as SqlError).sqlState).toBe('22012');
-      let free = false;
-      for (let i = 0; i < 100 && !free; i++) {
-        const r = await b.query<{ got: boolean }>(
-          'SELECT CASE WHEN pg_try_advisory_lock(4242, 8) THEN pg_advisory_unlock(4242, 8) ELSE false END AS got',
-        );
-        free = r.rows[0]!.got;
-        if (!free) await new Promise((r) => setTimeout(r, 50));
-      }
-      expect(free).toBe(true);
+      expect(await lockFreed(8)).toBe(true);
       // The pool opens a new connection, on which the statement is prepared again.
       expect(
         await c.preparedRows({ name: 'cdp_test_rows_fail', text: 'SELECT 1 / $1::int' }, [1]),
