@@ -1,13 +1,18 @@
 /**
- * A/B of how the append statement travels, against a plain one-row INSERT:
- * - described: the fast-path statement run as `pg` runs a named query (Bind, Describe, Execute,
- *   Sync each time, rows built through its type parsers);
- * - raw: the same statement through `PgSqlClient.preparedRows` (Bind, Execute, Sync, rows as
- *   text), what the store does;
+ * A/B of how an autocommitted one-event append travels, against a plain one-row INSERT:
+ * - row-described: migration 4's one statement (the stream's version kept in a stream row,
+ *   `INSERT ... ON CONFLICT DO UPDATE` on `cdp_event_streams`), run as `pg` runs a named query
+ *   (Bind, Describe, Execute, Sync each time, rows built through its type parsers);
+ * - row-raw: the same statement through `PgSqlClient.preparedRows` (Bind, Execute, Sync, rows as
+ *   text): what the store did up to migration 4;
+ * - pipeline: `SqlEventStore.append` (migration 5): the stream's lock, then the version read
+ *   from the stream's last event and the insert, two statements in one round trip
+ *   (`PgSqlClient.preparedPipeline`), no stream row;
  * - insert: `INSERT INTO bench_plain (stream_id, type, data)`, the events benchmark's peer.
  * One connection each, sequential, one event to 1,000 streams each, the variants alternating
  * within each round; prints rates per round, medians, the ratio to INSERT and, per round, the
- * ratio to `described` (its median).
+ * ratio to `row-raw` (its median). The stream table, gone since migration 5, is recreated here
+ * for the row variants.
  *
  *   CDP_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npx tsx bench/ab/append-protocol.ts
  *   (AB_ROUNDS=11, AB_MS=1000 by default)
@@ -18,14 +23,40 @@ import { systemClock } from '../../src/core/clock.js';
 import { UuidV7Generator } from '../../src/core/ids.js';
 import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
 import { SqlEventStore } from '../../src/events/sql-event-store.js';
+import {
+  APPEND_GATE,
+  LOCK_CLASS,
+  POSITION_LOCK,
+  STREAM_LOCK_CLASS,
+} from '../../src/events/sql-event-store-migrations.js';
 
 const url = process.env.CDP_DATABASE_URL;
 if (!url) throw new Error('set CDP_DATABASE_URL to a PostgreSQL database this run may use');
 const rounds = Number(process.env.AB_ROUNDS ?? 11);
 const ms = Number(process.env.AB_MS ?? 1000);
 
+/** Migration 4's autocommitted one-event append with expectation `any`, as the store sent it. */
+const ROW_STATEMENT = `WITH l AS MATERIALIZED (
+    SELECT pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${APPEND_GATE}) AS gate,
+           pg_advisory_xact_lock(${STREAM_LOCK_CLASS}, hashtext($1::text)) AS stream,
+           pg_advisory_lock(${LOCK_CLASS}, ${POSITION_LOCK}) AS positions
+  ), p AS MATERIALIZED (
+    SELECT pg_current_xact_id() AS xid, nextval('cdp_events_position_seq') AS pos FROM l
+  ), u AS MATERIALIZED (
+    SELECT p.xid, p.pos, pg_advisory_unlock(${LOCK_CLASS}, ${POSITION_LOCK}) AS unlocked FROM p
+  ), s AS (
+    INSERT INTO cdp_event_streams AS t (stream_id, version) SELECT $1, 1 FROM u
+      ON CONFLICT (stream_id) DO UPDATE SET version = t.version + 1 RETURNING t.version
+  ), e AS (
+    INSERT INTO cdp_events (position, tx_id, stream_id, version, event_id, type, schema_version, data, metadata, recorded_at)
+      SELECT u.pos, u.xid, $1, s.version, $2::uuid, $3::text, $6::int, $4::jsonb, $5::jsonb, $7::timestamptz
+        FROM u, s RETURNING position
+  )
+  SELECT s.version AS stream_version, (SELECT array_agg(e.position ORDER BY e.position) FROM e) AS positions FROM s`;
+
 const db = await tempDb(url, 'ab_protocol');
 const sql = await PgSqlClient.connect({ url: db.url, max: 1 });
+const rowSql = await PgSqlClient.connect({ url: db.url, max: 1 });
 const described = new pg.Pool({ connectionString: db.url, max: 1 });
 const plain = new pg.Pool({ connectionString: db.url, max: 1 });
 const ids = new UuidV7Generator(systemClock);
@@ -35,30 +66,30 @@ try {
   await plain.query(
     'CREATE TABLE bench_plain (id bigserial PRIMARY KEY, stream_id text NOT NULL, type text NOT NULL, data jsonb NOT NULL)',
   );
-  // The statement the store prepared for a one-event append with expectation `any`.
-  const { rows } = await sql.query<{ statement: string }>(
-    "SELECT statement FROM pg_prepared_statements WHERE name = 'cdp_events_fast_any_1'",
+  await plain.query(
+    'CREATE TABLE cdp_event_streams (stream_id text PRIMARY KEY, version bigint NOT NULL)',
   );
-  const text = rows[0]!.statement;
   let seq = 0;
-  const data = () => JSON.stringify({ courseId: 'c-42', studentId: `s-${seq}`, rating: 4 });
+  const data = () => ({ courseId: 'c-42', studentId: `s-${seq}`, rating: 4 });
   const values = (prefix: string) => [
     `${prefix}-${seq++ % 1000}`,
     ids.next(),
     'Rated',
-    data(),
+    JSON.stringify(data()),
     '{}',
     1,
     new Date().toISOString(),
   ];
   const variants: Record<string, () => Promise<unknown>> = {
-    described: () => described.query({ name: 'ab_described', text, values: values('d') }),
-    raw: () => sql.preparedRows({ name: 'ab_raw', text }, values('r')),
+    'row-described': () =>
+      described.query({ name: 'ab_described', text: ROW_STATEMENT, values: values('d') }),
+    'row-raw': () => rowSql.preparedRows({ name: 'ab_raw', text: ROW_STATEMENT }, values('r')),
+    pipeline: () => store.append(`p-${seq++ % 1000}`, [{ type: 'Rated', data: data() }]),
     insert: () =>
       plain.query('INSERT INTO bench_plain (stream_id, type, data) VALUES ($1, $2, $3)', [
         `one-${seq++ % 1000}`,
         'Rated',
-        data(),
+        JSON.stringify(data()),
       ]),
   };
   for (const op of Object.values(variants)) for (let i = 0; i < 300; i++) await op();
@@ -77,16 +108,17 @@ try {
   }
   const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1]!;
   for (const name of names) {
-    const paired = rates[name]!.map((x, i) => x / rates.described![i]!);
+    const paired = rates[name]!.map((x, i) => x / rates['row-raw']![i]!);
     console.log(
-      `${name.padEnd(9)} ${rates[name]!.join(' ')}  median ${median(rates[name]!)}/s` +
+      `${name.padEnd(13)} ${rates[name]!.join(' ')}  median ${median(rates[name]!)}/s` +
         `  vs INSERT ${(median(rates[name]!) / median(rates.insert!)).toFixed(2)}x` +
-        `  vs described (per round) ${median(paired).toFixed(2)}x`,
+        `  vs row-raw (per round) ${median(paired).toFixed(2)}x`,
     );
   }
   await store.close();
 } finally {
   await sql.close();
+  await rowSql.close();
   await described.end();
   await plain.end();
   await db.drop();

@@ -7,7 +7,7 @@ import { silentLogger } from '../core/logger.js';
 import { counter, gauge } from '../core/metrics.js';
 import { parseInt8, parseInt8Array } from '../engines/sql/int8.js';
 import { migrate } from '../engines/sql/migrations.js';
-import type { PreparedStatement } from '../engines/sql/pg-sql-client.js';
+import type { PipelineStep, PreparedStatement, TextRows } from '../engines/sql/pg-sql-client.js';
 import {
   type SqlClient,
   SqlError,
@@ -111,60 +111,62 @@ const APPEND_STATEMENT = { name: 'cdp_events_append_v3', text: APPEND_SQL };
 type ExpectedMode = 'any' | 'no_stream' | 'stream_exists' | 'exact';
 
 /**
- * An autocommitted append on PostgreSQL as one plain SQL statement (no PL/pgSQL call): the same
- * locks, positions and rows as `cdp_events_append`, in the same order, for the case that needs
- * no branching. The chain l -> p -> u takes the append gate (shared) and the stream's lock, then
- * under the position lock the transaction id and the positions, then releases the position lock;
- * the stream row is written only after it (its write is what assigns the transaction id
- * otherwise), and the events after that. The chain runs once, whole, before any write, or not
- * at all (an UPDATE that finds no stream row may skip it: then nothing was locked). When the
- * stream statement returns no row (expectation refused, or a stream created after the
- * statement's snapshot was taken) the statement wrote nothing and returns no row, and the store
- * asks `cdp_events_append`, which rereads the stream, answers replays and reports conflicts.
+ * The first statement of an autocommitted append on PostgreSQL: the append gate (shared) and
+ * the stream's lock, both held to commit. Parameter: $1 stream.
+ */
+const LOCK_STREAM = {
+  name: 'cdp_events_lock_stream_v5',
+  text: `SELECT pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${APPEND_GATE}), pg_advisory_xact_lock(${STREAM_LOCK_CLASS}, hashtext($1::text))`,
+};
+
+/**
+ * The second statement of an autocommitted append on PostgreSQL, sent with `LOCK_STREAM` in
+ * one round trip and one transaction (`PgSqlClient.preparedPipeline`): the same steps as
+ * `cdp_events_append` in the same order, as plain SQL (no PL/pgSQL call). It starts after the
+ * stream's lock was granted, so its snapshot holds every event of the stream committed before:
+ * the stream's version is its last event's. When the expectation holds, the chain l -> p -> u
+ * takes, under the position lock, the transaction id and the positions and releases the lock,
+ * and the events are inserted after it. Otherwise the chain and the insert get no row: nothing
+ * is written, and the statement returns the version it read with no positions; the store
+ * then asks `cdp_events_append`, which answers a replay of a committed append (refused by its
+ * own expectation) or reports the conflict.
  *
  * Parameters: $1 stream, $2 id(s), $3 type(s), $4 data, $5 metadata, $6 schema version(s),
  * $7 recorded at, $8 expected version (exact mode only). `single` takes scalars, else arrays.
  */
 function fastAppendSql(mode: ExpectedMode, single: boolean): string {
-  const n = single ? '1' : 'cardinality($2::uuid[])';
   const positions = single
     ? "nextval('cdp_events_position_seq')"
     : "(SELECT array_agg(nextval('cdp_events_position_seq')) FROM generate_series(1, cardinality($2::uuid[])))";
-  const stream = {
-    any: `INSERT INTO cdp_event_streams AS t (stream_id, version) SELECT $1, ${n} FROM u
-      ON CONFLICT (stream_id) DO UPDATE SET version = t.version + ${n} RETURNING t.version`,
-    no_stream: `INSERT INTO cdp_event_streams AS t (stream_id, version) SELECT $1, ${n} FROM u
-      ON CONFLICT (stream_id) DO NOTHING RETURNING t.version`,
-    stream_exists: `UPDATE cdp_event_streams t SET version = t.version + ${n} FROM u
-      WHERE t.stream_id = $1 RETURNING t.version`,
-    exact: `UPDATE cdp_event_streams t SET version = t.version + ${n} FROM u
-      WHERE t.stream_id = $1 AND t.version = $8::bigint RETURNING t.version`,
+  const holds = {
+    any: 'true',
+    no_stream: 'h.head = 0',
+    stream_exists: 'h.head > 0',
+    exact: 'h.head = $8::bigint',
   }[mode];
   const cols =
     'position, tx_id, stream_id, version, event_id, type, schema_version, data, metadata, recorded_at';
   const events = single
     ? `INSERT INTO cdp_events (${cols})
-      SELECT u.pos, u.xid, $1, s.version, $2::uuid, $3::text, $6::int, $4::jsonb, $5::jsonb, $7::timestamptz
-        FROM u, s RETURNING position`
+      SELECT u.pos, u.xid, $1, u.head + 1, $2::uuid, $3::text, $6::int, $4::jsonb, $5::jsonb, $7::timestamptz
+        FROM u RETURNING position`
     : `INSERT INTO cdp_events (${cols})
-      SELECT u.pos[i.ord], u.xid, $1, s.version - ${n} + i.ord, i.id, i.type, i.schema, i.data, i.meta, $7::timestamptz
-        FROM u, s, unnest($2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[], $6::int[])
+      SELECT u.pos[i.ord], u.xid, $1, u.head + i.ord, i.id, i.type, i.schema, i.data, i.meta, $7::timestamptz
+        FROM u, unnest($2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[], $6::int[])
           WITH ORDINALITY AS i(id, type, data, meta, schema, ord)
       RETURNING position`;
-  return `WITH l AS MATERIALIZED (
-    SELECT pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${APPEND_GATE}) AS gate,
-           pg_advisory_xact_lock(${STREAM_LOCK_CLASS}, hashtext($1::text)) AS stream,
-           pg_advisory_lock(${LOCK_CLASS}, ${POSITION_LOCK}) AS positions
+  return `WITH h AS MATERIALIZED (
+    SELECT coalesce((SELECT version FROM cdp_events WHERE stream_id = $1::text ORDER BY version DESC LIMIT 1), 0) AS head
+  ), l AS MATERIALIZED (
+    SELECT h.head, pg_advisory_lock(${LOCK_CLASS}, ${POSITION_LOCK}) AS positions FROM h WHERE ${holds}
   ), p AS MATERIALIZED (
-    SELECT pg_current_xact_id() AS xid, ${positions} AS pos FROM l
+    SELECT l.head, pg_current_xact_id() AS xid, ${positions} AS pos FROM l
   ), u AS MATERIALIZED (
-    SELECT p.xid, p.pos, pg_advisory_unlock(${LOCK_CLASS}, ${POSITION_LOCK}) AS unlocked FROM p
-  ), s AS (
-    ${stream}
+    SELECT p.head, p.xid, p.pos, pg_advisory_unlock(${LOCK_CLASS}, ${POSITION_LOCK}) AS unlocked FROM p
   ), e AS (
     ${events}
   )
-  SELECT s.version AS stream_version, (SELECT array_agg(e.position ORDER BY e.position) FROM e) AS positions FROM s`;
+  SELECT h.head, (SELECT array_agg(e.position ORDER BY e.position) FROM e) AS positions FROM h`;
 }
 
 /** Named statements for the fast path, one per expectation kind and shape. */
@@ -173,27 +175,26 @@ for (const mode of ['any', 'no_stream', 'stream_exists', 'exact'] as const) {
   for (const single of [true, false]) {
     const key = `${mode}:${single ? 1 : 'n'}`;
     FAST_APPEND.set(key, {
-      name: `cdp_events_fast_${mode}_${single ? 1 : 'n'}`,
+      name: `cdp_events_fast5_${mode}_${single ? 1 : 'n'}`,
       text: fastAppendSql(mode, single),
     });
   }
 }
 
 /**
- * What the store needs of a PostgreSQL SqlClient: a named (server-side prepared) statement run
- * with its rows returned as text, without a row description (`PgSqlClient.preparedRows`).
+ * What the store needs of a PostgreSQL SqlClient: named (server-side prepared) statements run
+ * in one round trip and one transaction, with their rows returned as text, without a row
+ * description (`PgSqlClient.preparedRows` and `preparedPipeline`).
  */
 interface PreparedRowsClient {
-  preparedRows(
-    statement: PreparedStatement,
-    values: readonly SqlValue[],
-  ): Promise<(string | null)[][]>;
+  preparedRows(statement: PreparedStatement, values: readonly SqlValue[]): Promise<TextRows>;
+  preparedPipeline(steps: readonly PipelineStep[]): Promise<TextRows[]>;
 }
 
 function preparedRowsOf(sql: SqlClient): PreparedRowsClient | undefined {
   if (sql.engine !== 'postgres') return undefined;
   const client = sql as Partial<PreparedRowsClient>;
-  return typeof client.preparedRows === 'function'
+  return typeof client.preparedRows === 'function' && typeof client.preparedPipeline === 'function'
     ? (sql as unknown as PreparedRowsClient)
     : undefined;
 }
@@ -392,9 +393,9 @@ export class SqlEventStore implements EventStore {
   }
 
   /**
-   * The autocommitted append as one SQL statement (see `fastAppendSql`). Undefined when the
-   * statement wrote nothing: the expectation did not hold in its snapshot, and the caller asks
-   * the append function, which rereads the stream and answers replays and conflicts.
+   * The autocommitted append as two SQL statements in one round trip (`LOCK_STREAM`, then
+   * `fastAppendSql`). Undefined when they wrote nothing: the expectation did not hold, and the
+   * caller asks the append function, which answers replays and reports conflicts.
    */
   async #fastAppend(
     client: PreparedRowsClient,
@@ -428,15 +429,20 @@ export class SqlEventStore implements EventStore {
     if (mode === 'exact') values.push(expected);
     let row: (string | null)[] | undefined;
     try {
-      row = (await client.preparedRows(statement, values))[0];
+      row = (
+        await client.preparedPipeline([
+          { statement: LOCK_STREAM, values: [streamId] },
+          { statement, values },
+        ])
+      )[1]?.[0];
     } catch (err) {
       if (isStoredIdViolation(err)) return this.#existing(streamId, prepared);
       throw err;
     }
-    const version = int8(row?.[0]);
+    const head = int8(row?.[0]);
     const positions = int8s(row?.[1]);
-    if (version === null || positions === null) return undefined;
-    return this.#stored(streamId, version, positions, true);
+    if (head === null || positions === null) return undefined;
+    return this.#stored(streamId, Number(head) + positions.length, positions, true);
   }
 
   /** The result of an append that wrote its events; `autocommitted` appends wake subscribers. */
@@ -738,7 +744,7 @@ export class SqlEventStore implements EventStore {
   async streamVersion(streamId: string): Promise<number> {
     this.#check();
     const { rows } = await this.#sql.query<{ version: number }>(
-      'SELECT version FROM cdp_event_streams WHERE stream_id = $1',
+      'SELECT version FROM cdp_events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1',
       [streamId],
     );
     return rows[0] ? Number(rows[0].version) : 0;

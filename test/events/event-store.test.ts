@@ -209,4 +209,36 @@ describeServer('SqlEventStore on PostgreSQL', 'CDP_DATABASE_URL', (url) => {
       expect((f.reason as ConcurrencyError).actual).toBe(2);
     }
   });
+
+  it('refuses, as a retryable serialization failure, an append whose repeatable-read snapshot predates another append to the stream', async () => {
+    const store = new SqlEventStore(sql);
+    const s = sid();
+    await store.append(s, [{ type: 'A', data: 1 }]);
+    const err = await sql
+      .transaction(
+        async (tx) => {
+          await tx.query('SELECT 1'); // the transaction's snapshot is taken here
+          await store.append(s, [{ type: 'A', data: 2 }]); // commits version 2 meanwhile
+          await store.append(s, [{ type: 'B', data: 3 }], { tx });
+        },
+        { isolation: 'repeatable read' },
+      )
+      .catch((e: unknown) => e);
+    expect((err as { sqlState?: string }).sqlState).toBe('40001');
+    expect((err as { retryable?: boolean }).retryable).toBe(true);
+    expect(String(err)).toMatch(/retry the transaction/);
+    const events = await store.readStream(s);
+    expect(events.map((e) => [e.version, e.type])).toEqual([
+      [1, 'A'],
+      [2, 'A'],
+    ]);
+    // Retried, the transaction sees version 2 and appends version 3.
+    await sql.transaction(
+      async (tx) => {
+        await store.append(s, [{ type: 'B', data: 3 }], { tx, expected: 2 });
+      },
+      { isolation: 'repeatable read' },
+    );
+    expect(await store.streamVersion(s)).toBe(3);
+  });
 });

@@ -93,49 +93,65 @@ interface PgConnection {
   sync(): void;
 }
 
+/** One statement of a pipeline and its parameters. */
+export interface PipelineStep {
+  statement: PreparedStatement;
+  values: readonly SqlValue[];
+}
+
+/** Rows as text in column order (SQL NULL as null). */
+export type TextRows = (string | null)[][];
+
 /**
- * One execution of a named statement, written to the connection as Parse (only on the
- * connection's first use of the name) + Bind + Execute + Sync, with no Describe: the server
- * sends no row description and the rows arrive as text, in column order. `pg`'s own query
- * describes the portal on every execution and builds row objects through its type parsers;
- * for a statement run thousands of times a second with columns the caller knows, that is
- * measurable (see `SqlEventStore`). Implements `pg`'s submittable protocol (`client.query`
- * of an object with `submit`), as pg-cursor does.
+ * Named statements run back to back in one round trip: for each, Parse (only on the
+ * connection's first use of the name) + Bind + Execute, then one Sync, with no Describe: the
+ * server sends no row description and the rows arrive as text, in column order. The steps run
+ * in one implicit transaction (it commits at the Sync; an error skips the rest and rolls it
+ * back), and each step is bound after the one before has run, so under read committed each
+ * sees what was committed before it started. `pg`'s own query describes the portal on every
+ * execution, builds row objects through its type parsers and sends one statement per round
+ * trip; for statements run thousands of times a second with columns the caller knows, that is
+ * measurable (see `SqlEventStore`). Implements `pg`'s submittable protocol (`client.query` of
+ * an object with `submit`), as pg-cursor does. It has no `name`, so `pg` leaves the
+ * connection's statement maps alone: it records its statements as parsed when it sends them
+ * (a failure closes the connection, see `preparedPipeline`).
  */
-class RawPreparedQuery {
-  readonly name: string;
-  readonly text: string;
-  readonly #values: readonly unknown[];
-  readonly #rows: (string | null)[][] = [];
-  readonly #resolve: (rows: (string | null)[][]) => void;
+class RawPipeline {
+  readonly #steps: readonly PipelineStep[];
+  readonly #rows: TextRows[];
+  #step = 0;
+  readonly #resolve: (rows: TextRows[]) => void;
   readonly #reject: (err: unknown) => void;
 
   constructor(
-    statement: PreparedStatement,
-    values: readonly unknown[],
-    resolve: (rows: (string | null)[][]) => void,
+    steps: readonly PipelineStep[],
+    resolve: (rows: TextRows[]) => void,
     reject: (err: unknown) => void,
   ) {
-    this.name = statement.name;
-    this.text = statement.text;
-    this.#values = values;
+    this.#steps = steps;
+    this.#rows = steps.map(() => []);
     this.#resolve = resolve;
     this.#reject = reject;
   }
 
   submit(con: PgConnection): Error | null {
-    const known = con.parsedStatements[this.name] ?? con.submittedNamedStatements[this.name];
-    if (known !== undefined && known !== this.text) {
-      return new Error(`prepared statement ${this.name} is already used for another text`);
+    for (const { statement } of this.#steps) {
+      const known =
+        con.parsedStatements[statement.name] ?? con.submittedNamedStatements[statement.name];
+      if (known !== undefined && known !== statement.text) {
+        return new Error(`prepared statement ${statement.name} is already used for another text`);
+      }
     }
     con.stream.cork?.();
     try {
-      if (known === undefined) {
-        con.parse({ name: this.name, text: this.text, types: [] });
-        con.submittedNamedStatements[this.name] = this.text;
+      for (const { statement, values } of this.#steps) {
+        if (con.parsedStatements[statement.name] === undefined) {
+          con.parse({ name: statement.name, text: statement.text, types: [] });
+          con.parsedStatements[statement.name] = statement.text;
+        }
+        con.bind({ statement: statement.name, values, valueMapper: prepareValue });
+        con.execute({});
       }
-      con.bind({ statement: this.name, values: this.#values, valueMapper: prepareValue });
-      con.execute({});
       con.sync();
     } finally {
       con.stream.uncork?.();
@@ -144,7 +160,11 @@ class RawPreparedQuery {
   }
 
   handleDataRow(msg: { fields: (string | null)[] }): void {
-    this.#rows.push(msg.fields);
+    this.#rows[this.#step]?.push(msg.fields);
+  }
+
+  handleCommandComplete(): void {
+    this.#step++;
   }
 
   /** The end of a statement that failed, or of the connection: `pg` sends nothing after it. */
@@ -157,7 +177,6 @@ class RawPreparedQuery {
   }
 
   handleRowDescription(): void {}
-  handleCommandComplete(): void {}
   handleEmptyQuery(): void {}
   handlePortalSuspended(): void {}
   handleCopyInResponse(): void {}
@@ -251,21 +270,31 @@ export class PgSqlClient implements SqlClient {
    * first time that connection runs it. A failed statement's connection is closed, as
    * `query`'s is by the pool, so no session state it took survives.
    */
-  async preparedRows(
-    statement: PreparedStatement,
-    values: readonly SqlValue[],
-  ): Promise<(string | null)[][]> {
+  async preparedRows(statement: PreparedStatement, values: readonly SqlValue[]): Promise<TextRows> {
+    return (await this.preparedPipeline([{ statement, values }]))[0]!;
+  }
+
+  /**
+   * Runs named statements back to back in one round trip and one implicit transaction
+   * (committed at the end; the first error skips the rest, rolls everything back and is
+   * thrown), and returns each one's rows as text (see `preparedRows`). Each statement starts
+   * after the one before has run: under read committed it sees what was committed meanwhile,
+   * e.g. by a transaction whose lock the one before waited for. A failure closes the
+   * connection, with any session state its statements took.
+   */
+  async preparedPipeline(steps: readonly PipelineStep[]): Promise<TextRows[]> {
     this.#check();
+    if (steps.length === 0) return [];
     const conn = await this.#pool.connect();
     try {
-      const rows = await new Promise<(string | null)[][]>((resolve, reject) => {
-        conn.query(new RawPreparedQuery(statement, values, resolve, reject) as never);
+      const rows = await new Promise<TextRows[]>((resolve, reject) => {
+        conn.query(new RawPipeline(steps, resolve, reject) as never);
       });
       conn.release();
       return rows;
     } catch (err) {
       conn.release(err instanceof Error ? err : new Error(String(err)));
-      throw toSqlError(err, statement.text);
+      throw toSqlError(err, steps.map((s) => s.statement.text).join(';\n'));
     }
   }
 

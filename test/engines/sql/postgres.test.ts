@@ -177,6 +177,63 @@ describeServer('SqlClient on PostgreSQL', 'CDP_DATABASE_URL', (serverUrl) => {
     }
   });
 
+  it('preparedPipeline runs its statements in one transaction, each seeing what committed before it started', async () => {
+    const c = await PgSqlClient.connect({ url: db.url, max: 1 });
+    await a.exec('CREATE TABLE pipe_log (n int PRIMARY KEY)');
+    try {
+      const wait = { name: 'cdp_test_pipe_wait', text: 'SELECT pg_advisory_xact_lock(4242, 9)' };
+      const count = { name: 'cdp_test_pipe_count', text: 'SELECT count(*) FROM pipe_log' };
+      let holding!: () => void;
+      const held = new Promise<void>((r) => (holding = r));
+      // Another transaction holds the lock, and inserts a row before it commits.
+      const other = b.transaction(async (tx) => {
+        await tx.query('SELECT pg_advisory_xact_lock(4242, 9)');
+        holding();
+        await new Promise((r) => setTimeout(r, 300));
+        await tx.query('INSERT INTO pipe_log VALUES (1)');
+      });
+      await held;
+      const rows = await c.preparedPipeline([
+        { statement: wait, values: [] },
+        { statement: count, values: [] },
+      ]);
+      await other;
+      // The count started after the lock was granted, so it sees the other's row.
+      expect(rows).toEqual([[['']], [['1']]]);
+
+      // A failing statement rolls back the ones before it, closes the connection (with its
+      // session lock) and leaves the statements usable on the next connection.
+      const insert = { name: 'cdp_test_pipe_insert', text: 'INSERT INTO pipe_log VALUES ($1)' };
+      const fail = {
+        name: 'cdp_test_pipe_fail',
+        text: 'SELECT pg_advisory_lock(4242, 10), 1 / (0 * $1::int)',
+      };
+      const err = await c
+        .preparedPipeline([
+          { statement: insert, values: [2] },
+          { statement: fail, values: [1] },
+          { statement: insert, values: [3] },
+        ])
+        .catch((e: unknown) => e);
+      expect((err as SqlError).sqlState).toBe('22012');
+      expect(await lockFreed(10)).toBe(true);
+      expect(
+        await c.preparedPipeline([
+          { statement: insert, values: [4] },
+          { statement: insert, values: [5] },
+          { statement: count, values: [] },
+        ]),
+      ).toEqual([[], [], [['3']]]);
+      const prepared = await c.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_prepared_statements WHERE name LIKE 'cdp_test_pipe_%'",
+      );
+      expect(prepared.rows[0]!.n).toBe(2);
+    } finally {
+      await c.close();
+      await a.exec('DROP TABLE pipe_log');
+    }
+  });
+
   it('LISTEN survives its connection being killed: re-listens and calls onReconnect', async () => {
     const got: string[] = [];
     let reconnects = 0;
