@@ -23,36 +23,12 @@ import { systemClock } from '../../src/core/clock.js';
 import { UuidV7Generator } from '../../src/core/ids.js';
 import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
 import { SqlEventStore } from '../../src/events/sql-event-store.js';
-import {
-  APPEND_GATE,
-  LOCK_CLASS,
-  POSITION_LOCK,
-  STREAM_LOCK_CLASS,
-} from '../../src/events/sql-event-store-migrations.js';
+import { ROW_STATEMENT, STREAM_TABLE } from './row-statement.js';
 
 const url = process.env.CDP_DATABASE_URL;
 if (!url) throw new Error('set CDP_DATABASE_URL to a PostgreSQL database this run may use');
 const rounds = Number(process.env.AB_ROUNDS ?? 11);
 const ms = Number(process.env.AB_MS ?? 1000);
-
-/** Migration 4's autocommitted one-event append with expectation `any`, as the store sent it. */
-const ROW_STATEMENT = `WITH l AS MATERIALIZED (
-    SELECT pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${APPEND_GATE}) AS gate,
-           pg_advisory_xact_lock(${STREAM_LOCK_CLASS}, hashtext($1::text)) AS stream,
-           pg_advisory_lock(${LOCK_CLASS}, ${POSITION_LOCK}) AS positions
-  ), p AS MATERIALIZED (
-    SELECT pg_current_xact_id() AS xid, nextval('cdp_events_position_seq') AS pos FROM l
-  ), u AS MATERIALIZED (
-    SELECT p.xid, p.pos, pg_advisory_unlock(${LOCK_CLASS}, ${POSITION_LOCK}) AS unlocked FROM p
-  ), s AS (
-    INSERT INTO cdp_event_streams AS t (stream_id, version) SELECT $1, 1 FROM u
-      ON CONFLICT (stream_id) DO UPDATE SET version = t.version + 1 RETURNING t.version
-  ), e AS (
-    INSERT INTO cdp_events (position, tx_id, stream_id, version, event_id, type, schema_version, data, metadata, recorded_at)
-      SELECT u.pos, u.xid, $1, s.version, $2::uuid, $3::text, $6::int, $4::jsonb, $5::jsonb, $7::timestamptz
-        FROM u, s RETURNING position
-  )
-  SELECT s.version AS stream_version, (SELECT array_agg(e.position ORDER BY e.position) FROM e) AS positions FROM s`;
 
 const db = await tempDb(url, 'ab_protocol');
 const sql = await PgSqlClient.connect({ url: db.url, max: 1 });
@@ -66,9 +42,7 @@ try {
   await plain.query(
     'CREATE TABLE bench_plain (id bigserial PRIMARY KEY, stream_id text NOT NULL, type text NOT NULL, data jsonb NOT NULL)',
   );
-  await plain.query(
-    'CREATE TABLE cdp_event_streams (stream_id text PRIMARY KEY, version bigint NOT NULL)',
-  );
+  await plain.query(STREAM_TABLE);
   let seq = 0;
   const data = () => ({ courseId: 'c-42', studentId: `s-${seq}`, rating: 4 });
   const values = (prefix: string) => [

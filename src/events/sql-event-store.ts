@@ -102,7 +102,7 @@ interface EventRow {
   recorded_at: Date | string;
 }
 
-/** The append: one statement, one round trip. */
+/** The append function's call: one statement, one round trip (in a caller's transaction, on PGlite, and on conflicts). */
 const APPEND_SQL =
   'SELECT status, actual, stream_version, positions FROM cdp_events_append($1, $2, $3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[], $7::int[], $8, $9, $10)';
 
@@ -218,9 +218,10 @@ const COLUMNS =
 /**
  * The event store on the SqlClient port: one adapter for PGlite and PostgreSQL.
  *
- * An append is one statement: autocommitted on PostgreSQL a plain one (see `fastAppendSql`),
- * otherwise `SELECT * FROM cdp_events_append(...)`; the expected-version check, the idempotency
- * check, the positions and the rows happen atomically in one round trip.
+ * An append is one round trip: autocommitted on PostgreSQL two plain statements in one
+ * transaction (`LOCK_STREAM`, then `fastAppendSql`), otherwise
+ * `SELECT * FROM cdp_events_append(...)`; the expected-version check, the idempotency check,
+ * the positions and the rows happen atomically.
  * Readers of the global log read only rows whose transaction id is below the oldest running
  * transaction (`pg_snapshot_xmin`), and positions are handed out in transaction-id order, so a
  * reader never passes an event that commits later with a lower position.
