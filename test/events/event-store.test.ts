@@ -2,10 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { ConcurrencyError } from '../../src/core/errors.js';
 import { createRegistry } from '../../src/core/metrics.js';
+import { migrate } from '../../src/engines/sql/migrations.js';
 import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
 import { PgliteSqlClient } from '../../src/engines/sql/pglite-sql-client.js';
 import type { SqlClient } from '../../src/engines/sql/sql-client.js';
 import { MemoryEventStore, SqlEventStore } from '../../src/events/index.js';
+import { eventStoreMigrations } from '../../src/events/sql-event-store-migrations.js';
 import { createTempDatabase, describeServer } from '../support/servers.js';
 import { eventStoreContract, sid, waitReadable } from './event-store.contract.js';
 import { capturingLogger } from './logger-capture.js';
@@ -240,5 +242,58 @@ describeServer('SqlEventStore on PostgreSQL', 'CDP_DATABASE_URL', (url) => {
       { isolation: 'repeatable read' },
     );
     expect(await store.streamVersion(s)).toBe(3);
+  });
+
+  it('keeps every stream version across migration 5, which drops the stream table', async () => {
+    const old = await createTempDatabase(url, 'cdp_ev_m4');
+    const c = await PgSqlClient.connect({ url: old.url, max: 4 });
+    try {
+      // A database at migration 4, written by that version's function (stream row included).
+      await migrate(c, eventStoreMigrations.slice(0, 4));
+      const append = (stream: string, expected: string, types: string[]) =>
+        c.query(
+          'SELECT status, stream_version FROM cdp_events_append($1, $2, $3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[], $7::int[], $8, false)',
+          [
+            stream,
+            expected,
+            types.map(() => crypto.randomUUID()),
+            types,
+            types.map(() => '{}'),
+            types.map(() => '{}'),
+            types.map(() => 1),
+            new Date().toISOString(),
+          ],
+        );
+      await append('m-a', 'no_stream', ['A', 'B', 'C']);
+      await append('m-b', 'any', ['A']);
+      const store = await SqlEventStore.open(c);
+      const tables = await c.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_tables WHERE tablename = 'cdp_event_streams'",
+      );
+      expect(tables.rows[0]!.n).toBe(0);
+      expect(await store.streamVersion('m-a')).toBe(3);
+      await expect(store.append('m-a', [{ type: 'D', data: 1 }], { expected: 2 })).rejects.toThrow(
+        ConcurrencyError,
+      );
+      expect((await store.append('m-a', [{ type: 'D', data: 1 }], { expected: 3 })).version).toBe(
+        4,
+      );
+      await expect(
+        store.append('m-b', [{ type: 'B', data: 1 }], { expected: 'no_stream' }),
+      ).rejects.toThrow(ConcurrencyError);
+      expect(
+        (await store.append('m-b', [{ type: 'B', data: 1 }], { expected: 'stream_exists' }))
+          .version,
+      ).toBe(2);
+      expect((await store.readStream('m-a')).map((e) => [e.version, e.type])).toEqual([
+        [1, 'A'],
+        [2, 'B'],
+        [3, 'C'],
+        [4, 'D'],
+      ]);
+    } finally {
+      await c.close();
+      await old.drop();
+    }
   });
 });
