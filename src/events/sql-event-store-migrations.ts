@@ -17,6 +17,33 @@ export const APPEND_GATE = 2;
 export const STREAM_LOCK_CLASS = 1667526771;
 export const NOTIFY_CHANNEL = 'cdp_events';
 
+/**
+ * The append function's parameters and result (migrations 3 to 5), after
+ * `CREATE [OR REPLACE] FUNCTION `.
+ */
+const APPEND_SIGNATURE = `cdp_events_append(
+  p_stream text,
+  p_expected text,
+  p_ids uuid[],
+  p_types text[],
+  p_data jsonb[],
+  p_metadata jsonb[],
+  p_schema int[],
+  p_recorded_at timestamptz,
+  p_notify boolean,
+  p_check_ids boolean DEFAULT true
+) RETURNS TABLE (status text, actual bigint, stream_version bigint, positions bigint[])
+LANGUAGE plpgsql AS $fn$`;
+
+/**
+ * An append inside a transaction that already wrote must run under read committed: it waits for
+ * the appends in flight, and only a new snapshot per statement sees what they committed.
+ */
+const REFUSE_AFTER_WRITE = `    IF current_setting('transaction_isolation') <> 'read committed' THEN
+      RAISE EXCEPTION 'append inside a % transaction that already wrote: append first in the transaction, or use read committed', current_setting('transaction_isolation')
+        USING ERRCODE = 'P0001';
+    END IF;`;
+
 const appendFunction = `
 CREATE FUNCTION cdp_events_append(
   p_stream text,
@@ -69,10 +96,7 @@ BEGIN
     -- flight and keep others out until commit, so that no position below ours is still open.
     -- Its rows carry, instead of its own older id, the first id not yet handed out: every
     -- position before ours has a lower one, and readers still wait for this transaction.
-    IF current_setting('transaction_isolation') <> 'read committed' THEN
-      RAISE EXCEPTION 'append inside a % transaction that already wrote: append first in the transaction, or use read committed', current_setting('transaction_isolation')
-        USING ERRCODE = 'P0001';
-    END IF;
+${REFUSE_AFTER_WRITE}
     PERFORM pg_advisory_xact_lock(${LOCK_CLASS}, ${APPEND_GATE});
     xid := pg_snapshot_xmax(pg_current_snapshot());
     SELECT array_agg(nextval('cdp_events_position_seq')) INTO pos FROM generate_series(1, n);
@@ -158,19 +182,7 @@ BEGIN
 END
 $fn$;
 
-CREATE FUNCTION cdp_events_append(
-  p_stream text,
-  p_expected text,
-  p_ids uuid[],
-  p_types text[],
-  p_data jsonb[],
-  p_metadata jsonb[],
-  p_schema int[],
-  p_recorded_at timestamptz,
-  p_notify boolean,
-  p_check_ids boolean DEFAULT true
-) RETURNS TABLE (status text, actual bigint, stream_version bigint, positions bigint[])
-LANGUAGE plpgsql AS $fn$
+CREATE FUNCTION ${APPEND_SIGNATURE}
 DECLARE
   n int := cardinality(p_ids);
   pos bigint[];
@@ -202,10 +214,7 @@ BEGIN
     -- flight and keep others out until commit, so that no position below ours is still open.
     -- Its rows carry, instead of its own older id, the first id not yet handed out: every
     -- position before ours has a lower one, and readers still wait for this transaction.
-    IF current_setting('transaction_isolation') <> 'read committed' THEN
-      RAISE EXCEPTION 'append inside a % transaction that already wrote: append first in the transaction, or use read committed', current_setting('transaction_isolation')
-        USING ERRCODE = 'P0001';
-    END IF;
+${REFUSE_AFTER_WRITE}
     PERFORM pg_advisory_xact_lock(${LOCK_CLASS}, ${APPEND_GATE});
     xid := pg_snapshot_xmax(pg_current_snapshot());
     SELECT array_agg(nextval('cdp_events_position_seq')) INTO pos FROM generate_series(1, n);
@@ -293,6 +302,11 @@ if (
   throw new Error('event store migration 4: the append function text did not match');
 }
 
+/** Migration 5's insert of an accepted append's events, versions after the stream's last (`cur`). */
+const insertV5 = `INSERT INTO cdp_events (position, tx_id, stream_id, version, event_id, type, schema_version, data, metadata, recorded_at)
+      SELECT pos[i], xid, p_stream, cur + i, p_ids[i], p_types[i], p_schema[i], p_data[i], p_metadata[i], p_recorded_at
+        FROM generate_series(1, n) AS i;`;
+
 /**
  * Version 5: a stream's version is its last event's (the unique index on stream id and version
  * finds it); the stream table goes. The stream's advisory lock (migration 4), held to commit,
@@ -308,19 +322,7 @@ if (
 const appendFunctionV5 = `
 DROP TABLE cdp_event_streams;
 
-CREATE OR REPLACE FUNCTION cdp_events_append(
-  p_stream text,
-  p_expected text,
-  p_ids uuid[],
-  p_types text[],
-  p_data jsonb[],
-  p_metadata jsonb[],
-  p_schema int[],
-  p_recorded_at timestamptz,
-  p_notify boolean,
-  p_check_ids boolean DEFAULT true
-) RETURNS TABLE (status text, actual bigint, stream_version bigint, positions bigint[])
-LANGUAGE plpgsql AS $fn$
+CREATE OR REPLACE FUNCTION ${APPEND_SIGNATURE}
 DECLARE
   n int := cardinality(p_ids);
   pos bigint[];
@@ -335,10 +337,7 @@ BEGIN
   ELSE
     -- The transaction wrote before and has an older id: wait until no other append is in
     -- flight and keep others out until commit, so that no position below ours is still open.
-    IF current_setting('transaction_isolation') <> 'read committed' THEN
-      RAISE EXCEPTION 'append inside a % transaction that already wrote: append first in the transaction, or use read committed', current_setting('transaction_isolation')
-        USING ERRCODE = 'P0001';
-    END IF;
+${REFUSE_AFTER_WRITE}
     PERFORM pg_advisory_xact_lock(${LOCK_CLASS}, ${APPEND_GATE}), pg_advisory_xact_lock(${STREAM_LOCK_CLASS}, hashtext(p_stream));
   END IF;
 
@@ -385,14 +384,10 @@ BEGIN
   END IF;
 
   IF current_setting('transaction_isolation') = 'read committed' THEN
-    INSERT INTO cdp_events (position, tx_id, stream_id, version, event_id, type, schema_version, data, metadata, recorded_at)
-      SELECT pos[i], xid, p_stream, cur + i, p_ids[i], p_types[i], p_schema[i], p_data[i], p_metadata[i], p_recorded_at
-        FROM generate_series(1, n) AS i;
+    ${insertV5}
   ELSE
     BEGIN
-      INSERT INTO cdp_events (position, tx_id, stream_id, version, event_id, type, schema_version, data, metadata, recorded_at)
-        SELECT pos[i], xid, p_stream, cur + i, p_ids[i], p_types[i], p_schema[i], p_data[i], p_metadata[i], p_recorded_at
-          FROM generate_series(1, n) AS i;
+      ${insertV5}
     EXCEPTION WHEN unique_violation THEN
       GET STACKED DIAGNOSTICS violated = CONSTRAINT_NAME;
       IF violated = 'cdp_events_stream_version_key' THEN

@@ -110,6 +110,10 @@ const APPEND_STATEMENT = { name: 'cdp_events_append_v3', text: APPEND_SQL };
 
 type ExpectedMode = 'any' | 'no_stream' | 'stream_exists' | 'exact';
 
+/** A stream's version: its last event's, found on the unique index of stream and version. $1 stream. */
+const LAST_VERSION_SQL =
+  'SELECT version FROM cdp_events WHERE stream_id = $1::text ORDER BY version DESC LIMIT 1';
+
 /**
  * The first statement of an autocommitted append on PostgreSQL: the append gate (shared) and
  * the stream's lock, both held to commit. Parameter: $1 stream.
@@ -156,7 +160,7 @@ function fastAppendSql(mode: ExpectedMode, single: boolean): string {
           WITH ORDINALITY AS i(id, type, data, meta, schema, ord)
       RETURNING position`;
   return `WITH h AS MATERIALIZED (
-    SELECT coalesce((SELECT version FROM cdp_events WHERE stream_id = $1::text ORDER BY version DESC LIMIT 1), 0) AS head
+    SELECT coalesce((${LAST_VERSION_SQL}), 0) AS head
   ), l AS MATERIALIZED (
     SELECT h.head, pg_advisory_lock(${LOCK_CLASS}, ${POSITION_LOCK}) AS positions FROM h WHERE ${holds}
   ), p AS MATERIALIZED (
@@ -744,10 +748,7 @@ export class SqlEventStore implements EventStore {
 
   async streamVersion(streamId: string): Promise<number> {
     this.#check();
-    const { rows } = await this.#sql.query<{ version: number }>(
-      'SELECT version FROM cdp_events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1',
-      [streamId],
-    );
+    const { rows } = await this.#sql.query<{ version: number }>(LAST_VERSION_SQL, [streamId]);
     return rows[0] ? Number(rows[0].version) : 0;
   }
 
