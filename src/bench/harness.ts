@@ -57,7 +57,7 @@ export function result(
   };
 }
 
-function median(xs: number[]): number {
+export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
@@ -106,6 +106,17 @@ export async function interleave<K extends string>(
   rounds: number,
   warmupRounds = 1,
 ): Promise<Record<K, number>> {
+  const samples = await interleaveRounds(contenders, rounds, warmupRounds);
+  const keys = Object.keys(samples) as K[];
+  return Object.fromEntries(keys.map((k) => [k, median(samples[k])])) as Record<K, number>;
+}
+
+/** `interleave`'s rounds: each contender's figure per round, in round order. */
+export async function interleaveRounds<K extends string>(
+  contenders: Record<K, () => Promise<number>>,
+  rounds: number,
+  warmupRounds = 1,
+): Promise<Record<K, number[]>> {
   const keys = Object.keys(contenders) as K[];
   const samples = Object.fromEntries(keys.map((k) => [k, [] as number[]])) as unknown as Record<
     K,
@@ -119,7 +130,22 @@ export async function interleave<K extends string>(
       if (r >= warmupRounds) samples[k].push(v);
     }
   }
-  return Object.fromEntries(keys.map((k) => [k, median(samples[k])])) as Record<K, number>;
+  return samples;
+}
+
+/**
+ * The spread of `a / b` over rounds measured side by side (`interleaveRounds`): each round's
+ * ratio pairs two figures taken within a second of each other, so a slow spell of the
+ * machine moves both. Quartiles and the median, rounded to 3 places.
+ */
+export function roundRatios(a: readonly number[], b: readonly number[]) {
+  const ratios = a.map((x, i) => x / b[i]!).filter((x) => Number.isFinite(x));
+  const round3 = (x: number) => Math.round(x * 1000) / 1000;
+  return {
+    p25: round3(percentile(ratios, 25)),
+    median: round3(median(ratios)),
+    p75: round3(percentile(ratios, 75)),
+  };
 }
 
 function fmt(n: number | null | undefined): string {

@@ -195,50 +195,73 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 // No whitespace (which also excludes the control characters PostgreSQL text refuses).
 const STREAM_RE = /^\S{1,200}$/;
 
-function jsonProblem(value: unknown, path: string, seen: Set<object>): string | undefined {
+/**
+ * What keeps `value` from surviving JSON unchanged, or undefined. The path to the offending
+ * value is built only when there is one (`at` collects its steps, innermost first), so the
+ * common case allocates only `inside`, the objects the walk is in (to find cycles).
+ */
+function jsonProblem(value: unknown, inside: object[], at: string[]): string | undefined {
   switch (typeof value) {
     case 'string':
     case 'boolean':
       return undefined;
     case 'number':
-      return Number.isFinite(value) ? undefined : `${path} is ${value}, which JSON cannot hold`;
+      return Number.isFinite(value) ? undefined : `is ${value}, which JSON cannot hold`;
     case 'object': {
       if (value === null) return undefined;
-      if (seen.has(value)) return `${path} refers back to itself (a cycle)`;
-      const proto = Object.getPrototypeOf(value);
+      if (inside.includes(value)) return 'refers back to itself (a cycle)';
       if (Array.isArray(value)) {
-        seen.add(value);
+        inside.push(value);
         for (let i = 0; i < value.length; i++) {
-          const p = jsonProblem(value[i], `${path}[${i}]`, seen);
-          if (p) return p;
+          const p = jsonProblem(value[i], inside, at);
+          if (p) {
+            at.push(`[${i}]`);
+            return p;
+          }
         }
-        seen.delete(value);
+        inside.pop();
         return undefined;
       }
+      const proto = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) {
         const name = (value as object).constructor?.name ?? 'object';
-        return `${path} is a ${name}, not a plain object (convert it, e.g. a Date to an ISO string)`;
+        return `is a ${name}, not a plain object (convert it, e.g. a Date to an ISO string)`;
       }
-      seen.add(value);
-      for (const [k, v] of Object.entries(value)) {
-        const p = jsonProblem(v, `${path}.${k}`, seen);
-        if (p) return p;
+      inside.push(value);
+      const keys = Object.keys(value);
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i]!;
+        const p = jsonProblem((value as Record<string, unknown>)[k], inside, at);
+        if (p) {
+          at.push(`.${k}`);
+          return p;
+        }
       }
-      seen.delete(value);
+      inside.pop();
       return undefined;
     }
     default:
-      return `${path} is a ${typeof value}, which JSON cannot hold`;
+      return `is a ${typeof value}, which JSON cannot hold`;
   }
 }
 
 /** Throws ValidationError when `value` would not survive JSON unchanged. */
 export function assertJson(value: unknown, path: string): void {
-  const problem = jsonProblem(value, path, new Set());
-  if (problem)
-    throw new ValidationError(`event data is not JSON-serializable: ${problem}`, [
-      { path, message: problem },
+  checkJson(value, () => path);
+}
+
+/** `assertJson` with the path made only for the message. */
+function checkJson(value: unknown, path: () => string): void {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return;
+  const at: string[] = [];
+  const problem = jsonProblem(value, [], at);
+  if (problem) {
+    const where = path() + at.reverse().join('');
+    const message = `${where} ${problem}`;
+    throw new ValidationError(`event data is not JSON-serializable: ${message}`, [
+      { path: where, message },
     ]);
+  }
 }
 
 export function assertStreamId(streamId: string): void {
@@ -292,33 +315,46 @@ export function prepareEvents(
       `append of ${events.length} events: split it into appends of at most 10,000`,
     );
   }
-  const ids = new Set<string>();
-  return events.map((e, i) => {
+  // Ids made here are UUIDs, lower case and unique; only given ones need the checks.
+  const ids = events.length > 1 ? new Set<string>() : undefined;
+  const prepared: PreparedEvent[] = new Array(events.length);
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i];
     if (!e || typeof e.type !== 'string' || e.type.length === 0 || e.type.length > 200) {
       throw new ValidationError(
         `events[${i}].type must be a non-empty string of at most 200 characters`,
         [{ path: `events[${i}].type`, message: 'invalid' }],
       );
     }
-    assertJson(e.data, `events[${i}].data`);
-    const metadata = { ...options?.metadata, ...e.metadata };
-    assertJson(metadata, `events[${i}].metadata`);
-    const id = e.id ?? newId();
-    if (!UUID_RE.test(id)) {
-      throw new ValidationError(`events[${i}].id ${JSON.stringify(id)} is not a UUID`, [
-        { path: `events[${i}].id`, message: 'not a UUID' },
-      ]);
+    checkJson(e.data, () => `events[${i}].data`);
+    let metadata: EventMetadata = {};
+    if (options?.metadata !== undefined || e.metadata !== undefined) {
+      metadata = { ...options?.metadata, ...e.metadata };
+      checkJson(metadata, () => `events[${i}].metadata`);
     }
-    const lower = id.toLowerCase();
-    if (ids.has(lower))
-      throw new ValidationError(`events[${i}].id ${id} appears twice in one append`);
-    ids.add(lower);
+    let id: string;
+    if (e.id == null) {
+      id = newId();
+    } else {
+      if (typeof e.id !== 'string' || !UUID_RE.test(e.id)) {
+        throw new ValidationError(`events[${i}].id ${JSON.stringify(e.id)} is not a UUID`, [
+          { path: `events[${i}].id`, message: 'not a UUID' },
+        ]);
+      }
+      id = e.id.toLowerCase();
+    }
+    if (ids) {
+      if (ids.has(id))
+        throw new ValidationError(`events[${i}].id ${id} appears twice in one append`);
+      ids.add(id);
+    }
     const schemaVersion = e.schemaVersion ?? currentVersion(e.type) ?? 1;
     if (!Number.isInteger(schemaVersion) || schemaVersion < 1) {
       throw new ValidationError(`events[${i}].schemaVersion must be a whole number >= 1`);
     }
-    return { id: lower, type: e.type, data: e.data, metadata, schemaVersion };
-  });
+    prepared[i] = { id, type: e.type, data: e.data, metadata, schemaVersion };
+  }
+  return prepared;
 }
 
 export function assertReadLimit(limit: number | undefined, what: string): void {

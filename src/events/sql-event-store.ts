@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Counter, Gauge, Registry } from 'prom-client';
-import { type Clock, systemClock } from '../core/clock.js';
+import { type Clock, isoTime, systemClock } from '../core/clock.js';
 import { ClosedError, ConcurrencyError } from '../core/errors.js';
 import { UuidV7Generator } from '../core/ids.js';
 import { silentLogger } from '../core/logger.js';
@@ -136,7 +136,8 @@ const LOCK_STREAM = {
  * own expectation) or reports the conflict.
  *
  * Parameters: $1 stream, $2 id(s), $3 type(s), $4 data, $5 metadata, $6 schema version(s),
- * $7 recorded at, $8 expected version (exact mode only). `single` takes scalars, else arrays.
+ * $7 recorded at, $8 expected version (exact mode only). `single` takes scalars, else arrays,
+ * and returns the event's position, else the array of positions.
  */
 function fastAppendSql(mode: ExpectedMode, single: boolean): string {
   const positions = single
@@ -170,20 +171,19 @@ function fastAppendSql(mode: ExpectedMode, single: boolean): string {
   ), e AS (
     ${events}
   )
-  SELECT h.head, (SELECT array_agg(e.position ORDER BY e.position) FROM e) AS positions FROM h`;
+  SELECT h.head, ${single ? '(SELECT e.position FROM e)' : '(SELECT array_agg(e.position ORDER BY e.position) FROM e)'} AS positions FROM h`;
 }
 
-/** Named statements for the fast path, one per expectation kind and shape. */
-const FAST_APPEND = new Map<string, { name: string; text: string }>();
-for (const mode of ['any', 'no_stream', 'stream_exists', 'exact'] as const) {
-  for (const single of [true, false]) {
-    const key = `${mode}:${single ? 1 : 'n'}`;
-    FAST_APPEND.set(key, {
-      name: `cdp_events_fast5_${mode}_${single ? 1 : 'n'}`,
+/** Named statements for the fast path, per expectation kind: [one event, several]. */
+const FAST_APPEND = Object.fromEntries(
+  (['any', 'no_stream', 'stream_exists', 'exact'] as const).map((mode) => [
+    mode,
+    [true, false].map((single) => ({
+      name: `cdp_events_fast5b_${mode}_${single ? 1 : 'n'}`,
       text: fastAppendSql(mode, single),
-    });
-  }
-}
+    })),
+  ]),
+) as Record<ExpectedMode, PreparedStatement[]>;
 
 /**
  * What the store needs of a PostgreSQL SqlClient: named (server-side prepared) statements run
@@ -337,7 +337,7 @@ export class SqlEventStore implements EventStore {
       prepared.map((e) => JSON.stringify(e.data ?? null)),
       prepared.map((e) => JSON.stringify(e.metadata)),
       prepared.map((e) => e.schemaVersion),
-      new Date(this.#clock.now()).toISOString(),
+      isoTime(this.#clock.now()),
       // Inside a caller's transaction only the server knows when it commits: notify there.
       this.#notify && inTx && this.#maySubscribe(),
       inTx,
@@ -410,8 +410,8 @@ export class SqlEventStore implements EventStore {
   ): Promise<AppendResult | undefined> {
     const single = prepared.length === 1;
     const mode: ExpectedMode = typeof expected === 'number' ? 'exact' : expected;
-    const statement = FAST_APPEND.get(`${mode}:${single ? 1 : 'n'}`)!;
-    const recordedAt = new Date(this.#clock.now()).toISOString();
+    const statement = FAST_APPEND[mode][single ? 0 : 1]!;
+    const recordedAt = isoTime(this.#clock.now());
     const values: SqlValue[] = single
       ? [
           streamId,
@@ -445,8 +445,9 @@ export class SqlEventStore implements EventStore {
       throw err;
     }
     const head = int8(row?.[0]);
-    const positions = int8s(row?.[1]);
-    if (head === null || positions === null) return undefined;
+    // One event: its position; several: the array of theirs. None when nothing was written.
+    const positions = single ? [int8(row?.[1])] : int8s(row?.[1]);
+    if (head === null || positions === null || positions[0] === null) return undefined;
     return this.#stored(streamId, Number(head) + positions.length, positions, true);
   }
 

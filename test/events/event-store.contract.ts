@@ -226,6 +226,15 @@ export function eventStoreContract(factory: StoreFactory): void {
       expect(err).toBeInstanceOf(ValidationError);
       expect((err as Error).message).toMatch(/JSON/);
     }
+    // The message names where the value is, and what is wrong with it.
+    const deep = await store
+      .append(s, [{ type: 'A', data: { ok: [1, 'x'], deep: [1, { x: Number.NaN }] } }])
+      .catch((e: unknown) => e);
+    expect((deep as Error).message).toContain('events[0].data.deep[1].x is NaN');
+    const meta = await store
+      .append(s, [{ type: 'A', data: 1, metadata: { at: new Date(0) } }])
+      .catch((e: unknown) => e);
+    expect((meta as Error).message).toContain('events[0].metadata.at is a Date');
     await expect(store.append(s, [])).rejects.toBeInstanceOf(ValidationError);
     await expect(store.append('', [{ type: 'A', data: 1 }])).rejects.toBeInstanceOf(
       ValidationError,

@@ -13,9 +13,12 @@ import { SqlEventStore } from '../../events/sql-event-store.js';
 import {
   type BenchSuite,
   interleave,
+  interleaveRounds,
+  median,
   opsPerSecond,
   percentile,
   result,
+  roundRatios,
   tempDb,
   timeMs,
 } from '../harness.js';
@@ -82,7 +85,7 @@ const suite: BenchSuite = {
       const sliceRounds = rounds * 5;
       const sliceMs = durationMs / 5;
       ctx.progress(`single appends: ${sliceRounds} interleaved rounds of ${sliceMs} ms`);
-      const single = await interleave(
+      const singleRounds = await interleaveRounds(
         {
           ours: () =>
             opsPerSecond(
@@ -106,6 +109,11 @@ const suite: BenchSuite = {
         },
         sliceRounds,
       );
+      const single = {
+        ours: median(singleRounds.ours),
+        emmett: median(singleRounds.emmett),
+        insert: median(singleRounds.insert),
+      };
 
       ctx.progress('16 concurrent writers on distinct streams');
       const conc = await interleave(
@@ -379,7 +387,13 @@ const suite: BenchSuite = {
           ours: single.ours,
           peer: { name: 'plain INSERT (pg, autocommit)', value: single.insert },
           higherIsBetter: true,
-          params: { ...common, rounds: sliceRounds, durationMs: sliceMs },
+          params: {
+            ...common,
+            rounds: sliceRounds,
+            durationMs: sliceMs,
+            // ours / INSERT within each round (the two measured back to back): the spread.
+            roundRatios: roundRatios(singleRounds.ours, singleRounds.insert),
+          },
         }),
         result({
           id: 'append.concurrent-16',
