@@ -83,14 +83,20 @@ describeServer('SqlClient on PostgreSQL', 'CDP_DATABASE_URL', (serverUrl) => {
   it('serializable conflicts surface as a retryable SqlError', async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
+    let readDone!: () => void;
+    const t1Read = new Promise<void>((r) => (readDone = r));
     const t1 = a.transaction(
       async (tx) => {
         await tx.query('SELECT sum(balance) FROM acct');
+        readDone();
         await gate;
         await tx.query('UPDATE acct SET balance = balance - 10 WHERE id = 1');
       },
       { isolation: 'serializable' },
     );
+    // t1 must have read (and so taken its snapshot) before t2 runs: otherwise t1 could start
+    // after t2 committed, see its write, and commit without any conflict.
+    await Promise.race([t1Read, t1]);
     const t2 = b.transaction(
       async (tx) => {
         await tx.query('SELECT sum(balance) FROM acct');
