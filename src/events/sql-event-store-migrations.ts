@@ -44,6 +44,20 @@ const REFUSE_AFTER_WRITE = `    IF current_setting('transaction_isolation') <> '
         USING ERRCODE = 'P0001';
     END IF;`;
 
+/**
+ * A refused append (migrations 3 to 5): a replay of a committed append is refused by its own
+ * expectation and answered as one; anything else is a conflict, reported with the version read.
+ */
+const REPLAY_OR_CONFLICT = `    -- A replay of a committed append is refused by its own expectation: answer it as one.
+    IF NOT p_check_ids THEN
+      RETURN QUERY SELECT * FROM cdp_events_stored_ids(p_stream, p_ids);
+      IF FOUND THEN
+        RETURN;
+      END IF;
+    END IF;
+    RETURN QUERY SELECT 'conflict'::text, cur, NULL::bigint, NULL::bigint[];
+    RETURN;`;
+
 const appendFunction = `
 CREATE FUNCTION cdp_events_append(
   p_stream text,
@@ -247,15 +261,7 @@ ${REFUSE_AFTER_WRITE}
       WHEN 'stream_exists' THEN cur = 0 ELSE cur <> p_expected::bigint END;
   END LOOP;
   IF new_version IS NULL THEN
-    -- A replay of a committed append is refused by its own expectation: answer it as one.
-    IF NOT p_check_ids THEN
-      RETURN QUERY SELECT * FROM cdp_events_stored_ids(p_stream, p_ids);
-      IF FOUND THEN
-        RETURN;
-      END IF;
-    END IF;
-    RETURN QUERY SELECT 'conflict'::text, cur, NULL::bigint, NULL::bigint[];
-    RETURN;
+${REPLAY_OR_CONFLICT}
   END IF;
 
   IF n = 1 THEN
@@ -352,15 +358,7 @@ ${REFUSE_AFTER_WRITE}
   refused := CASE p_expected WHEN 'any' THEN false WHEN 'no_stream' THEN cur <> 0
     WHEN 'stream_exists' THEN cur = 0 ELSE cur <> p_expected::bigint END;
   IF refused THEN
-    -- A replay of a committed append is refused by its own expectation: answer it as one.
-    IF NOT p_check_ids THEN
-      RETURN QUERY SELECT * FROM cdp_events_stored_ids(p_stream, p_ids);
-      IF FOUND THEN
-        RETURN;
-      END IF;
-    END IF;
-    RETURN QUERY SELECT 'conflict'::text, cur, NULL::bigint, NULL::bigint[];
-    RETURN;
+${REPLAY_OR_CONFLICT}
   END IF;
 
   -- Positions in transaction-id order (readers rely on it): take both under one short lock.

@@ -174,16 +174,16 @@ function fastAppendSql(mode: ExpectedMode, single: boolean): string {
   SELECT h.head, ${single ? '(SELECT e.position FROM e)' : '(SELECT array_agg(e.position ORDER BY e.position) FROM e)'} AS positions FROM h`;
 }
 
-/** Named statements for the fast path, per expectation kind: [one event, several]. */
+/** Named statements for the fast path, per expectation kind: for one event and for several. */
 const FAST_APPEND = Object.fromEntries(
-  (['any', 'no_stream', 'stream_exists', 'exact'] as const).map((mode) => [
-    mode,
-    [true, false].map((single) => ({
+  (['any', 'no_stream', 'stream_exists', 'exact'] as const).map((mode) => {
+    const statement = (single: boolean) => ({
       name: `cdp_events_fast5b_${mode}_${single ? 1 : 'n'}`,
       text: fastAppendSql(mode, single),
-    })),
-  ]),
-) as Record<ExpectedMode, PreparedStatement[]>;
+    });
+    return [mode, { one: statement(true), many: statement(false) }];
+  }),
+) as Record<ExpectedMode, { one: PreparedStatement; many: PreparedStatement }>;
 
 /**
  * What the store needs of a PostgreSQL SqlClient: named (server-side prepared) statements run
@@ -410,7 +410,7 @@ export class SqlEventStore implements EventStore {
   ): Promise<AppendResult | undefined> {
     const single = prepared.length === 1;
     const mode: ExpectedMode = typeof expected === 'number' ? 'exact' : expected;
-    const statement = FAST_APPEND[mode][single ? 0 : 1]!;
+    const statement = single ? FAST_APPEND[mode].one : FAST_APPEND[mode].many;
     const recordedAt = isoTime(this.#clock.now());
     const values: SqlValue[] = single
       ? [
