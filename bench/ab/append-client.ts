@@ -19,6 +19,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { tempDb } from '../../src/bench/harness.js';
+import { PLAIN_TABLE, plainInsert, ratingData } from '../../src/bench/plain-insert.js';
 import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
 import { SqlEventStore } from '../../src/events/sql-event-store.js';
 
@@ -55,11 +56,9 @@ try {
     closing.push(oldSql);
     stores.baseline = new oldStore.SqlEventStore(oldSql, { notify: false });
   }
-  await plain.query(
-    'CREATE TABLE bench_plain (id bigserial PRIMARY KEY, stream_id text NOT NULL, type text NOT NULL, data jsonb NOT NULL)',
-  );
+  await plain.query(PLAIN_TABLE);
   let seq = 0;
-  const data = () => ({ courseId: 'c-42', studentId: `s-${seq}`, rating: 4 });
+  const data = () => ratingData(seq);
   const variants: Record<string, () => Promise<unknown>> = {
     ...Object.fromEntries(
       Object.entries(stores).map(([name, s]) => [
@@ -67,12 +66,7 @@ try {
         () => s.append(`${name}-${seq++ % 1000}`, [{ type: 'Rated', data: data() }]),
       ]),
     ),
-    insert: () =>
-      plain.query('INSERT INTO bench_plain (stream_id, type, data) VALUES ($1, $2, $3)', [
-        `one-${seq++ % 1000}`,
-        'Rated',
-        JSON.stringify(data()),
-      ]),
+    insert: () => plainInsert(plain, `one-${seq++ % 1000}`, data()),
   };
   for (const op of Object.values(variants)) for (let i = 0; i < 500; i++) await op();
   const names = Object.keys(variants);

@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { tempDb } from '../../src/bench/harness.js';
+import { PLAIN_TABLE, plainInsert, ratingData } from '../../src/bench/plain-insert.js';
 import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
 import { SqlEventStore } from '../../src/events/sql-event-store.js';
 
@@ -34,19 +35,12 @@ try {
   await SqlEventStore.open(sql);
   // No subscribers here: leave the wake-up out, to compare the append itself.
   const store = new SqlEventStore(sql, { notify: false });
-  await plain.query(
-    'CREATE TABLE bench_plain (id bigserial PRIMARY KEY, stream_id text NOT NULL, type text NOT NULL, data jsonb NOT NULL)',
-  );
+  await plain.query(PLAIN_TABLE);
   let seq = 0;
-  const data = () => ({ courseId: 'c-42', studentId: `s-${seq}`, rating: 4 });
+  const data = () => ratingData(seq);
   const variants = {
     append: () => store.append(`one-${seq++ % 1000}`, [{ type: 'Rated', data: data() }]),
-    insert: () =>
-      plain.query('INSERT INTO bench_plain (stream_id, type, data) VALUES ($1, $2, $3)', [
-        `one-${seq++ % 1000}`,
-        'Rated',
-        JSON.stringify(data()),
-      ]),
+    insert: () => plainInsert(plain, `one-${seq++ % 1000}`, data()),
   };
   const pidOf = async (q: Promise<{ rows: { pid: number }[] }>) => (await q).rows[0]!.pid;
   const pids = {

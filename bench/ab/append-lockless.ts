@@ -15,6 +15,7 @@
  */
 import pg from 'pg';
 import { tempDb } from '../../src/bench/harness.js';
+import { PLAIN_TABLE, plainInsert, ratingData } from '../../src/bench/plain-insert.js';
 import { UuidV7Generator } from '../../src/core/ids.js';
 import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
 import { SqlEventStore } from '../../src/events/sql-event-store.js';
@@ -41,9 +42,7 @@ const mk = async () => {
 const sql = await mk();
 await SqlEventStore.open(sql, { notify: false });
 const plain = new pg.Pool({ connectionString: u.toString(), max: 1 });
-await plain.query(
-  'CREATE TABLE bench_plain (id bigserial PRIMARY KEY, stream_id text NOT NULL, type text NOT NULL, data jsonb NOT NULL)',
-);
+await plain.query(PLAIN_TABLE);
 await plain.query(`CREATE FUNCTION ab_lock_head(p text) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE v bigint; BEGIN
  PERFORM pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${APPEND_GATE}), pg_advisory_xact_lock(${STREAM_LOCK_CLASS}, hashtext(p));
@@ -81,7 +80,7 @@ const NOLOCK = {
 };
 const ids = new UuidV7Generator();
 let seq = 0;
-const data = () => ({ courseId: 'c-42', studentId: `s-${seq}`, rating: 4 });
+const data = () => ratingData(seq);
 const vals = (p: string) => [
   `${p}-${seq++ % 1000}`,
   ids.next(),
@@ -102,12 +101,7 @@ const variants: Record<string, () => Promise<unknown>> = {
   },
   fn: () => b.preparedRows(FN, vals('b')),
   nolock: () => c.preparedRows(NOLOCK, vals('c')),
-  insert: () =>
-    plain.query('INSERT INTO bench_plain (stream_id, type, data) VALUES ($1, $2, $3)', [
-      `i-${seq++ % 1000}`,
-      'Rated',
-      JSON.stringify(data()),
-    ]),
+  insert: () => plainInsert(plain, `i-${seq++ % 1000}`, data()),
 };
 for (const op of Object.values(variants)) for (let i = 0; i < 500; i++) await op();
 const samples: Record<string, number[]> = {};

@@ -19,6 +19,7 @@
  */
 import pg from 'pg';
 import { tempDb } from '../../src/bench/harness.js';
+import { PLAIN_TABLE, plainInsert, ratingData } from '../../src/bench/plain-insert.js';
 import { systemClock } from '../../src/core/clock.js';
 import { UuidV7Generator } from '../../src/core/ids.js';
 import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
@@ -39,12 +40,10 @@ const ids = new UuidV7Generator(systemClock);
 try {
   const store = await SqlEventStore.open(sql, { notify: false });
   await store.append('ab-warmup', [{ type: 'W', data: 1 }]);
-  await plain.query(
-    'CREATE TABLE bench_plain (id bigserial PRIMARY KEY, stream_id text NOT NULL, type text NOT NULL, data jsonb NOT NULL)',
-  );
+  await plain.query(PLAIN_TABLE);
   await plain.query(STREAM_TABLE);
   let seq = 0;
-  const data = () => ({ courseId: 'c-42', studentId: `s-${seq}`, rating: 4 });
+  const data = () => ratingData(seq);
   const values = (prefix: string) => [
     `${prefix}-${seq++ % 1000}`,
     ids.next(),
@@ -59,12 +58,7 @@ try {
       described.query({ name: 'ab_described', text: ROW_STATEMENT, values: values('d') }),
     'row-raw': () => rowSql.preparedRows({ name: 'ab_raw', text: ROW_STATEMENT }, values('r')),
     pipeline: () => store.append(`p-${seq++ % 1000}`, [{ type: 'Rated', data: data() }]),
-    insert: () =>
-      plain.query('INSERT INTO bench_plain (stream_id, type, data) VALUES ($1, $2, $3)', [
-        `one-${seq++ % 1000}`,
-        'Rated',
-        JSON.stringify(data()),
-      ]),
+    insert: () => plainInsert(plain, `one-${seq++ % 1000}`, data()),
   };
   for (const op of Object.values(variants)) for (let i = 0; i < 300; i++) await op();
   const names = Object.keys(variants);

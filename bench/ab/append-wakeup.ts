@@ -17,6 +17,7 @@
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { tempDb } from '../../src/bench/harness.js';
+import { PLAIN_TABLE, plainInsert, ratingData } from '../../src/bench/plain-insert.js';
 import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
 import { SqlEventStore } from '../../src/events/sql-event-store.js';
 
@@ -41,22 +42,15 @@ try {
   const waking = new SqlEventStore(sql, { subscriberCheckMs: 0 });
   const unsubscribed = new SqlEventStore(sql);
   const silent = new SqlEventStore(sql, { notify: false });
-  await plain.query(
-    'CREATE TABLE bench_plain (id bigserial PRIMARY KEY, stream_id text NOT NULL, type text NOT NULL, data jsonb NOT NULL)',
-  );
+  await plain.query(PLAIN_TABLE);
 
   let seq = 0;
-  const data = () => ({ courseId: 'c-42', studentId: `s-${seq}`, rating: 4 });
+  const data = () => ratingData(seq);
   const variants: Record<string, () => Promise<unknown>> = {
     wake: () => waking.append(`one-${seq++ % 1000}`, [{ type: 'Rated', data: data() }]),
     default: () => unsubscribed.append(`one-${seq++ % 1000}`, [{ type: 'Rated', data: data() }]),
     off: () => silent.append(`one-${seq++ % 1000}`, [{ type: 'Rated', data: data() }]),
-    insert: () =>
-      plain.query('INSERT INTO bench_plain (stream_id, type, data) VALUES ($1, $2, $3)', [
-        `one-${seq++ % 1000}`,
-        'Rated',
-        JSON.stringify(data()),
-      ]),
+    insert: () => plainInsert(plain, `one-${seq++ % 1000}`, data()),
   };
   for (const op of Object.values(variants)) for (let i = 0; i < 200; i++) await op();
 

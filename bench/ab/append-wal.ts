@@ -13,6 +13,7 @@
  */
 import pg from 'pg';
 import { tempDb } from '../../src/bench/harness.js';
+import { PLAIN_TABLE, plainInsert, ratingData } from '../../src/bench/plain-insert.js';
 import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
 import { SqlEventStore } from '../../src/events/sql-event-store.js';
 import { ROW_STATEMENT, STREAM_TABLE } from './row-statement.js';
@@ -28,28 +29,20 @@ await plain.connect();
 try {
   const store = await SqlEventStore.open(sql, { notify: false });
   await plain.query(STREAM_TABLE);
-  await plain.query(
-    'CREATE TABLE bench_plain (id bigserial PRIMARY KEY, stream_id text NOT NULL, type text NOT NULL, data jsonb NOT NULL)',
-  );
-  const data = (i: number) => ({ courseId: 'c-42', studentId: `s-${i}`, rating: 4 });
+  await plain.query(PLAIN_TABLE);
   const variants: Record<string, (i: number) => Promise<unknown>> = {
     row: (i) =>
       sql.preparedRows({ name: 'ab_row', text: ROW_STATEMENT }, [
         `r-${i % 1000}`,
         crypto.randomUUID(),
         'Rated',
-        JSON.stringify(data(i)),
+        JSON.stringify(ratingData(i)),
         '{}',
         1,
         new Date().toISOString(),
       ]),
-    pipeline: (i) => store.append(`p-${i % 1000}`, [{ type: 'Rated', data: data(i) }]),
-    insert: (i) =>
-      plain.query('INSERT INTO bench_plain (stream_id, type, data) VALUES ($1, $2, $3)', [
-        `i-${i % 1000}`,
-        'Rated',
-        JSON.stringify(data(i)),
-      ]),
+    pipeline: (i) => store.append(`p-${i % 1000}`, [{ type: 'Rated', data: ratingData(i) }]),
+    insert: (i) => plainInsert(plain, `i-${i % 1000}`, ratingData(i)),
   };
   const lsn = async () =>
     (await plain.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]!.l;

@@ -22,6 +22,7 @@ import {
   tempDb,
   timeMs,
 } from '../harness.js';
+import { PLAIN_TABLE, plainInsert, ratingData } from '../plain-insert.js';
 
 /**
  * Event store on PostgreSQL against Emmett's PostgreSQL event store and a plain one-row
@@ -71,12 +72,10 @@ const suite: BenchSuite = {
     });
     try {
       const store = await SqlEventStore.open(sql);
-      await sql.exec(
-        'CREATE TABLE bench_plain (id bigserial PRIMARY KEY, stream_id text NOT NULL, type text NOT NULL, data jsonb NOT NULL)',
-      );
+      await sql.exec(PLAIN_TABLE);
       await emmett.appendToStream('warmup', [{ type: 'W', data: { i: 0 } }]);
       let seq = 0;
-      const data = () => ({ courseId: 'c-42', studentId: `s-${seq}`, rating: 4 });
+      const data = () => ratingData(seq);
 
       // Sequential single appends against their peers: short slices, many rounds (the same time
       // per contender as the other phases' rounds). On a shared VM the rate of all three swings
@@ -98,14 +97,7 @@ const suite: BenchSuite = {
               sliceMs,
             ),
           insert: () =>
-            opsPerSecond(
-              () =>
-                plainPool.query(
-                  'INSERT INTO bench_plain (stream_id, type, data) VALUES ($1, $2, $3)',
-                  [`one-${seq++ % 1000}`, 'Rated', JSON.stringify(data())],
-                ),
-              sliceMs,
-            ),
+            opsPerSecond(() => plainInsert(plainPool, `one-${seq++ % 1000}`, data()), sliceMs),
         },
         sliceRounds,
       );
