@@ -5,4 +5,5 @@ export * from './ids.js';
 export * from './lifecycle.js';
 export * from './logger.js';
 export * from './metrics.js';
+export * from './optional-dependency.js';
 export * from './retry.js';
