@@ -18,11 +18,3 @@ export const eventStoreMigrations: readonly Migration[] = [
   eventsMigration4,
   eventsMigration5,
 ];
-
-export {
-  APPEND_GATE,
-  LOCK_CLASS,
-  POSITION_LOCK,
-  STREAM_LOCK_CLASS,
-} from './internal/advisory-locks.js';
-export const NOTIFY_CHANNEL = 'cdp_events';

@@ -175,13 +175,20 @@ describeServer('SqlEventStore on PostgreSQL', 'CDP_DATABASE_URL', (url) => {
     const store = new SqlEventStore(sql);
     const streams = [sid('ord'), sid('ord'), sid('ord')];
     const start = (await store.readAll({ after: 0, limit: 100_000 })).next;
+    let highest = 0;
     await Promise.all(
       Array.from({ length: 8 }, async (_, w) => {
         for (let i = 0; i < 250; i++) {
-          await store.append(streams[(w + i) % 3]!, [{ type: 'Ordered', data: { w, i } }]);
+          const r = await store.append(streams[(w + i) % 3]!, [
+            { type: 'Ordered', data: { w, i } },
+          ]);
+          highest = Math.max(highest, r.position);
         }
       }),
     );
+    // The reader horizon is the server's oldest running transaction, in any database: wait
+    // until no transaction open elsewhere on the server holds the last append back.
+    await waitReadable(store, highest);
     const read = await store.readAll({ after: start, types: ['Ordered'], limit: 100_000 });
     expect(read.events).toHaveLength(2000);
     const last = new Map<string, number>();
