@@ -57,24 +57,15 @@ describe('CommandHandler inline projections and the store capability', () => {
   afterAll(() => sql.close());
 
   it('refuses inline projections on a store without transaction(), saying what it needs', () => {
-    expect(
-      () =>
-        new CommandHandler({
-          store: new MemoryEventStore(),
-          decider: counter,
-          streamId: (c) => c.id,
-          inline: [totals],
-        }),
-    ).toThrow(ValidationError);
-    expect(
-      () =>
-        new CommandHandler({
-          store: new MemoryEventStore(),
-          decider: counter,
-          streamId: (c) => c.id,
-          inline: [totals],
-        }),
-    ).toThrow(/transaction\(\)/);
+    const open = () =>
+      new CommandHandler({
+        store: new MemoryEventStore(),
+        decider: counter,
+        streamId: (c) => c.id,
+        inline: [totals],
+      });
+    expect(open).toThrow(ValidationError);
+    expect(open).toThrow(/transaction\(\)/);
   });
 
   it('accepts any store with transaction(): events and projection rows commit, or roll back, together', async () => {
