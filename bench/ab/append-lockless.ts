@@ -18,13 +18,13 @@ import { tempDb } from '../../src/bench/harness.js';
 import { PLAIN_TABLE, plainInsert, ratingData } from '../../src/bench/plain-insert.js';
 import { UuidV7Generator } from '../../src/core/ids.js';
 import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
-import { SqlEventStore } from '../../src/events/sql-event-store.js';
 import {
   APPEND_GATE,
   LOCK_CLASS,
   POSITION_LOCK,
   STREAM_LOCK_CLASS,
-} from '../../src/events/sql-event-store-migrations.js';
+} from '../../src/events/internal/advisory-locks.js';
+import { SqlEventStore } from '../../src/events/sql-event-store.js';
 
 const url = process.env.CDP_DATABASE_URL;
 if (!url) throw new Error('set CDP_DATABASE_URL to a PostgreSQL database this run may use');

@@ -10,7 +10,7 @@ import {
   LOCK_CLASS,
   POSITION_LOCK,
   STREAM_LOCK_CLASS,
-} from '../../src/events/sql-event-store-migrations.js';
+} from '../../src/events/internal/advisory-locks.js';
 
 export const STREAM_TABLE =
   'CREATE TABLE cdp_event_streams (stream_id text PRIMARY KEY, version bigint NOT NULL)';

@@ -6,12 +6,7 @@ import { UuidV7Generator } from '../core/ids.js';
 import { silentLogger } from '../core/logger.js';
 import { counter } from '../core/metrics.js';
 import { backoffDelay } from '../core/retry.js';
-import {
-  type EventMetadata,
-  type EventStore,
-  type RecordedEvent,
-  SqlEventStore,
-} from '../events/index.js';
+import type { EventMetadata, EventStore, RecordedEvent } from '../events/index.js';
 import { type Decider, type DomainEvent, fold } from './decider.js';
 import type { SqlProjection } from './projection.js';
 
@@ -24,7 +19,10 @@ export interface CommandHandlerOptions<C, E extends DomainEvent, S> {
   snapshotEvery?: number;
   /** Attempts when another writer appended first (reload, decide again). Default 5. */
   maxAttempts?: number;
-  /** Projections applied in the append's own transaction (SqlEventStore only). */
+  /**
+   * Projections applied in the append's own transaction: the store needs the `transaction`
+   * capability (`SqlEventStore` has it, `MemoryEventStore` has not).
+   */
   inline?: readonly SqlProjection[];
   clock?: Clock;
   logger?: Logger;
@@ -66,9 +64,9 @@ export class CommandHandler<C, E extends DomainEvent, S> {
   readonly #retries: Counter<'aggregate'> | undefined;
 
   constructor(options: CommandHandlerOptions<C, E, S>) {
-    if (options.inline?.length && !(options.store instanceof SqlEventStore)) {
+    if (options.inline?.length && typeof options.store.transaction !== 'function') {
       throw new ValidationError(
-        'inline projections need a SqlEventStore: they write in the append transaction',
+        'inline projections need an event store that appends inside a SQL transaction (one with transaction(), such as SqlEventStore): they write in the append transaction',
       );
     }
     this.#o = options;
@@ -169,9 +167,9 @@ export class CommandHandler<C, E extends DomainEvent, S> {
   ) {
     const { store, inline } = this.#o;
     if (!inline?.length) return store.append(streamId, events, { expected, metadata });
-    const sqlStore = store as SqlEventStore;
-    return sqlStore.sql.transaction(async (tx) => {
-      const r = await sqlStore.append(streamId, events, { expected, metadata, tx });
+    // The constructor checked that the store has the capability.
+    return store.transaction!(async (tx) => {
+      const r = await store.append(streamId, events, { expected, metadata, tx });
       const recordedAt = this.#clock.now();
       const recorded: RecordedEvent[] = events.map((e, i) => ({
         id: e.id,

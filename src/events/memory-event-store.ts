@@ -4,20 +4,22 @@ import { UuidV7Generator } from '../core/ids.js';
 import {
   type AppendOptions,
   type AppendResult,
-  assertReadLimit,
-  assertStreamId,
-  describeVersion,
   EventIdReusedError,
   type EventStore,
   type NewEvent,
-  normalizeExpected,
-  prepareEvents,
   type ReadAllOptions,
   type ReadAllResult,
   type ReadStreamOptions,
   type RecordedEvent,
   type Snapshot,
 } from './event-store.js';
+import {
+  assertReadLimit,
+  assertStreamId,
+  describeVersion,
+  normalizeExpected,
+  prepareEvents,
+} from './internal/append-input.js';
 import { type Upcasters, upcastAll } from './upcasters.js';
 
 export interface MemoryEventStoreOptions {

@@ -14,8 +14,8 @@ import { counter, gauge } from '../core/metrics.js';
 import { backoffDelay } from '../core/retry.js';
 import type { SqlClient, SqlTransaction } from '../engines/sql/sql-client.js';
 import type { RecordedEvent } from './event-store.js';
+import { NOTIFY_CHANNEL } from './internal/wake-up.js';
 import type { SqlEventStore } from './sql-event-store.js';
-import { NOTIFY_CHANNEL } from './sql-event-store-migrations.js';
 
 /**
  * A durable subscription to the global log: catch up from the stored checkpoint, then follow

@@ -175,13 +175,20 @@ describeServer('SqlEventStore on PostgreSQL', 'CDP_DATABASE_URL', (url) => {
     const store = new SqlEventStore(sql);
     const streams = [sid('ord'), sid('ord'), sid('ord')];
     const start = (await store.readAll({ after: 0, limit: 100_000 })).next;
+    let highest = 0;
     await Promise.all(
       Array.from({ length: 8 }, async (_, w) => {
         for (let i = 0; i < 250; i++) {
-          await store.append(streams[(w + i) % 3]!, [{ type: 'Ordered', data: { w, i } }]);
+          const r = await store.append(streams[(w + i) % 3]!, [
+            { type: 'Ordered', data: { w, i } },
+          ]);
+          highest = Math.max(highest, r.position);
         }
       }),
     );
+    // The reader horizon is the server's oldest running transaction, in any database: wait
+    // until no transaction open elsewhere on the server holds the last append back.
+    await waitReadable(store, highest);
     const read = await store.readAll({ after: start, types: ['Ordered'], limit: 100_000 });
     expect(read.events).toHaveLength(2000);
     const last = new Map<string, number>();
@@ -297,3 +304,63 @@ describeServer('SqlEventStore on PostgreSQL', 'CDP_DATABASE_URL', (url) => {
     }
   });
 });
+
+/**
+ * A SqlClient with only the port's required members: the optional prepared-statement
+ * capabilities are absent, as in an adapter that does not offer them. Does not close `inner`.
+ */
+function withoutCapabilities(inner: SqlClient): SqlClient {
+  return {
+    engine: inner.engine,
+    query: (text, params) => inner.query(text, params),
+    exec: (script) => inner.exec(script),
+    transaction: (fn, options) => inner.transaction(fn, options),
+    listen: (channel, handler, options) => inner.listen(channel, handler, options),
+    notify: (channel, payload) => inner.notify(channel, payload),
+    ping: () => inner.ping(),
+    close: async () => {},
+  };
+}
+
+describeServer(
+  'SqlEventStore on PostgreSQL through the port, with and without its capabilities',
+  'CDP_DATABASE_URL',
+  (url) => {
+    let db: { url: string; drop: () => Promise<void> };
+    let sql: PgSqlClient;
+    beforeAll(async () => {
+      db = await createTempDatabase(url, 'cdp_evcap');
+      sql = await PgSqlClient.connect({ url: db.url, max: 8 });
+      await SqlEventStore.open(sql);
+    });
+    afterAll(async () => {
+      await sql?.close();
+      await db?.drop();
+    });
+
+    // Every append goes through the append function: the contract holds on that path too.
+    eventStoreContract({ open: async (o) => new SqlEventStore(withoutCapabilities(sql), o) });
+
+    it('appends through the client’s preparedPipeline when the client has the capabilities, and never without them', async () => {
+      let pipelines = 0;
+      const counting: SqlClient = {
+        ...withoutCapabilities(sql),
+        preparedRows: (statement, values) => sql.preparedRows(statement, values),
+        preparedPipeline: (steps) => {
+          pipelines++;
+          return sql.preparedPipeline(steps);
+        },
+      };
+      const s = sid('cap');
+      const fast = new SqlEventStore(counting);
+      await fast.append(s, [{ type: 'A', data: 1 }], { expected: 'no_stream' });
+      await fast.append(s, [{ type: 'B', data: 2 }], { expected: 1 });
+      expect(pipelines).toBe(2);
+      const plain = new SqlEventStore(withoutCapabilities(sql));
+      const r = await plain.append(s, [{ type: 'C', data: 3 }], { expected: 2 });
+      expect(r.version).toBe(3);
+      expect(pipelines).toBe(2);
+      expect((await plain.readStream(s)).map((e) => e.type)).toEqual(['A', 'B', 'C']);
+    });
+  },
+);

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { migrate, PgSqlClient } from '../../src/engines/sql/index.js';
+import { migrate } from '../../src/engines/sql/index.js';
+import { PgSqlClient } from '../../src/engines/sql/pg.js';
 import { ValetKeyService, valetKeyMigrations } from '../../src/storage/valet-key.js';
 import { createTempDatabase, describeServer } from '../support/servers.js';
 

@@ -50,7 +50,7 @@ export class SchemaTooNewError extends CdpError {
 }
 
 /** Fixed key for pg_advisory_xact_lock: the bytes of 'cdp-migr' read as a signed 64-bit integer. */
-export const MIGRATION_LOCK_KEY = '7234298406553199218';
+const MIGRATION_LOCK_KEY = '7234298406553199218';
 const TABLE = 'cdp_migrations';
 
 export function checksum(sql: string): string {

@@ -1,15 +1,23 @@
 import type { Logger } from 'pino';
 import type { Config } from '../../core/config.js';
-import { PgSqlClient } from './pg-sql-client.js';
+import { importOptional } from '../../core/optional-dependency.js';
 import { PgliteSqlClient } from './pglite-sql-client.js';
 import type { SqlClient } from './sql-client.js';
 
-/** Open the SQL engine that the configuration selects: a PostgreSQL server, or embedded PGlite. */
+/**
+ * Open the SQL engine that the configuration selects: a PostgreSQL server (through `pg`, an
+ * optional peer dependency loaded only here), or embedded PGlite.
+ */
 export async function openSql(
   database: Config['database'],
   options: { logger?: Logger; max?: number } = {},
 ): Promise<SqlClient> {
   if (database.kind === 'postgres') {
+    const { PgSqlClient } = await importOptional(
+      'pg',
+      'the PostgreSQL engine (CDP_DATABASE_URL)',
+      () => import('./pg-sql-client.js'),
+    );
     return PgSqlClient.connect({ url: database.url, logger: options.logger, max: options.max });
   }
   return PgliteSqlClient.open({ dataDir: database.dataDir });

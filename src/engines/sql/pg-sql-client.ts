@@ -1,23 +1,24 @@
 import pg from 'pg';
-import pgUtils from 'pg/lib/utils.js';
 import type { Logger } from 'pino';
 import { redactUrl } from '../../core/config.js';
 import { ClosedError, EngineUnavailableError, errorMessage } from '../../core/errors.js';
 import { backoffDelay } from '../../core/retry.js';
-import { INT8_ARRAY_OID, INT8_OID, parseInt8, parseInt8Array } from './int8.js';
-import {
-  assertChannel,
-  beginStatement,
-  type ListenOptions,
-  type NotificationHandler,
-  type QueryResult,
-  type SqlClient,
-  SqlError,
-  type SqlTransaction,
-  type SqlValue,
-  type TransactionOptions,
-  toSqlError,
+import { INT8_ARRAY_OID, INT8_OID, parseInt8, parseInt8Array } from './internal/int8.js';
+import { assertChannel, beginStatement, toSqlError } from './internal/pg-dialect.js';
+import { runPipeline } from './internal/pg-protocol.js';
+import type {
+  ListenOptions,
+  NotificationHandler,
+  PipelineStep,
+  PreparedStatement,
+  QueryResult,
+  SqlClient,
+  SqlTransaction,
+  SqlValue,
+  TextRows,
+  TransactionOptions,
 } from './sql-client.js';
+import { SqlError } from './sql-client.js';
 
 export interface PgSqlClientOptions {
   /** postgres://... */
@@ -67,120 +68,6 @@ async function runExec(client: pg.Pool | pg.PoolClient, script: string): Promise
   } catch (err) {
     throw toSqlError(err, script);
   }
-}
-
-/** How `pg` turns a parameter into its text form (arrays, dates, buffers, JSON). */
-const prepareValue = (value: unknown): unknown => pgUtils.prepareValue(value);
-
-/** A statement the server has prepared under a name on each connection that ran it. */
-export interface PreparedStatement {
-  name: string;
-  text: string;
-}
-
-/** What `pg` hands a submittable: the connection's protocol writer and its statement maps. */
-interface PgConnection {
-  stream: { cork?: () => void; uncork?: () => void };
-  parsedStatements: Record<string, string>;
-  submittedNamedStatements: Record<string, string>;
-  parse(config: { name: string; text: string; types: unknown[] }): void;
-  bind(config: {
-    statement: string;
-    values: readonly unknown[];
-    valueMapper: (value: unknown) => unknown;
-  }): void;
-  execute(config: Record<string, never>): void;
-  sync(): void;
-}
-
-/** One statement of a pipeline and its parameters. */
-export interface PipelineStep {
-  statement: PreparedStatement;
-  values: readonly SqlValue[];
-}
-
-/** Rows as text in column order (SQL NULL as null). */
-export type TextRows = (string | null)[][];
-
-/**
- * Named statements run back to back in one round trip: for each, Parse (only on the
- * connection's first use of the name) + Bind + Execute, then one Sync, with no Describe: the
- * server sends no row description and the rows arrive as text, in column order. The steps run
- * in one implicit transaction (it commits at the Sync; an error skips the rest and rolls it
- * back), and each step is bound after the one before has run, so under read committed each
- * sees what was committed before it started. `pg`'s own query describes the portal on every
- * execution, builds row objects through its type parsers and sends one statement per round
- * trip; for statements run thousands of times a second with columns the caller knows, that is
- * measurable (see `SqlEventStore`). Implements `pg`'s submittable protocol (`client.query` of
- * an object with `submit`), as pg-cursor does. It has no `name`, so `pg` leaves the
- * connection's statement maps alone: it records its statements as parsed when it sends them
- * (a failure closes the connection, see `preparedPipeline`).
- */
-class RawPipeline {
-  readonly #steps: readonly PipelineStep[];
-  readonly #rows: TextRows[];
-  #step = 0;
-  readonly #resolve: (rows: TextRows[]) => void;
-  readonly #reject: (err: unknown) => void;
-
-  constructor(
-    steps: readonly PipelineStep[],
-    resolve: (rows: TextRows[]) => void,
-    reject: (err: unknown) => void,
-  ) {
-    this.#steps = steps;
-    this.#rows = steps.map(() => []);
-    this.#resolve = resolve;
-    this.#reject = reject;
-  }
-
-  submit(con: PgConnection): Error | null {
-    for (const { statement } of this.#steps) {
-      const known =
-        con.parsedStatements[statement.name] ?? con.submittedNamedStatements[statement.name];
-      if (known !== undefined && known !== statement.text) {
-        return new Error(`prepared statement ${statement.name} is already used for another text`);
-      }
-    }
-    con.stream.cork?.();
-    try {
-      for (const { statement, values } of this.#steps) {
-        if (con.parsedStatements[statement.name] === undefined) {
-          con.parse({ name: statement.name, text: statement.text, types: [] });
-          con.parsedStatements[statement.name] = statement.text;
-        }
-        con.bind({ statement: statement.name, values, valueMapper: prepareValue });
-        con.execute({});
-      }
-      con.sync();
-    } finally {
-      con.stream.uncork?.();
-    }
-    return null;
-  }
-
-  handleDataRow(msg: { fields: (string | null)[] }): void {
-    this.#rows[this.#step]?.push(msg.fields);
-  }
-
-  handleCommandComplete(): void {
-    this.#step++;
-  }
-
-  /** The end of a statement that failed, or of the connection: `pg` sends nothing after it. */
-  handleError(err: unknown): void {
-    this.#reject(err);
-  }
-
-  handleReadyForQuery(): void {
-    this.#resolve(this.#rows);
-  }
-
-  handleRowDescription(): void {}
-  handleEmptyQuery(): void {}
-  handlePortalSuspended(): void {}
-  handleCopyInResponse(): void {}
-  handleCopyData(): void {}
 }
 
 interface ChannelState {
@@ -287,9 +174,7 @@ export class PgSqlClient implements SqlClient {
     if (steps.length === 0) return [];
     const conn = await this.#pool.connect();
     try {
-      const rows = await new Promise<TextRows[]>((resolve, reject) => {
-        conn.query(new RawPipeline(steps, resolve, reject) as never);
-      });
+      const rows = await runPipeline(conn, steps);
       conn.release();
       return rows;
     } catch (err) {

@@ -5,10 +5,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
 import { ClosedError, EngineUnavailableError, errorMessage } from '../../core/errors.js';
-import { INT8_ARRAY_OID, INT8_OID, parseInt8, parseInt8Array } from './int8.js';
+import { INT8_ARRAY_OID, INT8_OID, parseInt8, parseInt8Array } from './internal/int8.js';
+import { assertChannel, beginStatement, toSqlError } from './internal/pg-dialect.js';
 import {
-  assertChannel,
-  beginStatement,
   type ListenOptions,
   type NotificationHandler,
   type QueryResult,
@@ -17,7 +16,6 @@ import {
   type SqlTransaction,
   type SqlValue,
   type TransactionOptions,
-  toSqlError,
 } from './sql-client.js';
 
 export interface PgliteSqlClientOptions {

@@ -62,7 +62,39 @@ export interface SqlClient extends Queryable {
   /** Round trip to the engine; throws if it is unreachable. */
   ping(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Optional capability (the PostgreSQL adapter has it, PGlite's has not): runs a named
+   * statement, autocommitted, and returns its rows as text in column order (SQL NULL as null),
+   * without a row description: for hot statements whose result columns the caller knows and
+   * parses itself. The server prepares the statement once per connection that runs it. A
+   * failure closes the connection it ran on, with any session state the statement took.
+   */
+  preparedRows?(statement: PreparedStatement, values: readonly SqlValue[]): Promise<TextRows>;
+  /**
+   * Optional capability, with `preparedRows`: runs named statements back to back in one round
+   * trip and one implicit transaction (committed at the end; the first error skips the rest,
+   * rolls everything back and is thrown), and returns each one's rows as text. Each statement
+   * starts after the one before has run: under read committed it sees what was committed
+   * meanwhile, e.g. by a transaction whose lock the one before waited for.
+   */
+  preparedPipeline?(steps: readonly PipelineStep[]): Promise<TextRows[]>;
 }
+
+/** A statement the server prepares under a name on each connection that runs it. */
+export interface PreparedStatement {
+  /** Unique per text: a name reused for another text is refused. */
+  name: string;
+  text: string;
+}
+
+/** One statement of a pipeline and its parameters. */
+export interface PipelineStep {
+  statement: PreparedStatement;
+  values: readonly SqlValue[];
+}
+
+/** Rows as text in column order (SQL NULL as null). */
+export type TextRows = (string | null)[][];
 
 /** A statement failed on the engine; `sqlState` is PostgreSQL's SQLSTATE code. */
 export class SqlError extends CdpError {
@@ -97,55 +129,5 @@ function sqlStateCode(sqlState: string | undefined): string {
       return 'SQL_DEADLOCK';
     default:
       return 'SQL_ERROR';
-  }
-}
-
-/** Wrap an engine error (pg's DatabaseError, PGlite's) into a SqlError; others pass through. */
-export function toSqlError(err: unknown, text?: string): unknown {
-  if (err instanceof SqlError || !(err instanceof Error)) return err;
-  const e = err as Error & { code?: unknown; detail?: unknown; severity?: unknown };
-  if (typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) && e.severity !== undefined) {
-    const where = text ? ` (in: ${text.replace(/\s+/g, ' ').slice(0, 120)})` : '';
-    return new SqlError(
-      `${e.message}${where}`,
-      e.code,
-      typeof e.detail === 'string' ? e.detail : undefined,
-      {
-        cause: err,
-      },
-    );
-  }
-  return err;
-}
-
-const CHANNEL_RE = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
-
-/** Channel names are identifiers; reject anything else before it reaches SQL. */
-export function assertChannel(channel: string): void {
-  if (!CHANNEL_RE.test(channel)) {
-    throw new SqlError(
-      `invalid channel name ${JSON.stringify(channel)}: use letters, digits and _ (at most 63, not starting with a digit)`,
-      undefined,
-    );
-  }
-}
-
-export function beginStatement(options?: TransactionOptions): string {
-  let sql = 'BEGIN';
-  if (options?.isolation) sql += ` ISOLATION LEVEL ${isolationSql(options.isolation)}`;
-  if (options?.readOnly) sql += ' READ ONLY';
-  return sql;
-}
-
-function isolationSql(level: IsolationLevel): string {
-  switch (level) {
-    case 'read committed':
-      return 'READ COMMITTED';
-    case 'repeatable read':
-      return 'REPEATABLE READ';
-    case 'serializable':
-      return 'SERIALIZABLE';
-    default:
-      throw new SqlError(`unknown isolation level ${JSON.stringify(level)}`, undefined);
   }
 }

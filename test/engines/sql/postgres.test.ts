@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { EngineUnavailableError } from '../../../src/core/errors.js';
-import { PgSqlClient, type SqlError } from '../../../src/engines/sql/index.js';
+import type { SqlError } from '../../../src/engines/sql/index.js';
+import { PgSqlClient } from '../../../src/engines/sql/pg.js';
 import { createTempDatabase, describeServer } from '../../support/servers.js';
 import { sqlClientContract } from './sql-client.contract.js';
 

@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { platformMigrations } from '../../../src/app/platform.js';
+import { checksum, type Migration } from '../../../src/engines/sql/migrations.js';
+import { eventStoreMigrations } from '../../../src/events/index.js';
+import { messagingMigrations } from '../../../src/messaging/index.js';
+import { valetKeyMigrations } from '../../../src/storage/valet-key.js';
+
+/**
+ * Every shipped migration, pinned: module, version, checksum (`checksum(sql)` of
+ * src/engines/sql/migrations.ts, which `migrate` records and compares at start-up). A database
+ * that applied a migration refuses to start once that migration's text changed, so a shipped
+ * migration never changes: a schema change is a new version.
+ *
+ * To add a migration: write it as one SQL literal (never derived from another migration's text),
+ * run this test, and add the row the failure prints (module, version and checksum) here, in
+ * the same commit. A failure on a pinned row means a shipped migration was edited: restore its
+ * text and put the change in a new version.
+ */
+const PINNED: readonly (readonly [module: string, version: number, checksum: string])[] = [
+  ['catalog', 1, '00277230bb02693e'],
+  ['cqrs', 1, '49c510e0f9aa2ac0'],
+  ['enrollment-app', 1, '38942536674c9d2a'],
+  ['events', 1, '148fe36a318600e7'],
+  ['events', 2, '46180e2d95827fe5'],
+  ['events', 3, 'd272e89e92df0d41'],
+  ['events', 4, '119ab65c0cb18f5b'],
+  ['events', 5, '4304f4affa57e07b'],
+  ['messaging', 1, '73d89e15bfc564a7'],
+  ['messaging', 2, 'be5273014cdeac7f'],
+  ['storage', 1, 'a7bb701f4329d2c4'],
+];
+
+/** Every migration the code ships: the platform's, and the library modules' own lists. */
+function shipped(): Map<string, Migration> {
+  const all = [
+    ...platformMigrations(),
+    ...eventStoreMigrations,
+    ...messagingMigrations,
+    ...valetKeyMigrations,
+  ];
+  const byKey = new Map<string, Migration>();
+  for (const m of all) {
+    const key = `${m.module}#${m.version}`;
+    const seen = byKey.get(key);
+    if (seen && seen.sql !== m.sql)
+      throw new Error(`two different migrations claim ${key} ("${seen.name}", "${m.name}")`);
+    byKey.set(key, m);
+  }
+  return byKey;
+}
+
+describe('shipped migrations are frozen', () => {
+  const migrations = shipped();
+
+  it.each(PINNED.map(([module, version, sum]) => ({ module, version, sum })))(
+    'migration $module#$version keeps its text (checksum $sum)',
+    ({ module, version, sum }) => {
+      const m = migrations.get(`${module}#${version}`);
+      expect(
+        m,
+        `migration ${module}#${version} is pinned but no longer shipped: a database that applied it needs it`,
+      ).toBeDefined();
+      expect(
+        checksum(m!.sql),
+        `migration ${module}#${version} ("${m!.name}") changed after it shipped: databases that applied it refuse to start. Restore its text and add the change as a new version`,
+      ).toBe(sum);
+    },
+  );
+
+  it('every shipped migration is pinned here', () => {
+    const pinned = new Set(PINNED.map(([module, version]) => `${module}#${version}`));
+    const unpinned = [...migrations.values()]
+      .filter((m) => !pinned.has(`${m.module}#${m.version}`))
+      .map((m) => `['${m.module}', ${m.version}, '${checksum(m.sql)}'],`);
+    expect(unpinned, `add these rows to PINNED in ${import.meta.url}`).toEqual([]);
+  });
+});
