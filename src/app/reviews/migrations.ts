@@ -28,6 +28,8 @@ export const reviewsMigrations: Migration[] = [
     name: 'reviews, ratings, purchases, spend: take over the cqrs#1 tables or create them',
     sql: `
 DO $migration$
+DECLARE
+  con record;
 BEGIN
   IF EXISTS (SELECT 1 FROM cdp_migrations WHERE module = 'cqrs' AND version = 1) THEN
     ALTER TABLE cdp_reviews RENAME TO app_reviews;
@@ -43,6 +45,17 @@ BEGIN
     ALTER INDEX cdp_course_ratings_mv_key RENAME TO app_course_ratings_mv_key;
     ALTER MATERIALIZED VIEW cdp_customer_spend_mv RENAME TO app_customer_spend_mv;
     ALTER INDEX cdp_customer_spend_mv_key RENAME TO app_customer_spend_mv_key;
+    -- Constraints not behind an index keep the name they were created with; PostgreSQL 18
+    -- (PGlite) names NOT NULL constraints too (cdp_reviews_topic_not_null, ...).
+    FOR con IN
+      SELECT conrelid::regclass::text AS rel, conname AS name FROM pg_constraint
+       WHERE conrelid IN ('app_reviews'::regclass, 'app_course_ratings'::regclass,
+                          'app_purchases'::regclass, 'app_customer_spend'::regclass)
+         AND starts_with(conname, 'cdp_')
+    LOOP
+      EXECUTE format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I',
+                     con.rel, con.name, 'app_' || substr(con.name, 5));
+    END LOOP;
   ELSE
     CREATE TABLE app_reviews (
       course_id text NOT NULL,
