@@ -85,7 +85,9 @@ describe('modules own no domain', () => {
       '/** A wallet, say. */',
       'export const courseTable = 1;',
       "const sql = 'SELECT * FROM cdp_reviews';",
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the source text of a sample file
       'const t = `INSERT INTO ${x}_purchases`;',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the source text of a sample file
       'throw new Error(`no Student ${id}`);',
     ].join('\n');
     expect(domainWordsInCode('sample.ts', sample).map((f) => f.split(' ')[2])).toEqual([
