@@ -13,6 +13,7 @@ import {
   studentWallet,
   walletStream,
 } from '../../../src/app/reviews/deciders.js';
+import { reviewsMigrations } from '../../../src/app/reviews/migrations.js';
 import {
   courseRating,
   courseRatingsProjection,
@@ -120,6 +121,15 @@ async function capture(sql: SqlClient): Promise<Before> {
   for (const [old] of RENAMED) readModels[old] = await rowsOf(sql, old);
   return { events, readModels };
 }
+
+describe('reviews migrations are frozen', () => {
+  it('each applied migration keeps its text: the runner refuses a database whose applied text changed', () => {
+    expect(reviewsMigrations.map((m) => `${m.module}#${m.version} ${checksum(m.sql)}`)).toEqual([
+      'reviews-app#1 235392ad42b63237',
+    ]);
+    expect(checksum(cqrsMigrationsAt6dc0131[0]!.sql)).toBe('49c510e0f9aa2ac0');
+  });
+});
 
 function forwardSuite(getSql: () => SqlClient, getFresh: () => SqlClient): void {
   let before: Before;
