@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
 const src = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'src');
@@ -40,5 +41,69 @@ describe('layers: imports point down only', () => {
   }
   it('has no import from a lower layer to a higher one, nor into another module’s internals', () => {
     expect(violations).toEqual([]);
+  });
+});
+
+/**
+ * Modules own no domain: a library module (everything under src/ but app, cli and bench) never
+ * names the marketplace in its code, that is in identifiers, string and template literals (SQL,
+ * messages, table names) and regular expressions. Comments are not checked: a familiar example
+ * there ("e.g. `course.enrolled`") documents a parameter without putting the domain in the
+ * library.
+ */
+const DOMAIN_WORDS = ['course', 'review', 'wallet', 'enrol', 'student', 'instructor', 'purchase'];
+
+/** The domain words found in a file's code (not its comments), with where. */
+function domainWordsInCode(fileName: string, text: string): string[] {
+  const source = ts.createSourceFile(fileName, text, ts.ScriptTarget.Latest, true);
+  const found: string[] = [];
+  const visit = (node: ts.Node): void => {
+    let word: string | undefined;
+    if (ts.isIdentifier(node) || ts.isPrivateIdentifier(node)) word = node.text;
+    else if (ts.isStringLiteralLike(node) || ts.isTemplateLiteralToken(node)) word = node.text;
+    else if (ts.isRegularExpressionLiteral(node)) word = node.text;
+    if (word !== undefined) {
+      const lower = word.toLowerCase();
+      const hit = DOMAIN_WORDS.find((w) => lower.includes(w));
+      if (hit) {
+        const { line } = source.getLineAndCharacterOfPosition(node.getStart(source));
+        found.push(
+          `${fileName}:${line + 1} names "${hit}" in ${JSON.stringify(word.slice(0, 60))}`,
+        );
+      }
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(source);
+  return found;
+}
+
+describe('modules own no domain', () => {
+  it('finds the domain in identifiers, strings, templates and SQL, and not in comments', () => {
+    const sample = [
+      '// e.g. `course.enrolled`',
+      '/** A wallet, say. */',
+      'export const courseTable = 1;',
+      "const sql = 'SELECT * FROM cdp_reviews';",
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the source text of a sample file
+      'const t = `INSERT INTO ${x}_purchases`;',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the source text of a sample file
+      'throw new Error(`no Student ${id}`);',
+    ].join('\n');
+    expect(domainWordsInCode('sample.ts', sample).map((f) => f.split(' ')[2])).toEqual([
+      '"course"',
+      '"review"',
+      '"purchase"',
+      '"student"',
+    ]);
+  });
+
+  it('no library module under src/ (all but app, cli and bench) names the marketplace in its code', () => {
+    const library = files(src).filter((f) => !['app', 'cli', 'bench'].includes(layerOf(f)));
+    expect(library.length).toBeGreaterThan(20);
+    const found = library.flatMap((f) =>
+      domainWordsInCode(relative(src, f), readFileSync(f, 'utf8')),
+    );
+    expect(found).toEqual([]);
   });
 });

@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import { ValidationError } from '../core/errors.js';
 
 /**
- * A command names a task the user wants done ("EnrollStudent", "SubmitReview"), not a field
+ * A command names a task the user wants done ("OpenAccount", "DepositMoney"), not a field
  * to change ("SetStatus"): names starting with Set/Update/Change are refused at definition so
  * that intent stays in the model. Input is validated with zod at the boundary; a malformed
  * command is a ValidationError and nothing is appended.
@@ -22,12 +22,12 @@ export function defineCommand<N extends string, S extends z.ZodType>(
 ): CommandDefinition<N, S> {
   if (!/^[A-Z][A-Za-z0-9]+$/.test(name)) {
     throw new ValidationError(
-      `command name ${JSON.stringify(name)}: use a PascalCase verb phrase like "EnrollStudent"`,
+      `command name ${JSON.stringify(name)}: use a PascalCase verb phrase like "OpenAccount"`,
     );
   }
   if (CRUD.test(name)) {
     throw new ValidationError(
-      `command name "${name}" describes a field change, not a task: name what the user wants done (e.g. "ReviseReview" rather than "UpdateReview")`,
+      `command name "${name}" describes a field change, not a task: name what the user wants done (e.g. "RenameAccount" rather than "UpdateAccount")`,
     );
   }
   return {

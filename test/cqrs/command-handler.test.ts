@@ -1,27 +1,26 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConcurrencyError, ValidationError } from '../../src/core/errors.js';
 import {
-  CommandHandler,
-  courseRating,
-  courseRatingsProjection,
   courseReviews,
-  customerSpend,
-  customerSpendProjection,
   PayForCourse,
-  ReadModelQueries,
   ReviseReview,
-  refreshReviewViews,
   reviewStream,
-  reviewViewMigrations,
   SubmitReview,
-  startAsyncProjection,
   studentWallet,
   TopUpWallet,
-  topCourses,
-  ViewRefresher,
   WithdrawReview,
   walletStream,
-} from '../../src/cqrs/index.js';
+} from '../../src/app/reviews/deciders.js';
+import { reviewsMigrations } from '../../src/app/reviews/migrations.js';
+import {
+  courseRating,
+  courseRatingsProjection,
+  customerSpend,
+  customerSpendProjection,
+  refreshReviewViews,
+  topCourses,
+} from '../../src/app/reviews/read-models.js';
+import { ConcurrencyError, ValidationError } from '../../src/core/errors.js';
+import { CommandHandler, ReadModelQueries, startAsyncProjection } from '../../src/cqrs/index.js';
 import { migrate } from '../../src/engines/sql/migrations.js';
 import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
 import { PgliteSqlClient } from '../../src/engines/sql/pglite-sql-client.js';
@@ -198,15 +197,6 @@ function viewSuite(getSql: () => SqlClient, getStore: () => SqlEventStore): void
       await sub.close();
     }
   });
-
-  it('the scheduled refresher refreshes on its interval and stops on close', async () => {
-    const refresher = new ViewRefresher(getSql(), { intervalMs: 30 });
-    refresher.start();
-    const end = Date.now() + 5000;
-    while (refresher.refreshes < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
-    await refresher.close();
-    expect(refresher.refreshes).toBeGreaterThanOrEqual(2);
-  });
 }
 
 describe('CommandHandler and read models on PGlite', () => {
@@ -215,7 +205,7 @@ describe('CommandHandler and read models on PGlite', () => {
   beforeAll(async () => {
     sql = await PgliteSqlClient.open({});
     store = await SqlEventStore.open(sql);
-    await migrate(sql, reviewViewMigrations);
+    await migrate(sql, reviewsMigrations);
   });
   afterAll(() => sql.close());
   handlerSuite(() => store);
@@ -233,7 +223,7 @@ describeServer('CommandHandler and read models on PostgreSQL', 'CDP_DATABASE_URL
     db = await createTempDatabase(url, 'cdp_cqrs');
     sql = await PgSqlClient.connect({ url: db.url, max: 8 });
     store = await SqlEventStore.open(sql);
-    await migrate(sql, reviewViewMigrations);
+    await migrate(sql, reviewsMigrations);
   });
   afterAll(async () => {
     await sql?.close();

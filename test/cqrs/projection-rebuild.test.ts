@@ -1,17 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { courseReviews, reviewStream, SubmitReview } from '../../src/app/reviews/deciders.js';
+import { reviewsMigrations } from '../../src/app/reviews/migrations.js';
 import {
-  CommandHandler,
   courseRating,
   courseRatingsProjection,
-  courseReviews,
+  refreshReviewViews,
+  topCourses,
+} from '../../src/app/reviews/read-models.js';
+import {
+  CommandHandler,
   ReadModelQueries,
   rebuildProjection,
-  refreshReviewViews,
-  reviewStream,
-  reviewViewMigrations,
-  SubmitReview,
   startAsyncProjection,
-  topCourses,
 } from '../../src/cqrs/index.js';
 import { migrate } from '../../src/engines/sql/migrations.js';
 import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
@@ -76,7 +76,7 @@ function rebuildSuite(
         });
       }
       // Corrupt the live read model: only a real rebuild from the events repairs it.
-      await sql.query('UPDATE cdp_course_ratings SET review_count = review_count + 1000');
+      await sql.query('UPDATE app_course_ratings SET review_count = review_count + 1000');
 
       reading = true;
       let rebuilding = false;
@@ -145,7 +145,7 @@ function rebuildSuite(
       expect(writesDuringRebuild).toBeGreaterThan(0);
       expect(progressCalls).toBeGreaterThan(3);
       expect(result.events).toBeGreaterThanOrEqual(60);
-      expect(result.recreatedViews).toContain('cdp_course_ratings_mv');
+      expect(result.recreatedViews).toContain('app_course_ratings_mv');
 
       if (sub) {
         await queries.query('course-ratings', async () => undefined, {
@@ -169,12 +169,12 @@ function rebuildSuite(
         expect(await courseRating(sql, c, 'refreshed')).toEqual(await courseRating(sql, c));
       }
       const { rows } = await sql.query<{ name: string }>(
-        `SELECT indexname AS name FROM pg_indexes WHERE tablename IN ('cdp_course_ratings', 'cdp_reviews') ORDER BY 1`,
+        `SELECT indexname AS name FROM pg_indexes WHERE tablename IN ('app_course_ratings', 'app_reviews') ORDER BY 1`,
       );
       expect(rows.map((r) => r.name)).toEqual([
-        'cdp_course_ratings_pkey',
-        'cdp_course_ratings_topic_rank',
-        'cdp_reviews_pkey',
+        'app_course_ratings_pkey',
+        'app_course_ratings_topic_rank',
+        'app_reviews_pkey',
       ]);
       const leftovers = await sql.query(
         `SELECT 1 FROM pg_tables WHERE tablename LIKE '%\\_rebuild' ESCAPE '\\'`,
@@ -196,7 +196,7 @@ describe('projection rebuild on PGlite', () => {
   beforeAll(async () => {
     sql = await PgliteSqlClient.open({});
     store = await SqlEventStore.open(sql);
-    await migrate(sql, reviewViewMigrations);
+    await migrate(sql, reviewsMigrations);
   });
   afterAll(() => sql.close());
   for (const writer of ['async', 'inline'] as const) {
@@ -216,7 +216,7 @@ describeServer('projection rebuild on PostgreSQL', 'CDP_DATABASE_URL', (url) => 
     db = await createTempDatabase(url, 'cdp_rebuild');
     sql = await PgSqlClient.connect({ url: db.url, max: 8 });
     store = await SqlEventStore.open(sql);
-    await migrate(sql, reviewViewMigrations);
+    await migrate(sql, reviewsMigrations);
   });
   afterAll(async () => {
     await sql?.close();

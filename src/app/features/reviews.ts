@@ -1,25 +1,5 @@
 import { z } from 'zod';
-import {
-  CommandHandler,
-  courseRating,
-  courseRatingsProjection,
-  courseReviews,
-  customerSpend,
-  customerSpendProjection,
-  PayForCourse,
-  ReadModelQueries,
-  ReviseReview,
-  reviewStream,
-  reviewViewMigrations,
-  SubmitReview,
-  startAsyncProjection,
-  studentWallet,
-  TopUpWallet,
-  topCourses,
-  ViewRefresher,
-  WithdrawReview,
-  walletStream,
-} from '../../cqrs/index.js';
+import { CommandHandler, ReadModelQueries, startAsyncProjection } from '../../cqrs/index.js';
 import {
   eventStoreMigrations,
   SqlEventStore,
@@ -28,6 +8,26 @@ import {
 } from '../../events/index.js';
 import type { PlatformFeature } from '../feature.js';
 import { parseInput } from '../http-errors.js';
+import {
+  courseReviews,
+  PayForCourse,
+  ReviseReview,
+  reviewStream,
+  SubmitReview,
+  studentWallet,
+  TopUpWallet,
+  WithdrawReview,
+  walletStream,
+} from '../reviews/deciders.js';
+import { reviewsMigrations } from '../reviews/migrations.js';
+import {
+  courseRating,
+  courseRatingsProjection,
+  customerSpend,
+  customerSpendProjection,
+  openReviewViewRefresher,
+  topCourses,
+} from '../reviews/read-models.js';
 
 /**
  * Reviews and ratings written through commands on an event-sourced model and read from
@@ -51,7 +51,7 @@ export const reviewsFeature: PlatformFeature = {
     'docs/patterns/cqrs.md',
     'docs/patterns/materialized-view.md',
   ],
-  migrations: [...eventStoreMigrations, ...reviewViewMigrations],
+  migrations: [...eventStoreMigrations, ...reviewsMigrations],
   async start(ctx) {
     const { sql, clock, logger, registry, http, lifecycle } = ctx;
     const store = new SqlEventStore(sql, { clock, logger, registry });
@@ -78,8 +78,7 @@ export const reviewsFeature: PlatformFeature = {
     const subs: SqlSubscription[] = [
       await startAsyncProjection(store, courseRatingsProjection, { clock, logger, registry }),
     ];
-    const refresher = new ViewRefresher(sql, { intervalMs: 60_000, clock, logger });
-    refresher.start();
+    const refresher = openReviewViewRefresher(sql, { intervalMs: 60_000, clock, logger });
     lifecycle.defer('reviews', async () => {
       await refresher.close();
       for (const s of subs) await s.close();

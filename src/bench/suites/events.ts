@@ -1,12 +1,9 @@
 import { getPostgreSQLEventStore } from '@event-driven-io/emmett-postgresql';
 import pg from 'pg';
+import { studentWallet, TopUpWallet, walletStream } from '../../app/reviews/deciders.js';
+import { reviewsMigrations } from '../../app/reviews/migrations.js';
+import { courseRating, courseRatingsProjection } from '../../app/reviews/read-models.js';
 import { CommandHandler } from '../../cqrs/command-handler.js';
-import { studentWallet, TopUpWallet, walletStream } from '../../cqrs/course-reviews.js';
-import {
-  courseRating,
-  courseRatingsProjection,
-  reviewViewMigrations,
-} from '../../cqrs/review-views.js';
 import { migrate } from '../../engines/sql/migrations.js';
 import { PgSqlClient } from '../../engines/sql/pg-sql-client.js';
 import { SqlEventStore } from '../../events/sql-event-store.js';
@@ -237,15 +234,15 @@ const suite: BenchSuite = {
       );
 
       ctx.progress(`views: seeding ${viewRows.toLocaleString()} reviews`);
-      await migrate(sql, reviewViewMigrations);
+      await migrate(sql, reviewsMigrations);
       await sql.exec(`
-        INSERT INTO cdp_reviews (course_id, student_id, topic, rating)
+        INSERT INTO app_reviews (course_id, student_id, topic, rating)
           SELECT 'course-' || (i % 5000), 'student-' || i, 'topic-' || (i % 5000 % 40), 1 + (i::bigint * 7919) % 5
             FROM generate_series(1, ${viewRows}) AS i;
-        INSERT INTO cdp_course_ratings (course_id, topic, review_count, rating_sum)
-          SELECT course_id, min(topic), count(*), sum(rating) FROM cdp_reviews GROUP BY course_id;
-        ANALYZE cdp_reviews; ANALYZE cdp_course_ratings;
-        REFRESH MATERIALIZED VIEW cdp_course_ratings_mv;`);
+        INSERT INTO app_course_ratings (course_id, topic, review_count, rating_sum)
+          SELECT course_id, min(topic), count(*), sum(rating) FROM app_reviews GROUP BY course_id;
+        ANALYZE app_reviews; ANALYZE app_course_ratings;
+        REFRESH MATERIALIZED VIEW app_course_ratings_mv;`);
       let reviewSeq = 0;
       const newReview = () => ({
         id: '00000000-0000-7000-8000-000000000000',
@@ -310,15 +307,15 @@ const suite: BenchSuite = {
               xs.push(
                 await timeMs(async () => {
                   await sql.query(
-                    'INSERT INTO cdp_reviews (course_id, student_id, topic, rating) VALUES ($1, $2, $3, $4)',
+                    'INSERT INTO app_reviews (course_id, student_id, topic, rating) VALUES ($1, $2, $3, $4)',
                     [d.courseId, d.studentId, d.topic, d.rating],
                   );
-                  await sql.exec('REFRESH MATERIALIZED VIEW cdp_course_ratings_mv');
+                  await sql.exec('REFRESH MATERIALIZED VIEW app_course_ratings_mv');
                 }),
               );
               // Untimed: count that review in the incremental table too, so both agree at the end.
               await sql.query(
-                'UPDATE cdp_course_ratings SET review_count = review_count + 1, rating_sum = rating_sum + $2 WHERE course_id = $1',
+                'UPDATE app_course_ratings SET review_count = review_count + 1, rating_sum = rating_sum + $2 WHERE course_id = $1',
                 [d.courseId, d.rating],
               );
             }
@@ -329,9 +326,9 @@ const suite: BenchSuite = {
       );
       // Both read models agree after the run, on every course (the incremental one is exact,
       // not an estimate): count, average and topic.
-      await sql.exec('REFRESH MATERIALIZED VIEW cdp_course_ratings_mv');
+      await sql.exec('REFRESH MATERIALIZED VIEW app_course_ratings_mv');
       const { rows: disagree } = await sql.query<{ course_id: string }>(
-        `SELECT course_id FROM cdp_course_ratings c FULL JOIN cdp_course_ratings_mv m USING (course_id)
+        `SELECT course_id FROM app_course_ratings c FULL JOIN app_course_ratings_mv m USING (course_id)
           WHERE c.review_count IS DISTINCT FROM m.review_count OR c.avg_rating IS DISTINCT FROM m.avg_rating
              OR c.topic IS DISTINCT FROM m.topic LIMIT 5`,
       );
@@ -351,7 +348,7 @@ const suite: BenchSuite = {
         );
       }
       const reviewsAtEnd = Number(
-        (await sql.query<{ n: string }>('SELECT count(*) AS n FROM cdp_reviews')).rows[0]!.n,
+        (await sql.query<{ n: string }>('SELECT count(*) AS n FROM app_reviews')).rows[0]!.n,
       );
 
       const server = 'PostgreSQL 15 on 127.0.0.1, 2 cores';

@@ -1,11 +1,12 @@
 import { z } from 'zod';
-import { defineCommand } from './command.js';
-import { type Decider, DomainError } from './decider.js';
+import { type Decider, DomainError, defineCommand } from '../../cqrs/index.js';
 
 /**
- * The seeds' online-education example as an event-sourced model: reviews of a course (one
- * stream per course) and a student wallet (one stream per student) whose balance is the sum
- * of its events. Read models for both are in `review-views.ts`.
+ * The marketplace's event-sourced model: reviews of a course (one stream per course) and a
+ * student wallet (one stream per student) whose balance is the sum of its events. Their read
+ * models are in `read-models.ts`, their tables in `migrations.ts`. The decider names
+ * ('course-reviews', 'student-wallet') and the stream ids are stored (snapshot keys, stream
+ * ids): they stay as they are so that snapshots and streams written before keep loading.
  */
 
 // ---- Course reviews ---------------------------------------------------------------------

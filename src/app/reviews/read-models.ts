@@ -1,64 +1,27 @@
 import type { Logger } from 'pino';
-import { type Clock, systemClock } from '../core/clock.js';
-import { errorMessage } from '../core/errors.js';
-import { silentLogger } from '../core/logger.js';
-import type { Migration } from '../engines/sql/migrations.js';
-import type { Queryable, SqlClient } from '../engines/sql/sql-client.js';
-import type { RecordedEvent } from '../events/index.js';
-import type { RebuildableProjection } from './projection-rebuild.js';
+import type { Clock } from '../../core/clock.js';
+import {
+  type RebuildableProjection,
+  refreshMaterializedViews,
+  ViewRefresher,
+} from '../../cqrs/index.js';
+import type { Queryable, SqlClient } from '../../engines/sql/sql-client.js';
+import type { RecordedEvent } from '../../events/index.js';
 
 /**
  * Read models of the course marketplace, maintained two ways so both can be compared:
  *
- * - incrementally from events (projections below): each event touches one or two rows, so
- *   the cost of an update does not grow with the data;
+ * - incrementally from events (the projections below): each event touches one or two rows,
+ *   so the cost of an update does not grow with the data;
  * - as PostgreSQL materialized views over the per-review / per-purchase tables, recomputed
- *   whole by `REFRESH MATERIALIZED VIEW` on a schedule (`ViewRefresher`): simpler, stale between
- *   refreshes, and each refresh reads every row.
+ *   whole on a schedule (cqrs's `ViewRefresher`): simpler, stale between refreshes, and each
+ *   refresh reads every row.
+ *
+ * The tables and views are created by `reviewsMigrations` (`migrations.ts`).
  */
-export const reviewViewMigrations: Migration[] = [
-  {
-    module: 'cqrs',
-    version: 1,
-    name: 'course ratings, customer spend: tables and materialized views',
-    sql: `
-CREATE TABLE cdp_reviews (
-  course_id text NOT NULL,
-  student_id text NOT NULL,
-  topic text NOT NULL,
-  rating smallint NOT NULL,
-  PRIMARY KEY (course_id, student_id)
-);
-CREATE TABLE cdp_course_ratings (
-  course_id text PRIMARY KEY,
-  topic text NOT NULL,
-  review_count bigint NOT NULL,
-  rating_sum bigint NOT NULL,
-  avg_rating numeric GENERATED ALWAYS AS (
-    CASE WHEN review_count > 0 THEN round(rating_sum::numeric / review_count, 3) END) STORED
-);
-CREATE INDEX cdp_course_ratings_topic_rank ON cdp_course_ratings (topic, avg_rating DESC NULLS LAST, review_count DESC);
-CREATE TABLE cdp_purchases (
-  event_id uuid PRIMARY KEY,
-  customer_id text NOT NULL,
-  course_id text NOT NULL,
-  amount_cents bigint NOT NULL
-);
-CREATE TABLE cdp_customer_spend (
-  customer_id text PRIMARY KEY,
-  total_cents bigint NOT NULL,
-  purchases bigint NOT NULL
-);
-CREATE MATERIALIZED VIEW cdp_course_ratings_mv AS
-  SELECT course_id, min(topic) AS topic, count(*) AS review_count, round(avg(rating), 3) AS avg_rating
-    FROM cdp_reviews GROUP BY course_id;
-CREATE UNIQUE INDEX cdp_course_ratings_mv_key ON cdp_course_ratings_mv (course_id);
-CREATE MATERIALIZED VIEW cdp_customer_spend_mv AS
-  SELECT customer_id, sum(amount_cents) AS total_cents, count(*) AS purchases
-    FROM cdp_purchases GROUP BY customer_id;
-CREATE UNIQUE INDEX cdp_customer_spend_mv_key ON cdp_customer_spend_mv (customer_id);`,
-  },
-];
+
+/** The materialized views over the per-review and per-purchase tables. */
+export const reviewMaterializedViews = ['app_course_ratings_mv', 'app_customer_spend_mv'] as const;
 
 interface ReviewData {
   courseId: string;
@@ -75,8 +38,8 @@ interface ReviewData {
 export function courseRatingsProjectionInto(
   tables: { reviews?: string; ratings?: string } = {},
 ): RebuildableProjection {
-  const reviews = tables.reviews ?? 'cdp_reviews';
-  const ratings = tables.ratings ?? 'cdp_course_ratings';
+  const reviews = tables.reviews ?? 'app_reviews';
+  const ratings = tables.ratings ?? 'app_course_ratings';
   return {
     name: 'course-ratings',
     types: ['ReviewSubmitted', 'ReviewRevised', 'ReviewWithdrawn'],
@@ -234,15 +197,15 @@ ON CONFLICT (course_id) DO UPDATE SET review_count = c.review_count + excluded.r
   WHERE excluded.review_count <> 0 OR excluded.rating_sum <> 0`;
 }
 
-/** Per-review rows and per-course aggregates in cdp_reviews and cdp_course_ratings. */
+/** Per-review rows and per-course aggregates in app_reviews and app_course_ratings. */
 export const courseRatingsProjection: RebuildableProjection = courseRatingsProjectionInto();
 
 /** Purchases and the total spent per customer, written into the given tables. */
 export function customerSpendProjectionInto(
   tables: { purchases?: string; spend?: string } = {},
 ): RebuildableProjection {
-  const purchases = tables.purchases ?? 'cdp_purchases';
-  const spend = tables.spend ?? 'cdp_customer_spend';
+  const purchases = tables.purchases ?? 'app_purchases';
+  const spend = tables.spend ?? 'app_customer_spend';
   return {
     name: 'customer-spend',
     types: ['CoursePurchased'],
@@ -295,7 +258,7 @@ export function customerSpendProjectionInto(
   };
 }
 
-/** Purchases and the total spent per customer in cdp_purchases and cdp_customer_spend. */
+/** Purchases and the total spent per customer in app_purchases and app_customer_spend. */
 export const customerSpendProjection: RebuildableProjection = customerSpendProjectionInto();
 
 // ---- Queries (plain DTOs) -----------------------------------------------------------------
@@ -326,7 +289,7 @@ export async function courseRating(
   courseId: string,
   source: 'incremental' | 'refreshed' = 'incremental',
 ): Promise<CourseRatingDto | undefined> {
-  const table = source === 'incremental' ? 'cdp_course_ratings' : 'cdp_course_ratings_mv';
+  const table = source === 'incremental' ? 'app_course_ratings' : 'app_course_ratings_mv';
   const { rows } = await q.query<RatingRow>(
     `SELECT course_id, topic, review_count, avg_rating FROM ${table} WHERE course_id = $1 AND review_count > 0`,
     [courseId],
@@ -340,7 +303,7 @@ export async function topCourses(
   limit = 10,
   source: 'incremental' | 'refreshed' = 'incremental',
 ): Promise<CourseRatingDto[]> {
-  const table = source === 'incremental' ? 'cdp_course_ratings' : 'cdp_course_ratings_mv';
+  const table = source === 'incremental' ? 'app_course_ratings' : 'app_course_ratings_mv';
   const { rows } = await q.query<RatingRow>(
     `SELECT course_id, topic, review_count, avg_rating FROM ${table} WHERE topic = $1 AND review_count > 0
        ORDER BY avg_rating DESC NULLS LAST, review_count DESC, course_id LIMIT $2`,
@@ -354,7 +317,7 @@ export async function customerSpend(
   customerId: string,
   source: 'incremental' | 'refreshed' = 'incremental',
 ): Promise<{ customerId: string; totalCents: number; purchases: number }> {
-  const table = source === 'incremental' ? 'cdp_customer_spend' : 'cdp_customer_spend_mv';
+  const table = source === 'incremental' ? 'app_customer_spend' : 'app_customer_spend_mv';
   const { rows } = await q.query<{ total_cents: number | string; purchases: number | string }>(
     `SELECT total_cents, purchases FROM ${table} WHERE customer_id = $1`,
     [customerId],
@@ -367,65 +330,17 @@ export async function customerSpend(
 }
 
 /** Recompute both materialized views whole. */
-export async function refreshReviewViews(
+export function refreshReviewViews(
   sql: Queryable,
   options: { concurrently?: boolean } = {},
 ): Promise<void> {
-  const c = options.concurrently ? ' CONCURRENTLY' : '';
-  await sql.exec(
-    `REFRESH MATERIALIZED VIEW${c} cdp_course_ratings_mv; REFRESH MATERIALIZED VIEW${c} cdp_customer_spend_mv;`,
-  );
+  return refreshMaterializedViews(sql, reviewMaterializedViews, options);
 }
 
-/**
- * The scheduled-refresh alternative: REFRESH ... CONCURRENTLY every `intervalMs` (readers are
- * not blocked; the views are as stale as the interval).
- */
-export class ViewRefresher {
-  readonly #sql: SqlClient;
-  readonly #clock: Clock;
-  readonly #logger: Logger;
-  readonly #intervalMs: number;
-  readonly #stop = new AbortController();
-  #running: Promise<void> | undefined;
-  refreshes = 0;
-  lastRefreshMs: number | undefined;
-
-  constructor(
-    sql: SqlClient,
-    options: { intervalMs?: number; clock?: Clock; logger?: Logger } = {},
-  ) {
-    this.#sql = sql;
-    this.#clock = options.clock ?? systemClock;
-    this.#logger = options.logger ?? silentLogger();
-    this.#intervalMs = options.intervalMs ?? 60_000;
-  }
-
-  start(): void {
-    this.#running ??= (async () => {
-      while (!this.#stop.signal.aborted) {
-        try {
-          await this.#clock.sleep(this.#intervalMs, this.#stop.signal);
-        } catch {
-          return;
-        }
-        const t0 = this.#clock.now();
-        try {
-          await refreshReviewViews(this.#sql, { concurrently: true });
-          this.refreshes++;
-          this.lastRefreshMs = this.#clock.now() - t0;
-        } catch (err) {
-          this.#logger.warn(
-            { err: errorMessage(err) },
-            'materialized view refresh failed; next try at the next interval',
-          );
-        }
-      }
-    })();
-  }
-
-  async close(): Promise<void> {
-    this.#stop.abort();
-    await this.#running;
-  }
+/** Both materialized views refreshed CONCURRENTLY every `intervalMs`. */
+export function openReviewViewRefresher(
+  sql: SqlClient,
+  options: { intervalMs?: number; clock?: Clock; logger?: Logger } = {},
+): ViewRefresher {
+  return ViewRefresher.open(sql, { views: reviewMaterializedViews, ...options });
 }

@@ -1,24 +1,26 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { reviewsMigrations } from '../../../src/app/reviews/migrations.js';
 import {
   courseRating,
   courseRatingsProjection,
   courseRatingsProjectionInto,
   customerSpendProjection,
   customerSpendProjectionInto,
-  ReadModelQueries,
   refreshReviewViews,
-  reviewViewMigrations,
+  topCourses,
+} from '../../../src/app/reviews/read-models.js';
+import {
+  ReadModelQueries,
   type SqlProjection,
   startAsyncProjection,
-  topCourses,
-} from '../../src/cqrs/index.js';
-import { migrate } from '../../src/engines/sql/migrations.js';
-import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
-import { PgliteSqlClient } from '../../src/engines/sql/pglite-sql-client.js';
-import type { SqlClient, SqlTransaction } from '../../src/engines/sql/sql-client.js';
-import { type RecordedEvent, SqlEventStore } from '../../src/events/index.js';
-import { createTempDatabase, describeServer } from '../support/servers.js';
+} from '../../../src/cqrs/index.js';
+import { migrate } from '../../../src/engines/sql/migrations.js';
+import { PgSqlClient } from '../../../src/engines/sql/pg-sql-client.js';
+import { PgliteSqlClient } from '../../../src/engines/sql/pglite-sql-client.js';
+import type { SqlClient, SqlTransaction } from '../../../src/engines/sql/sql-client.js';
+import { type RecordedEvent, SqlEventStore } from '../../../src/events/index.js';
+import { createTempDatabase, describeServer } from '../../support/servers.js';
 
 /**
  * The set-based batch apply of the course-ratings and customer-spend projections must have
@@ -227,10 +229,10 @@ function batchSuite(getSql: () => SqlClient, getStore: () => SqlEventStore, runs
     const sql = getSql();
     for (const t of [one, many]) {
       await sql.exec(`
-        CREATE TABLE ${t.reviews} (LIKE cdp_reviews INCLUDING ALL);
-        CREATE TABLE ${t.ratings} (LIKE cdp_course_ratings INCLUDING ALL);
-        CREATE TABLE ${t.purchases} (LIKE cdp_purchases INCLUDING ALL);
-        CREATE TABLE ${t.spend} (LIKE cdp_customer_spend INCLUDING ALL);`);
+        CREATE TABLE ${t.reviews} (LIKE app_reviews INCLUDING ALL);
+        CREATE TABLE ${t.ratings} (LIKE app_course_ratings INCLUDING ALL);
+        CREATE TABLE ${t.purchases} (LIKE app_purchases INCLUDING ALL);
+        CREATE TABLE ${t.spend} (LIKE app_customer_spend INCLUDING ALL);`);
     }
   });
 
@@ -332,10 +334,10 @@ function batchSuite(getSql: () => SqlClient, getStore: () => SqlEventStore, runs
     const expected = model(evs);
     expect(
       await dump(sql, {
-        reviews: 'cdp_reviews',
-        ratings: 'cdp_course_ratings',
-        purchases: 'cdp_purchases',
-        spend: 'cdp_customer_spend',
+        reviews: 'app_reviews',
+        ratings: 'app_course_ratings',
+        purchases: 'app_purchases',
+        spend: 'app_customer_spend',
       }),
     ).toEqual(expected);
     // Top courses per topic and per-course ratings agree with the refreshed materialized view.
@@ -363,8 +365,8 @@ function batchSuite(getSql: () => SqlClient, getStore: () => SqlEventStore, runs
     const store = getStore();
     const t = tableSet('fb');
     await sql.exec(`
-      CREATE TABLE ${t.reviews} (LIKE cdp_reviews INCLUDING ALL);
-      CREATE TABLE ${t.ratings} (LIKE cdp_course_ratings INCLUDING ALL);`);
+      CREATE TABLE ${t.reviews} (LIKE app_reviews INCLUDING ALL);
+      CREATE TABLE ${t.ratings} (LIKE app_course_ratings INCLUDING ALL);`);
     const inner = courseRatingsProjectionInto({ reviews: t.reviews, ratings: t.ratings });
     let failed = 0;
     const failing: SqlProjection = {
@@ -387,12 +389,12 @@ function batchSuite(getSql: () => SqlClient, getStore: () => SqlEventStore, runs
       await sub.close();
     }
     expect(failed).toBeGreaterThan(0);
-    const rows = await dump(sql, { ...t, purchases: 'cdp_purchases', spend: 'cdp_customer_spend' });
+    const rows = await dump(sql, { ...t, purchases: 'app_purchases', spend: 'app_customer_spend' });
     const byBatch = await dump(sql, {
-      reviews: 'cdp_reviews',
-      ratings: 'cdp_course_ratings',
-      purchases: 'cdp_purchases',
-      spend: 'cdp_customer_spend',
+      reviews: 'app_reviews',
+      ratings: 'app_course_ratings',
+      purchases: 'app_purchases',
+      spend: 'app_customer_spend',
     });
     expect(rows.reviews).toEqual(byBatch.reviews);
     expect(rows.ratings).toEqual(byBatch.ratings);
@@ -406,7 +408,7 @@ describe('review views, batched apply on PGlite', () => {
   beforeAll(async () => {
     sql = await PgliteSqlClient.open({});
     store = await SqlEventStore.open(sql);
-    await migrate(sql, reviewViewMigrations);
+    await migrate(sql, reviewsMigrations);
   });
   afterAll(() => sql.close());
   batchSuite(
@@ -424,7 +426,7 @@ describeServer('review views, batched apply on PostgreSQL', 'CDP_DATABASE_URL', 
     db = await createTempDatabase(url, 'cdp_views');
     sql = await PgSqlClient.connect({ url: db.url, max: 4 });
     store = await SqlEventStore.open(sql);
-    await migrate(sql, reviewViewMigrations);
+    await migrate(sql, reviewsMigrations);
   });
   afterAll(async () => {
     await sql?.close();
