@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../core/clock.js';
 import { ClosedError } from '../core/errors.js';
@@ -30,6 +31,8 @@ interface Queued {
 
 interface Consumer {
   handler: MessageHandler;
+  /** Runs a function in the async context of the subscribe call (see #pump). */
+  inScope: (fn: () => void) => void;
   inflight: number;
   settings: GroupSettings;
   closed: boolean;
@@ -106,7 +109,14 @@ export class MemoryBroker implements Broker {
       this.#groups.set(settings.group, g);
     }
     for (const t of settings.topics) g.topics.add(t);
-    const consumer: Consumer = { handler, inflight: 0, settings, closed: false, idle: [] };
+    const consumer: Consumer = {
+      handler,
+      inScope: AsyncResource.bind((fn: () => void) => fn()),
+      inflight: 0,
+      settings,
+      closed: false,
+      idle: [],
+    };
     g.consumers.push(consumer);
     const group = g;
     this.#pump(group);
@@ -122,6 +132,14 @@ export class MemoryBroker implements Broker {
     };
   }
 
+  /**
+   * Hand queued messages to ready consumers. A delivery runs in the async context of its
+   * consumer's subscribe call, never in the publisher's: as from a broker across the network,
+   * a handler does not inherit what the publisher's context holds. A relay publishes inside
+   * the transaction that claims its outbox rows, and PGlite refuses (rather than deadlocks on)
+   * a query on the client from inside its own transaction callback; a handler that inherited
+   * that context would fail its first delivery.
+   */
   #pump(g: Group): void {
     while (g.queue.length > 0) {
       const ready = g.consumers.filter((c) => !c.closed && c.inflight < c.settings.concurrency);
@@ -129,10 +147,12 @@ export class MemoryBroker implements Broker {
       const c = ready[g.next++ % ready.length]!;
       const item = g.queue.shift()!;
       c.inflight++;
-      void this.#deliver(g, c, item).finally(() => {
-        c.inflight--;
-        if (c.inflight === 0) for (const r of c.idle.splice(0)) r();
-        if (!this.#closed) this.#pump(g);
+      c.inScope(() => {
+        void this.#deliver(g, c, item).finally(() => {
+          c.inflight--;
+          if (c.inflight === 0) for (const r of c.idle.splice(0)) r();
+          if (!this.#closed) this.#pump(g);
+        });
       });
     }
   }
