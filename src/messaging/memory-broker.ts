@@ -2,20 +2,19 @@ import { AsyncResource } from 'node:async_hooks';
 import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../core/clock.js';
 import { ClosedError } from '../core/errors.js';
-import {
-  assertMessage,
-  type Broker,
-  type DeadLetter,
-  type Delivery,
-  decide,
-  type GroupSettings,
-  groupSettings,
-  type MessageHandler,
-  type OutgoingMessage,
-  type PublishReceipt,
-  type SubscribeOptions,
-  type Subscription,
+import type {
+  Broker,
+  DeadLetter,
+  Delivery,
+  MessageHandler,
+  OutgoingMessage,
+  PublishReceipt,
+  SubscribeOptions,
+  Subscription,
 } from './broker.js';
+import { decide } from './internal/delivery-outcome.js';
+import { type GroupSettings, groupSettings } from './internal/group-settings.js';
+import { assertMessage } from './internal/message-rules.js';
 
 export interface MemoryBrokerOptions {
   clock?: Clock;
@@ -64,7 +63,12 @@ export class MemoryBroker implements Broker {
   readonly #timers = new Set<AbortController>();
   #closed = false;
 
-  constructor(options: MemoryBrokerOptions = {}) {
+  /** A broker in this process; `close()` stops its retry timers and waits for handlers. */
+  static async open(options: MemoryBrokerOptions = {}): Promise<MemoryBroker> {
+    return new MemoryBroker(options);
+  }
+
+  private constructor(options: MemoryBrokerOptions) {
     this.#clock = options.clock ?? systemClock;
     this.#window = options.dedupWindowMs ?? 120_000;
     this.#logger = options.logger;

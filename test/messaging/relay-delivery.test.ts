@@ -9,7 +9,7 @@ import { ChoreographyService } from '../../src/messaging/choreography.js';
 import { EventTypes } from '../../src/messaging/envelope.js';
 import { MemoryBroker } from '../../src/messaging/memory-broker.js';
 import { messagingMigrations } from '../../src/messaging/sql-migrations.js';
-import { OutboxRelay } from '../../src/messaging/sql-outbox.js';
+import { OutboxRelay } from '../../src/messaging/sql-outbox-relay.js';
 import { createTempDatabase, describeServer } from '../support/servers.js';
 import { waitFor } from './broker-contract.js';
 import { capturingLogger } from './log-capture.js';
@@ -42,15 +42,18 @@ function relayDeliverySuite(getSql: () => SqlClient) {
       'DROP TABLE IF EXISTS seen; CREATE TABLE seen (service text, item text, PRIMARY KEY (service, item))',
     );
     const { logger, warnings } = capturingLogger();
-    const memory = new MemoryBroker({ logger });
+    const memory = await MemoryBroker.open({ logger });
     const { broker, attempts } = countingDeliveries(memory);
     const types = new EventTypes();
     types.define('item.added', z.object({ item: z.string() }));
     types.define('item.noted', z.object({ item: z.string() }));
     const common = { sql, broker, types, logger };
     const origin = new ChoreographyService({ name: 'origin', ...common });
-    const record = (service: string) => async (item: string, tx: { query: SqlClient['query'] }) =>
-      tx.query('INSERT INTO seen VALUES ($1, $2)', [service, item]);
+    const record =
+      (service: string) =>
+      async (item: string, tx: { query: SqlClient['query'] }): Promise<void> => {
+        await tx.query('INSERT INTO seen VALUES ($1, $2)', [service, item]);
+      };
     // Two hops, as a choreography runs them: each reaction writes in its inbox transaction and
     // emits through the outbox, so the relay publishes the second hop too.
     const noter = new ChoreographyService({ name: 'noter', ...common }).on(
