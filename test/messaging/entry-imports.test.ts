@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
@@ -55,5 +57,45 @@ describe('messaging entry points', () => {
     expect(nats).toEqual(['@nats-io/jetstream', '@nats-io/transport-node']);
     const rabbit = staticGraph('src/messaging/rabbitmq.ts').packages.filter(isEngineClient);
     expect(rabbit).toEqual(['rabbitmq-client']);
+  });
+
+  /** Run the fixture in a node whose engine clients look uninstalled (tsx compiles the source). */
+  async function withoutEngineClients(phase: 'import' | 'open') {
+    const { stdout, stderr } = await promisify(execFile)(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--import',
+        './test/messaging/fixtures/register-hide-engine-clients.mjs',
+        'test/messaging/fixtures/messaging-without-engine-clients.ts',
+        phase,
+      ],
+      { cwd: root, env: { ...process.env, CDP_NATS_URL: '', CDP_AMQP_URL: '' } },
+    );
+    return {
+      lines: stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, string>),
+      hidden: stderr.split('\n').filter((l) => l.startsWith('hidden-import ')),
+    };
+  }
+
+  it('without the engine clients installed, the entry loads and the in-process broker opens', async () => {
+    const { lines, hidden } = await withoutEngineClients('import');
+    expect(hidden).toEqual([]);
+    expect(lines).toEqual([{ kind: 'memory' }]);
+  });
+
+  it('without the engine clients installed, openBroker names the package to install', async () => {
+    const { lines, hidden } = await withoutEngineClients('open');
+    expect(hidden.length).toBeGreaterThan(0);
+    expect(lines).toEqual([
+      expect.objectContaining({ code: 'MISSING_DEPENDENCY', packageName: '@nats-io/jetstream' }),
+      expect.objectContaining({ code: 'MISSING_DEPENDENCY', packageName: 'rabbitmq-client' }),
+    ]);
+    expect(lines[0]!.message).toContain('npm install @nats-io/jetstream');
+    expect(lines[1]!.message).toContain('npm install rabbitmq-client');
   });
 });
