@@ -52,6 +52,53 @@ describe('messaging entry points', () => {
     );
   });
 
+  it('each entry exports by name what a user needs, nothing the adapters share', async () => {
+    // The public surface of the runtime values: a change here is a change of the package's API.
+    expect(Object.keys(await import('../../src/messaging/index.js')).sort()).toEqual([
+      'BrokerError',
+      'ChoreographyService',
+      'DeadLetterNotFoundError',
+      'DocumentOutboxRelay',
+      'DocumentStore',
+      'EventTypes',
+      'MemoryBroker',
+      'Outbox',
+      'OutboxRelay',
+      'SqlInbox',
+      'UnknownEventTypeError',
+      'ack',
+      'createEnvelope',
+      'deadLetter',
+      'decodeEnvelope',
+      'deferDelivery',
+      'dlqList',
+      'dlqReplay',
+      'encodeEnvelope',
+      'eventHandler',
+      'inboxHas',
+      'listParked',
+      'messagingMigrations',
+      'openBroker',
+      'outboxStats',
+      'publishEnvelope',
+      'purgeMessageLog',
+      'retryLater',
+      'traceFlow',
+    ]);
+    expect(Object.keys(await import('../../src/messaging/nats.js')).sort()).toEqual([
+      'NatsBroker',
+      'openNatsBroker',
+    ]);
+    expect(Object.keys(await import('../../src/messaging/rabbitmq.js')).sort()).toEqual([
+      'RabbitMqBroker',
+      'openRabbitMqBroker',
+    ]);
+    const index = resolve(root, 'src/messaging/index.ts');
+    const source = ts.createSourceFile(index, readFileSync(index, 'utf8'), ts.ScriptTarget.Latest);
+    const star = source.statements.filter((st) => ts.isExportDeclaration(st) && !st.exportClause);
+    expect(star).toHaveLength(0); // no `export * from`
+  });
+
   it('each adapter entry reaches its own engine client and no other', () => {
     const nats = staticGraph('src/messaging/nats.ts').packages.filter(isEngineClient);
     expect(nats).toEqual(['@nats-io/jetstream', '@nats-io/transport-node']);
