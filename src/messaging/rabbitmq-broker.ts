@@ -253,12 +253,15 @@ export class RabbitMqBroker implements Broker {
   ): Promise<void> {
     const ch = await this.#conn.acquire();
     let unsettled = 0;
+    let held = 0;
+    let settled = 0;
     try {
       const q = await ch.queueDeclare({
         queue: this.dlqQueue,
         durable: true,
         arguments: this.#queueArgs(),
       });
+      held = q.messageCount;
       const n = Math.min(q.messageCount, limit);
       for (let i = 0; i < n; i++) {
         const m = await ch.basicGet({ queue: this.dlqQueue, noAck: false });
@@ -278,18 +281,23 @@ export class RabbitMqBroker implements Broker {
         unsettled++;
         await visit(d, () => {
           unsettled--;
+          settled++;
           ch.basicAck({ deliveryTag: m.deliveryTag });
         });
       }
     } finally {
-      // Put back what was only looked at, in place, and wait until the queue has it: a
-      // declare on this channel reaches the queue after the nack, so its answer comes after
-      // the requeue. Closing alone also requeues, but the next scan (another channel) could
-      // then count the queue before the requeue lands and miss those messages.
+      // Put back what was only looked at, in place, and wait until the queue counts it again
+      // (it held `held`, of which this scan removed `settled`); otherwise the next scan (another
+      // channel) could count the queue before the requeue lands and miss those messages. A
+      // quorum queue applies the requeue through its log, after the channel has answered, so
+      // one declare is not enough: the count is asked again, up to 200 round trips.
       if (unsettled > 0) {
         try {
           ch.basicNack({ deliveryTag: 0, multiple: true, requeue: true });
-          await ch.queueDeclare({ queue: this.dlqQueue, passive: true });
+          for (let i = 0; i < 200; i++) {
+            const q = await ch.queueDeclare({ queue: this.dlqQueue, passive: true });
+            if (q.messageCount >= held - settled) break;
+          }
         } catch {
           // The channel close below requeues them anyway.
         }
