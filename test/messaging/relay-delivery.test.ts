@@ -6,6 +6,7 @@ import { PgliteSqlClient } from '../../src/engines/sql/pglite-sql-client.js';
 import type { SqlClient } from '../../src/engines/sql/sql-client.js';
 import type { Broker } from '../../src/messaging/broker.js';
 import { ChoreographyService } from '../../src/messaging/choreography.js';
+import { DocumentOutboxRelay, DocumentStore } from '../../src/messaging/document-outbox.js';
 import { EventTypes } from '../../src/messaging/envelope.js';
 import { MemoryBroker } from '../../src/messaging/memory-broker.js';
 import { messagingMigrations } from '../../src/messaging/sql-migrations.js';
@@ -114,6 +115,40 @@ function relayDeliverySuite(getSql: () => SqlClient) {
     } finally {
       await relay.close();
       for (const s of [noter, counter, reader]) await s.close();
+      await memory.close();
+    }
+  });
+
+  it('the document outbox relay too: a handler that opens its own transaction succeeds on its first delivery', async () => {
+    const sql = getSql();
+    await sql.exec('DROP TABLE IF EXISTS doc_seen; CREATE TABLE doc_seen (id text PRIMARY KEY)');
+    const { logger, warnings } = capturingLogger();
+    const memory = await MemoryBroker.open({ logger });
+    const { broker, attempts, failures } = countingDeliveries(memory);
+    const store = new DocumentStore<{ n: number }>({ sql, table: 'relay_docs', source: '/docs' });
+    await store.ensureTable();
+    const sub = await broker.subscribe({ group: 'docs', topics: ['doc.saved'] }, async (d) => {
+      await sql.transaction(async (tx) => {
+        await tx.query('INSERT INTO doc_seen VALUES ($1)', [d.id]);
+      });
+    });
+    try {
+      for (let i = 0; i < 6; i++) {
+        await store.save(`d${i % 2}`, { n: i }, [
+          { topic: 'doc.saved', type: 'doc.saved', data: i },
+        ]);
+      }
+      const relay = new DocumentOutboxRelay({ sql, broker, table: 'relay_docs', logger });
+      while ((await relay.runOnce()) > 0);
+      await waitFor(async () => {
+        const { rows } = await sql.query<{ n: number }>('SELECT count(*)::int AS n FROM doc_seen');
+        return rows[0]!.n === 6;
+      }, 'six documents seen');
+      expect(failures).toEqual([]);
+      expect(warnings()).toEqual([]);
+      expect([...attempts.values()]).toEqual(Array.from({ length: 6 }, () => [1]));
+    } finally {
+      await sub.close();
       await memory.close();
     }
   });
