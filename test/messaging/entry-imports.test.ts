@@ -99,6 +99,62 @@ describe('messaging entry points', () => {
     expect(star).toHaveLength(0); // no `export * from`
   });
 
+  it('each entry exports these types, and none of the internal ones', () => {
+    // The types of the declared surface, as the compiler sees it (the test above checks the
+    // values a running program gets). A change here is a change of the package's API.
+    const config = ts.readConfigFile(resolve(root, 'tsconfig.json'), ts.sys.readFile);
+    const options = ts.parseJsonConfigFileContent(config.config, ts.sys, root).options;
+    const entries = ['index', 'nats', 'rabbitmq'].map((e) =>
+      resolve(root, `src/messaging/${e}.ts`),
+    );
+    const program = ts.createProgram(entries, { ...options, noEmit: true });
+    const checker = program.getTypeChecker();
+    const [index, nats, rabbit] = entries.map((file) => {
+      const module = checker.getSymbolAtLocation(program.getSourceFile(file)!)!;
+      return checker
+        .getExportsOfModule(module)
+        .filter((s) => {
+          const target = s.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(s) : s;
+          return !(target.flags & ts.SymbolFlags.Value);
+        })
+        .map((s) => s.name)
+        .sort();
+    });
+    expect(index).toEqual([
+      'Broker',
+      'ChoreographyServiceOptions',
+      'DeadLetter',
+      'DeadLetterView',
+      'Delivery',
+      'DocumentEvent',
+      'DocumentOutboxOptions',
+      'EventHandlerOptions',
+      'EventType',
+      'HandlerAction',
+      'HandlerResult',
+      'InboxOptions',
+      'InboxResult',
+      'MemoryBrokerOptions',
+      'MessageEnvelope',
+      'MessageHandler',
+      'NewMessageEnvelope',
+      'OpenBrokerOptions',
+      'OutboxMessage',
+      'OutboxOptions',
+      'OutboxRelayOptions',
+      'OutboxStats',
+      'OutgoingMessage',
+      'ParkedRow',
+      'PublishReceipt',
+      'Reaction',
+      'SubscribeOptions',
+      'Subscription',
+      'TraceStep',
+    ]);
+    expect(nats).toEqual(['NatsBrokerOptions']);
+    expect(rabbit).toEqual(['RabbitMqBrokerOptions']);
+  }, 60_000); // type-checks the module graph: seconds on a loaded machine
+
   it('each adapter entry reaches its own engine client and no other', () => {
     const nats = staticGraph('src/messaging/nats.ts').packages.filter(isEngineClient);
     expect(nats).toEqual(['@nats-io/jetstream', '@nats-io/transport-node']);
