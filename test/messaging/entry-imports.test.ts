@@ -153,7 +153,7 @@ describe('messaging entry points', () => {
     ]);
     expect(nats).toEqual(['NatsBrokerOptions']);
     expect(rabbit).toEqual(['RabbitMqBrokerOptions']);
-  }, 60_000); // type-checks the module graph: seconds on a loaded machine
+  });
 
   it('each adapter entry reaches its own engine client and no other', () => {
     const nats = staticGraph('src/messaging/nats.ts').packages.filter(isEngineClient);
