@@ -194,7 +194,8 @@ dlq
   .option('--platform <url>', 'running platform to ask when the broker is in-process')
   .option('--json', 'print JSON')
   .action(async (opts: DlqOptions & { limit: number; group?: string; json?: boolean }) => {
-    const { dlqList, formatDeadLetters } = await import('../messaging/index.js');
+    const { dlqList } = await import('../messaging/index.js');
+    const { formatDeadLetters } = await import('./messaging-text.js');
     try {
       const list = await withDeadLetters(
         opts,

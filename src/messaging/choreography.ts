@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { ClosedError, ValidationError } from '../core/errors.js';
 import type { Queryable, SqlClient, SqlTransaction } from '../engines/sql/sql-client.js';
 import type { Broker, Subscription } from './broker.js';
-import type { Envelope, EventTypes } from './envelope.js';
+import type { EventTypes, MessageEnvelope } from './envelope.js';
 import { SqlInbox } from './sql-inbox.js';
 import { Outbox, type OutboxMessage } from './sql-outbox.js';
 
@@ -14,12 +14,12 @@ import { Outbox, type OutboxMessage } from './sql-outbox.js';
  * incoming event's correlation id and its id as causation id. Topics are the event types.
  */
 export interface Reaction {
-  event: Envelope;
+  event: MessageEnvelope;
   tx: SqlTransaction;
   /** Emit an event caused by this one (written to the outbox in this transaction). */
   emit<T>(
     e: Omit<OutboxMessage<T>, 'topic' | 'causedBy'> & { topic?: string },
-  ): Promise<Envelope<T>>;
+  ): Promise<MessageEnvelope<T>>;
 }
 
 export interface ChoreographyServiceOptions {
@@ -73,7 +73,7 @@ export class ChoreographyService {
   async emit<T>(
     tx: SqlTransaction,
     e: Omit<OutboxMessage<T>, 'topic'> & { topic?: string },
-  ): Promise<Envelope<T>> {
+  ): Promise<MessageEnvelope<T>> {
     return this.#outbox.add(tx, { ...e, topic: e.topic ?? e.type });
   }
 
@@ -191,15 +191,4 @@ export async function purgeMessageLog(sql: Queryable, olderThanMs: number): Prom
     [olderThanMs],
   );
   return r.rowCount;
-}
-
-/** The trace as indented text: `- type (id) handled by a, b`. */
-export function formatTrace(steps: TraceStep[]): string {
-  return steps
-    .map(
-      (s) =>
-        `${'  '.repeat(s.depth)}- ${s.type} (${s.id}) from ${s.source}` +
-        (s.handledBy.length > 0 ? ` handled by ${s.handledBy.join(', ')}` : ''),
-    )
-    .join('\n');
 }

@@ -60,30 +60,3 @@ export async function dlqReplay(
   if (replayed === 0) throw new DeadLetterNotFoundError(id);
   return { id, replayed };
 }
-
-/** A plain-text table of dead letters for the CLI. */
-export function formatDeadLetters(list: DeadLetterView[]): string {
-  if (list.length === 0) return 'no dead letters';
-  const rows = [
-    ['id', 'group', 'topic', 'type', 'key', 'attempts', 'dead at', 'error'],
-    ...list.map((d) => [
-      d.id,
-      d.group,
-      d.topic,
-      d.type,
-      d.key,
-      String(d.attempts),
-      d.deadAt,
-      d.error.length > 80 ? `${d.error.slice(0, 77)}...` : d.error,
-    ]),
-  ];
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows
-    .map((r) =>
-      r
-        .map((cell, c) => cell.padEnd(widths[c]!))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
-}

@@ -2,8 +2,14 @@ import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../core/clock.js';
 import { ConcurrencyError, errorMessage, ValidationError } from '../core/errors.js';
 import type { SqlClient } from '../engines/sql/sql-client.js';
-import { assertTopic, type Broker } from './broker.js';
-import { createEnvelope, decodeEnvelope, type Envelope, encodeEnvelope } from './envelope.js';
+import type { Broker } from './broker.js';
+import {
+  createEnvelope,
+  decodeEnvelope,
+  encodeEnvelope,
+  type MessageEnvelope,
+} from './envelope.js';
+import { assertTopic } from './internal/message-rules.js';
 
 /**
  * The document variant of the outbox, for stores that change one document atomically but
@@ -16,12 +22,12 @@ export interface DocumentEvent<T = unknown> {
   topic: string;
   type: string;
   data: T;
-  causedBy?: Pick<Envelope, 'id' | 'correlationid'>;
+  causedBy?: Pick<MessageEnvelope, 'id' | 'correlationid'>;
 }
 
 interface StoredOutboxEntry {
   topic: string;
-  envelope: Envelope;
+  envelope: MessageEnvelope;
 }
 
 const TABLE_RE = /^[a-z_][a-z0-9_]{0,62}$/;

@@ -16,7 +16,7 @@ import { newId } from '../core/ids.js';
  *   (normally `sequence - 1`; larger gaps when the relay parked a poison row in between), so a
  *   consumer can apply a key's messages in order without waiting for a parked one.
  */
-export interface Envelope<T = unknown> {
+export interface MessageEnvelope<T = unknown> {
   specversion: '1.0';
   id: string;
   source: string;
@@ -36,7 +36,7 @@ export interface Envelope<T = unknown> {
 const attr = z.string().min(1);
 
 /** The envelope schema at the edge: attributes strict, `data` checked later per event type. */
-export const envelopeSchema = z.object({
+const envelopeSchema = z.object({
   specversion: z.literal('1.0'),
   id: attr.max(200),
   source: attr.max(500),
@@ -53,7 +53,7 @@ export const envelopeSchema = z.object({
   data: z.unknown(),
 });
 
-export interface NewEnvelope<T> {
+export interface NewMessageEnvelope<T> {
   type: string;
   source: string;
   data: T;
@@ -65,15 +65,18 @@ export interface NewEnvelope<T> {
   sequence?: number;
   prevsequence?: number;
   /** The message this one reacts to: its id becomes causationid, its correlationid is kept. */
-  causedBy?: Pick<Envelope, 'id' | 'correlationid'>;
+  causedBy?: Pick<MessageEnvelope, 'id' | 'correlationid'>;
   /** A new flow's correlation id; default: the id of this first message. */
   correlationid?: string;
 }
 
 /** Build an envelope; ids are UUIDv7 (time-ordered) unless given. */
-export function createEnvelope<T>(input: NewEnvelope<T>, clock: Clock = systemClock): Envelope<T> {
+export function createEnvelope<T>(
+  input: NewMessageEnvelope<T>,
+  clock: Clock = systemClock,
+): MessageEnvelope<T> {
   const id = input.id ?? newId();
-  const env: Envelope<T> = {
+  const env: MessageEnvelope<T> = {
     specversion: '1.0',
     id,
     source: input.source,
@@ -92,7 +95,7 @@ export function createEnvelope<T>(input: NewEnvelope<T>, clock: Clock = systemCl
   return env;
 }
 
-export function encodeEnvelope(env: Envelope): string {
+export function encodeEnvelope(env: MessageEnvelope): string {
   return JSON.stringify(env);
 }
 
@@ -101,7 +104,7 @@ function issuesOf(err: z.ZodError): { path: string; message: string }[] {
 }
 
 /** Parse and validate an envelope from the wire; throws ValidationError (never retried). */
-export function decodeEnvelope(body: string | Uint8Array): Envelope {
+export function decodeEnvelope(body: string | Uint8Array): MessageEnvelope {
   const text = typeof body === 'string' ? body : Buffer.from(body).toString('utf8');
   let raw: unknown;
   try {
@@ -119,7 +122,7 @@ export function decodeEnvelope(body: string | Uint8Array): Envelope {
       issues,
     );
   }
-  return parsed.data as Envelope;
+  return parsed.data as MessageEnvelope;
 }
 
 /** An event type whose name is not registered, when the policy says to reject it. */
@@ -157,7 +160,7 @@ export class EventTypes {
   }
 
   /** Validate `data`; throws ValidationError or UnknownEventTypeError. */
-  parse(env: Envelope): Envelope {
+  parse(env: MessageEnvelope): MessageEnvelope {
     const schema = this.#schemas.get(env.type);
     if (!schema) throw new UnknownEventTypeError(env.type, this.types);
     const parsed = schema.safeParse(env.data);

@@ -2,9 +2,9 @@ import type { Broker, Delivery, HandlerResult, MessageHandler, PublishReceipt } 
 import { ack, deadLetter } from './broker.js';
 import {
   decodeEnvelope,
-  type Envelope,
   type EventTypes,
   encodeEnvelope,
+  type MessageEnvelope,
   UnknownEventTypeError,
 } from './envelope.js';
 
@@ -25,7 +25,7 @@ export interface EventHandlerOptions {
  */
 export function eventHandler(
   types: EventTypes,
-  fn: (env: Envelope, delivery: Delivery) => Promise<HandlerResult>,
+  fn: (env: MessageEnvelope, delivery: Delivery) => Promise<HandlerResult>,
   options: EventHandlerOptions = {},
 ): MessageHandler {
   const unknown = options.unknownTypes ?? 'dead-letter';
@@ -48,7 +48,7 @@ export function eventHandler(
 export async function publishEnvelope(
   broker: Broker,
   topic: string,
-  env: Envelope,
+  env: MessageEnvelope,
   options: { headers?: Record<string, string>; types?: EventTypes } = {},
 ): Promise<PublishReceipt> {
   if (options.types) options.types.parse(env);

@@ -1,20 +1,20 @@
+import { AsyncResource } from 'node:async_hooks';
 import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../core/clock.js';
 import { ClosedError } from '../core/errors.js';
-import {
-  assertMessage,
-  type Broker,
-  type DeadLetter,
-  type Delivery,
-  decide,
-  type GroupSettings,
-  groupSettings,
-  type MessageHandler,
-  type OutgoingMessage,
-  type PublishReceipt,
-  type SubscribeOptions,
-  type Subscription,
+import type {
+  Broker,
+  DeadLetter,
+  Delivery,
+  MessageHandler,
+  OutgoingMessage,
+  PublishReceipt,
+  SubscribeOptions,
+  Subscription,
 } from './broker.js';
+import { decide } from './internal/delivery-outcome.js';
+import { type GroupSettings, groupSettings } from './internal/group-settings.js';
+import { assertMessage } from './internal/message-rules.js';
 
 export interface MemoryBrokerOptions {
   clock?: Clock;
@@ -30,6 +30,8 @@ interface Queued {
 
 interface Consumer {
   handler: MessageHandler;
+  /** Runs a function in the async context of the subscribe call (see #pump). */
+  inScope: (fn: () => void) => void;
   inflight: number;
   settings: GroupSettings;
   closed: boolean;
@@ -61,7 +63,12 @@ export class MemoryBroker implements Broker {
   readonly #timers = new Set<AbortController>();
   #closed = false;
 
-  constructor(options: MemoryBrokerOptions = {}) {
+  /** A broker in this process; `close()` stops its retry timers and waits for handlers. */
+  static async open(options: MemoryBrokerOptions = {}): Promise<MemoryBroker> {
+    return new MemoryBroker(options);
+  }
+
+  private constructor(options: MemoryBrokerOptions) {
     this.#clock = options.clock ?? systemClock;
     this.#window = options.dedupWindowMs ?? 120_000;
     this.#logger = options.logger;
@@ -106,7 +113,14 @@ export class MemoryBroker implements Broker {
       this.#groups.set(settings.group, g);
     }
     for (const t of settings.topics) g.topics.add(t);
-    const consumer: Consumer = { handler, inflight: 0, settings, closed: false, idle: [] };
+    const consumer: Consumer = {
+      handler,
+      inScope: AsyncResource.bind((fn: () => void) => fn()),
+      inflight: 0,
+      settings,
+      closed: false,
+      idle: [],
+    };
     g.consumers.push(consumer);
     const group = g;
     this.#pump(group);
@@ -122,6 +136,14 @@ export class MemoryBroker implements Broker {
     };
   }
 
+  /**
+   * Hand queued messages to ready consumers. A delivery runs in the async context of its
+   * consumer's subscribe call, never in the publisher's: as from a broker across the network,
+   * a handler does not inherit what the publisher's context holds. A relay publishes inside
+   * the transaction that claims its outbox rows, and PGlite refuses (rather than deadlocks on)
+   * a query on the client from inside its own transaction callback; a handler that inherited
+   * that context would fail its first delivery.
+   */
   #pump(g: Group): void {
     while (g.queue.length > 0) {
       const ready = g.consumers.filter((c) => !c.closed && c.inflight < c.settings.concurrency);
@@ -129,10 +151,12 @@ export class MemoryBroker implements Broker {
       const c = ready[g.next++ % ready.length]!;
       const item = g.queue.shift()!;
       c.inflight++;
-      void this.#deliver(g, c, item).finally(() => {
-        c.inflight--;
-        if (c.inflight === 0) for (const r of c.idle.splice(0)) r();
-        if (!this.#closed) this.#pump(g);
+      c.inScope(() => {
+        void this.#deliver(g, c, item).finally(() => {
+          c.inflight--;
+          if (c.inflight === 0) for (const r of c.idle.splice(0)) r();
+          if (!this.#closed) this.#pump(g);
+        });
       });
     }
   }

@@ -15,26 +15,28 @@ import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../core/clock.js';
 import { ClosedError, errorMessage, ValidationError } from '../core/errors.js';
 import { backoffDelay } from '../core/retry.js';
+import { connectNats } from '../engines/nats/nats-connection.js';
 import {
-  assertMessage,
   type Broker,
   BrokerError,
   type DeadLetter,
   type Delivery,
-  decide,
-  type GroupSettings,
-  groupSettings,
-  H,
   type MessageHandler,
   type OutgoingMessage,
   type PublishReceipt,
   type SubscribeOptions,
   type Subscription,
 } from './broker.js';
+import { decide } from './internal/delivery-outcome.js';
+import { type GroupSettings, groupSettings } from './internal/group-settings.js';
+import { CDP_HEADERS } from './internal/headers.js';
+import { assertMessage } from './internal/message-rules.js';
 
 export interface NatsBrokerOptions {
-  /** A connection from connectNats() (src/engines/nats). The broker does not close it. */
+  /** A connection from connectNats() (src/engines/nats). */
   nc: NatsConnection;
+  /** Close `nc` when the broker closes. Default false: the caller owns the connection. */
+  closeConnection?: boolean;
   /**
    * Names the streams (`<prefix>` for messages, `<prefix>_dlq` for dead letters) and the
    * subjects (`<prefix>.t.<topic>`). Letters, digits, _ and -. Default `cdp`.
@@ -106,7 +108,7 @@ export class NatsBroker implements Broker {
   }
 
   /** Create or update the streams; fails clearly when JetStream is not enabled. */
-  static async create(options: NatsBrokerOptions): Promise<NatsBroker> {
+  static async open(options: NatsBrokerOptions): Promise<NatsBroker> {
     const prefix = options.prefix ?? 'cdp';
     if (!PREFIX_RE.test(prefix)) {
       throw new ValidationError(
@@ -185,8 +187,8 @@ export class NatsBroker implements Broker {
     assertMessage(message);
     const h = natsHeaders();
     for (const [k, v] of Object.entries(message.headers ?? {})) h.set(k, v);
-    h.set(H.id, message.id);
-    if (message.key !== undefined) h.set(H.key, message.key);
+    h.set(CDP_HEADERS.id, message.id);
+    if (message.key !== undefined) h.set(CDP_HEADERS.key, message.key);
     return this.#publishRaw(this.subject(message.topic), message.body, h, message.id);
   }
 
@@ -270,11 +272,11 @@ export class NatsBroker implements Broker {
     for (const [k, v] of Object.entries(delivery.headers)) {
       if (!k.toLowerCase().startsWith('nats-')) h.set(k, v);
     }
-    h.set(H.topic, delivery.topic);
-    h.set(H.dlqError, error.replace(/[\r\n]+/g, ' ').slice(0, 2000));
-    h.set(H.dlqGroup, settings.group);
-    h.set(H.dlqAttempts, String(delivery.attempt));
-    h.set(H.dlqAt, new Date(this.#clock.now()).toISOString());
+    h.set(CDP_HEADERS.topic, delivery.topic);
+    h.set(CDP_HEADERS.dlqError, error.replace(/[\r\n]+/g, ' ').slice(0, 2000));
+    h.set(CDP_HEADERS.dlqGroup, settings.group);
+    h.set(CDP_HEADERS.dlqAttempts, String(delivery.attempt));
+    h.set(CDP_HEADERS.dlqAt, new Date(this.#clock.now()).toISOString());
     await this.#publishRaw(
       `${this.dlqStream}.${settings.group}`,
       delivery.body,
@@ -294,15 +296,15 @@ export class NatsBroker implements Broker {
       out.push({
         seq,
         dead: {
-          id: headers[H.id] ?? '',
-          topic: headers[H.topic] ?? '',
-          group: headers[H.dlqGroup] ?? '',
-          key: headers[H.key],
+          id: headers[CDP_HEADERS.id] ?? '',
+          topic: headers[CDP_HEADERS.topic] ?? '',
+          group: headers[CDP_HEADERS.dlqGroup] ?? '',
+          key: headers[CDP_HEADERS.key],
           headers,
           body: sm.string(),
-          error: headers[H.dlqError] ?? '',
-          attempts: Number(headers[H.dlqAttempts] ?? 0),
-          deadAt: headers[H.dlqAt] ?? '',
+          error: headers[CDP_HEADERS.dlqError] ?? '',
+          attempts: Number(headers[CDP_HEADERS.dlqAttempts] ?? 0),
+          deadAt: headers[CDP_HEADERS.dlqAt] ?? '',
         },
       });
     }
@@ -338,6 +340,7 @@ export class NatsBroker implements Broker {
     if (this.#closed) return;
     this.#closed = true;
     await Promise.all([...this.#subs].map((s) => s.close()));
+    if (this.#options.closeConnection) await this.#nc.close();
   }
 
   /** @internal */
@@ -418,11 +421,11 @@ class NatsSubscription implements Subscription {
     const headers = toHeaders(m.headers);
     const seq = m.seq;
     const deferred = this.#deferrals.get(seq) ?? 0;
-    const topic = headers[H.topic] ?? m.subject.slice(this.#broker.prefix.length + 3);
+    const topic = headers[CDP_HEADERS.topic] ?? m.subject.slice(this.#broker.prefix.length + 3);
     const delivery: Delivery = {
-      id: headers[H.id] ?? String(seq),
+      id: headers[CDP_HEADERS.id] ?? String(seq),
       topic,
-      key: headers[H.key],
+      key: headers[CDP_HEADERS.key],
       headers,
       body: m.string(),
       attempt: Math.max(1, m.info.deliveryCount - deferred),
@@ -472,5 +475,27 @@ class NatsSubscription implements Subscription {
     await Promise.all(this.#loops);
     await Promise.all([...this.#inflight]);
     this.#broker.forget(this);
+  }
+}
+
+/**
+ * Connect to the NATS server at `url` (`CDP_NATS_URL`) and open a broker on it that owns the
+ * connection: `close()` closes both. An unreachable server fails with an EngineUnavailableError
+ * naming `variable`.
+ */
+export async function openNatsBroker(
+  options: Omit<NatsBrokerOptions, 'nc' | 'closeConnection'> & { url: string; variable?: string },
+): Promise<NatsBroker> {
+  const { url, variable, ...rest } = options;
+  const nc = await connectNats({
+    url,
+    ...(variable ? { variable } : {}),
+    ...(rest.logger ? { logger: rest.logger } : {}),
+  });
+  try {
+    return await NatsBroker.open({ ...rest, nc, closeConnection: true });
+  } catch (err) {
+    await nc.close();
+    throw err;
   }
 }

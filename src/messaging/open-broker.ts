@@ -1,11 +1,8 @@
 import type { Logger } from 'pino';
 import { ConfigError } from '../core/errors.js';
-import { connectAmqp } from '../engines/amqp/amqp-connection.js';
-import { connectNats } from '../engines/nats/nats-connection.js';
+import { importOptional } from '../core/optional-dependency.js';
 import type { Broker } from './broker.js';
 import { MemoryBroker } from './memory-broker.js';
-import { NatsBroker } from './nats-broker.js';
-import { RabbitMqBroker } from './rabbitmq-broker.js';
 
 export interface OpenBrokerOptions {
   /** CDP_NATS_URL: NATS JetStream when set. */
@@ -35,44 +32,35 @@ function checkUrl(url: string, variable: string, protocols: string[]): void {
 /**
  * The broker the configuration selects: NATS JetStream with CDP_NATS_URL, RabbitMQ with
  * CDP_AMQP_URL, otherwise the in-process broker. `close()` closes the broker and its connection.
- * An unreachable broker fails here with an EngineUnavailableError naming the variable.
+ * An unreachable broker fails here with an EngineUnavailableError naming the variable; a missing
+ * engine client (an optional peer dependency) with a MissingDependencyError naming the package.
+ * The adapters are imported here, on demand, so that this module loads no engine client.
  */
 export async function openBroker(options: OpenBrokerOptions): Promise<Broker> {
   const prefix = options.prefix ?? 'cdp';
+  const logger = options.logger ? { logger: options.logger } : {};
   if (options.natsUrl) {
     checkUrl(options.natsUrl, 'CDP_NATS_URL', ['nats:', 'tls:']);
-    const nc = await connectNats({ url: options.natsUrl, logger: options.logger });
-    try {
-      const broker = await NatsBroker.create({ nc, prefix, logger: options.logger });
-      return withClose(broker, () => nc.close());
-    } catch (err) {
-      await nc.close();
-      throw err;
-    }
+    const purpose = 'the NATS JetStream broker (CDP_NATS_URL)';
+    // Two packages: whichever is missing is named (the inner call converts its own).
+    const { openNatsBroker } = await importOptional('@nats-io/jetstream', purpose, () =>
+      importOptional('@nats-io/transport-node', purpose, () => import('./nats.js')),
+    );
+    return openNatsBroker({ url: options.natsUrl, variable: 'CDP_NATS_URL', prefix, ...logger });
   }
   if (options.amqpUrl) {
     checkUrl(options.amqpUrl, 'CDP_AMQP_URL', ['amqp:', 'amqps:']);
-    const conn = await connectAmqp({ url: options.amqpUrl, logger: options.logger });
-    try {
-      const broker = await RabbitMqBroker.create({
-        connection: conn,
-        prefix,
-        logger: options.logger,
-      });
-      return withClose(broker, () => conn.close());
-    } catch (err) {
-      await conn.close();
-      throw err;
-    }
+    const { openRabbitMqBroker } = await importOptional(
+      'rabbitmq-client',
+      'the RabbitMQ broker (CDP_AMQP_URL)',
+      () => import('./rabbitmq.js'),
+    );
+    return openRabbitMqBroker({
+      url: options.amqpUrl,
+      variable: 'CDP_AMQP_URL',
+      prefix,
+      ...logger,
+    });
   }
-  return new MemoryBroker({ logger: options.logger });
-}
-
-function withClose<B extends Broker>(broker: B, after: () => Promise<void>): B {
-  const close = broker.close.bind(broker);
-  broker.close = async () => {
-    await close();
-    await after();
-  };
-  return broker;
+  return MemoryBroker.open(logger);
 }

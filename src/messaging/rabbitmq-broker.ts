@@ -10,27 +10,29 @@ import {
 } from 'rabbitmq-client';
 import { type Clock, systemClock } from '../core/clock.js';
 import { ClosedError, errorMessage, ValidationError } from '../core/errors.js';
+import { connectAmqp } from '../engines/amqp/amqp-connection.js';
 import {
-  assertMessage,
   type Broker,
   BrokerError,
   type DeadLetter,
   type Delivery,
-  decide,
-  type GroupSettings,
-  groupSettings,
-  H,
   type MessageHandler,
   type OutgoingMessage,
   type PublishReceipt,
-  RecentIds,
   type SubscribeOptions,
   type Subscription,
 } from './broker.js';
+import { decide } from './internal/delivery-outcome.js';
+import { type GroupSettings, groupSettings } from './internal/group-settings.js';
+import { CDP_HEADERS } from './internal/headers.js';
+import { assertMessage } from './internal/message-rules.js';
+import { RecentIds } from './internal/recent-ids.js';
 
 export interface RabbitMqBrokerOptions {
-  /** A connection from connectAmqp() (src/engines/amqp). The broker does not close it. */
+  /** A connection from connectAmqp() (src/engines/amqp). */
   connection: Connection;
+  /** Close `connection` when the broker closes. Default false: the caller owns the connection. */
+  closeConnection?: boolean;
   /** Names the topic exchange `<prefix>`, group queues `<prefix>.<group>`, `<prefix>.dlq`. Default `cdp`. */
   prefix?: string;
   /** 'quorum' (default: replicated, survives restarts, poison-safe) or 'classic' durable queues. */
@@ -96,7 +98,7 @@ export class RabbitMqBroker implements Broker {
     );
   }
 
-  static async create(options: RabbitMqBrokerOptions): Promise<RabbitMqBroker> {
+  static async open(options: RabbitMqBrokerOptions): Promise<RabbitMqBroker> {
     const prefix = options.prefix ?? 'cdp';
     if (!PREFIX_RE.test(prefix)) {
       throw new ValidationError(
@@ -145,8 +147,11 @@ export class RabbitMqBroker implements Broker {
   async publish(message: OutgoingMessage): Promise<PublishReceipt> {
     this.#check();
     assertMessage(message);
-    const headers: Record<string, string> = { ...(message.headers ?? {}), [H.id]: message.id };
-    if (message.key !== undefined) headers[H.key] = message.key;
+    const headers: Record<string, string> = {
+      ...(message.headers ?? {}),
+      [CDP_HEADERS.id]: message.id,
+    };
+    if (message.key !== undefined) headers[CDP_HEADERS.key] = message.key;
     await this.#send(this.prefix, message.topic, message.id, headers, message.body);
     return { id: message.id, duplicate: false };
   }
@@ -248,43 +253,51 @@ export class RabbitMqBroker implements Broker {
   ): Promise<void> {
     const ch = await this.#conn.acquire();
     let unsettled = 0;
+    let held = 0;
+    let settled = 0;
     try {
       const q = await ch.queueDeclare({
         queue: this.dlqQueue,
         durable: true,
         arguments: this.#queueArgs(),
       });
+      held = q.messageCount;
       const n = Math.min(q.messageCount, limit);
       for (let i = 0; i < n; i++) {
         const m = await ch.basicGet({ queue: this.dlqQueue, noAck: false });
         if (!m) break;
         const headers = headerRecord(m.headers);
         const d: DeadLetter = {
-          id: headers[H.id] ?? m.messageId ?? '',
-          topic: headers[H.topic] ?? '',
-          group: headers[H.dlqGroup] ?? '',
-          key: headers[H.key],
+          id: headers[CDP_HEADERS.id] ?? m.messageId ?? '',
+          topic: headers[CDP_HEADERS.topic] ?? '',
+          group: headers[CDP_HEADERS.dlqGroup] ?? '',
+          key: headers[CDP_HEADERS.key],
           headers,
           body: bodyText(m.body),
-          error: headers[H.dlqError] ?? '',
-          attempts: Number(headers[H.dlqAttempts] ?? 0),
-          deadAt: headers[H.dlqAt] ?? '',
+          error: headers[CDP_HEADERS.dlqError] ?? '',
+          attempts: Number(headers[CDP_HEADERS.dlqAttempts] ?? 0),
+          deadAt: headers[CDP_HEADERS.dlqAt] ?? '',
         };
         unsettled++;
         await visit(d, () => {
           unsettled--;
+          settled++;
           ch.basicAck({ deliveryTag: m.deliveryTag });
         });
       }
     } finally {
-      // Put back what was only looked at, in place, and wait until the queue has it: a
-      // declare on this channel reaches the queue after the nack, so its answer comes after
-      // the requeue. Closing alone also requeues, but the next scan (another channel) could
-      // then count the queue before the requeue lands and miss those messages.
+      // Put back what was only looked at, in place, and wait until the queue counts it again
+      // (it held `held`, of which this scan removed `settled`); otherwise the next scan (another
+      // channel) could count the queue before the requeue lands and miss those messages. A
+      // quorum queue applies the requeue through its log, after the channel has answered, so
+      // one declare is not enough: the count is asked again, up to 200 round trips.
       if (unsettled > 0) {
         try {
           ch.basicNack({ deliveryTag: 0, multiple: true, requeue: true });
-          await ch.queueDeclare({ queue: this.dlqQueue, passive: true });
+          for (let i = 0; i < 200; i++) {
+            const q = await ch.queueDeclare({ queue: this.dlqQueue, passive: true });
+            if (q.messageCount >= held - settled) break;
+          }
         } catch {
           // The channel close below requeues them anyway.
         }
@@ -311,7 +324,7 @@ export class RabbitMqBroker implements Broker {
       if (d.id !== id) return;
       const headers: Record<string, string> = {};
       for (const [k, v] of Object.entries(d.headers)) {
-        if (!k.startsWith('cdp-dlq-') && k !== H.attempt) headers[k] = v;
+        if (!k.startsWith('cdp-dlq-') && k !== CDP_HEADERS.attempt) headers[k] = v;
       }
       await this.send(this.queueOf(d.group), id, headers, d.body);
       settle();
@@ -336,6 +349,7 @@ export class RabbitMqBroker implements Broker {
     this.#closed = true;
     await Promise.all([...this.#subs].map((s) => s.close()));
     await this.#publisher.close();
+    if (this.#options.closeConnection) await this.#conn.close();
   }
 }
 
@@ -367,13 +381,13 @@ class RabbitSubscription implements Subscription {
   async handle(msg: AsyncMessage): Promise<ConsumerStatus> {
     if (this.#closed) return ConsumerStatus.REQUEUE;
     const headers = headerRecord(msg.headers);
-    const id = headers[H.id] ?? msg.messageId ?? `${msg.deliveryTag}`;
+    const id = headers[CDP_HEADERS.id] ?? msg.messageId ?? `${msg.deliveryTag}`;
     if (this.#recent.has(id)) return ConsumerStatus.ACK;
-    const attempt = Number(headers[H.attempt] ?? 1);
+    const attempt = Number(headers[CDP_HEADERS.attempt] ?? 1);
     const delivery: Delivery = {
       id,
-      topic: headers[H.topic] ?? msg.routingKey,
-      key: headers[H.key],
+      topic: headers[CDP_HEADERS.topic] ?? msg.routingKey,
+      key: headers[CDP_HEADERS.key],
       headers,
       body: bodyText(msg.body),
       attempt,
@@ -385,17 +399,17 @@ class RabbitSubscription implements Subscription {
       this.#recent.add(id);
       return ConsumerStatus.ACK;
     }
-    const base = { ...headers, [H.topic]: delivery.topic };
+    const base = { ...headers, [CDP_HEADERS.topic]: delivery.topic };
     if (outcome.kind === 'dead') {
       await this.#broker.send(
         this.#broker.dlqQueue,
         id,
         {
           ...base,
-          [H.dlqError]: outcome.error.slice(0, 2000),
-          [H.dlqGroup]: this.group,
-          [H.dlqAttempts]: String(attempt),
-          [H.dlqAt]: new Date(this.#broker.clock.now()).toISOString(),
+          [CDP_HEADERS.dlqError]: outcome.error.slice(0, 2000),
+          [CDP_HEADERS.dlqGroup]: this.group,
+          [CDP_HEADERS.dlqAttempts]: String(attempt),
+          [CDP_HEADERS.dlqAt]: new Date(this.#broker.clock.now()).toISOString(),
         },
         delivery.body,
       );
@@ -409,7 +423,7 @@ class RabbitSubscription implements Subscription {
     await this.#broker.send(
       this.#broker.queueOf(this.group),
       id,
-      { ...base, [H.attempt]: String(attempt + (outcome.counts ? 1 : 0)) },
+      { ...base, [CDP_HEADERS.attempt]: String(attempt + (outcome.counts ? 1 : 0)) },
       delivery.body,
     );
     return ConsumerStatus.ACK;
@@ -421,5 +435,30 @@ class RabbitSubscription implements Subscription {
     this.#abort.abort();
     await this.consumer?.close();
     this.#broker.forget(this);
+  }
+}
+
+/**
+ * Connect to the RabbitMQ server at `url` (`CDP_AMQP_URL`) and open a broker on it that owns
+ * the connection: `close()` closes both. An unreachable server fails with an
+ * EngineUnavailableError naming `variable`.
+ */
+export async function openRabbitMqBroker(
+  options: Omit<RabbitMqBrokerOptions, 'connection' | 'closeConnection'> & {
+    url: string;
+    variable?: string;
+  },
+): Promise<RabbitMqBroker> {
+  const { url, variable, ...rest } = options;
+  const connection = await connectAmqp({
+    url,
+    ...(variable ? { variable } : {}),
+    ...(rest.logger ? { logger: rest.logger } : {}),
+  });
+  try {
+    return await RabbitMqBroker.open({ ...rest, connection, closeConnection: true });
+  } catch (err) {
+    await connection.close();
+    throw err;
   }
 }

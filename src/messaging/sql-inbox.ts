@@ -9,8 +9,8 @@ import {
 } from './broker.js';
 import {
   decodeEnvelope,
-  type Envelope,
   type EventTypes,
+  type MessageEnvelope,
   UnknownEventTypeError,
 } from './envelope.js';
 import type { EventHandlerOptions } from './event-handler.js';
@@ -58,7 +58,10 @@ export class SqlInbox {
    * done), 'deferred' (its predecessor has not been applied yet: retry later) or 'replayed'
    * (a message skipped earlier, e.g. dead-lettered, applied now out of its key's order).
    */
-  async handle(env: Envelope, fn: (tx: SqlTransaction) => Promise<void>): Promise<InboxResult> {
+  async handle(
+    env: MessageEnvelope,
+    fn: (tx: SqlTransaction) => Promise<void>,
+  ): Promise<InboxResult> {
     const consumer = this.#o.consumer;
     try {
       return await this.#o.sql.transaction(async (tx) => {
@@ -109,7 +112,7 @@ export class SqlInbox {
    * changed) when its predecessor has not been applied yet: the caller defers it instead. Its
    * id is not recorded: a replay of it is applied (as 'replayed').
    */
-  async skip(env: Envelope): Promise<'skipped' | 'early'> {
+  async skip(env: MessageEnvelope): Promise<'skipped' | 'early'> {
     if (
       this.#o.ordering !== 'strict' ||
       env.partitionkey === undefined ||
@@ -147,7 +150,7 @@ export class SqlInbox {
    */
   handler(
     types: EventTypes,
-    fn: (env: Envelope, tx: SqlTransaction, delivery: Delivery) => Promise<void>,
+    fn: (env: MessageEnvelope, tx: SqlTransaction, delivery: Delivery) => Promise<void>,
     options: EventHandlerOptions = {},
   ): MessageHandler {
     const unknown = options.unknownTypes ?? 'dead-letter';
@@ -159,7 +162,7 @@ export class SqlInbox {
         const err = new UnknownEventTypeError(raw.type, types.types);
         return deadLetter(`${err.code}: ${err.message}`);
       }
-      let env: Envelope;
+      let env: MessageEnvelope;
       try {
         env = types.parse(raw);
       } catch (err) {

@@ -2,8 +2,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { connectAmqp } from '../../src/engines/amqp/index.js';
 import { connectNats, type NatsConnection } from '../../src/engines/nats/index.js';
 import type { Broker } from '../../src/messaging/broker.js';
-import { NatsBroker } from '../../src/messaging/nats-broker.js';
-import { RabbitMqBroker } from '../../src/messaging/rabbitmq-broker.js';
+import { NatsBroker } from '../../src/messaging/nats.js';
+import { RabbitMqBroker } from '../../src/messaging/rabbitmq.js';
 import { describeServer } from '../support/servers.js';
 import { uniq, waitFor } from './broker-contract.js';
 import { restartNats, restartRabbit } from './broker-control.js';
@@ -66,7 +66,7 @@ describeServer('broker restart: NATS JetStream', 'CDP_NATS_URL', (url) => {
   let broker: NatsBroker;
   beforeAll(async () => {
     nc = await connectNats({ url });
-    broker = await NatsBroker.create({ nc, prefix: uniq('cdpr_'), storage: 'file' });
+    broker = await NatsBroker.open({ nc, prefix: uniq('cdpr_'), storage: 'file' });
   });
   afterAll(async () => {
     await broker?.close();
@@ -83,7 +83,7 @@ describeServer('broker restart: RabbitMQ', 'CDP_AMQP_URL', (url) => {
   let broker: RabbitMqBroker;
   beforeAll(async () => {
     conn = await connectAmqp({ url });
-    broker = await RabbitMqBroker.create({ connection: conn, prefix: uniq('cdpr.') });
+    broker = await RabbitMqBroker.open({ connection: conn, prefix: uniq('cdpr.') });
   });
   afterAll(async () => {
     await broker?.close();

@@ -3,8 +3,8 @@ import { EngineUnavailableError } from '../../src/core/errors.js';
 import { connectAmqp } from '../../src/engines/amqp/index.js';
 import { connectNats, type NatsConnection } from '../../src/engines/nats/index.js';
 import { MemoryBroker } from '../../src/messaging/memory-broker.js';
-import { NatsBroker } from '../../src/messaging/nats-broker.js';
-import { RabbitMqBroker } from '../../src/messaging/rabbitmq-broker.js';
+import { NatsBroker } from '../../src/messaging/nats.js';
+import { RabbitMqBroker } from '../../src/messaging/rabbitmq.js';
 import { describeServer } from '../support/servers.js';
 import { brokerContract, uniq } from './broker-contract.js';
 import { lockBrokers } from './broker-lock.js';
@@ -19,8 +19,8 @@ afterAll(async () => {
 
 describe('broker contract: memory', () => {
   let broker: MemoryBroker;
-  beforeAll(() => {
-    broker = new MemoryBroker();
+  beforeAll(async () => {
+    broker = await MemoryBroker.open();
   });
   afterAll(() => broker.close());
   brokerContract(() => broker);
@@ -31,7 +31,7 @@ describeServer('broker contract: NATS JetStream', 'CDP_NATS_URL', (url) => {
   let broker: NatsBroker;
   beforeAll(async () => {
     nc = await connectNats({ url });
-    broker = await NatsBroker.create({ nc, prefix: uniq('cdpt_'), storage: 'memory' });
+    broker = await NatsBroker.open({ nc, prefix: uniq('cdpt_'), storage: 'memory' });
   });
   afterAll(async () => {
     await broker?.close();
@@ -46,7 +46,7 @@ describeServer('broker contract: RabbitMQ', 'CDP_AMQP_URL', (url) => {
   let broker: RabbitMqBroker;
   beforeAll(async () => {
     conn = await connectAmqp({ url });
-    broker = await RabbitMqBroker.create({ connection: conn, prefix: uniq('cdpt.') });
+    broker = await RabbitMqBroker.open({ connection: conn, prefix: uniq('cdpt.') });
   });
   afterAll(async () => {
     await broker?.close();

@@ -1,22 +1,23 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { formatDeadLetters, formatTrace } from '../../src/cli/messaging-text.js';
 import { ConcurrencyError } from '../../src/core/errors.js';
 import { migrate } from '../../src/engines/sql/migrations.js';
 import { PgliteSqlClient } from '../../src/engines/sql/pglite-sql-client.js';
-import { ChoreographyService, formatTrace, traceFlow } from '../../src/messaging/choreography.js';
-import { dlqList, dlqReplay, formatDeadLetters } from '../../src/messaging/dead-letters.js';
+import { ChoreographyService, traceFlow } from '../../src/messaging/choreography.js';
+import { dlqList, dlqReplay } from '../../src/messaging/dead-letters.js';
 import { DocumentOutboxRelay, DocumentStore } from '../../src/messaging/document-outbox.js';
 import {
   createEnvelope,
   decodeEnvelope,
-  type Envelope,
   EventTypes,
+  type MessageEnvelope,
 } from '../../src/messaging/envelope.js';
 import { eventHandler, publishEnvelope } from '../../src/messaging/event-handler.js';
 import { MemoryBroker } from '../../src/messaging/memory-broker.js';
 import { openBroker } from '../../src/messaging/open-broker.js';
 import { messagingMigrations } from '../../src/messaging/sql-migrations.js';
-import { OutboxRelay } from '../../src/messaging/sql-outbox.js';
+import { OutboxRelay } from '../../src/messaging/sql-outbox-relay.js';
 import { waitFor } from './broker-contract.js';
 
 let sql: PgliteSqlClient;
@@ -28,7 +29,7 @@ afterAll(() => sql.close());
 
 describe('choreography', () => {
   it('services react and emit without a coordinator; ids flow; the flow can be traced', async () => {
-    const broker = new MemoryBroker();
+    const broker = await MemoryBroker.open();
     const types = new EventTypes();
     types.define('enrollment.requested', z.object({ student: z.string(), course: z.string() }));
     types.define('email.sent', z.object({ to: z.string() }));
@@ -60,7 +61,7 @@ describe('choreography', () => {
         });
       },
     );
-    const seen: Envelope[] = [];
+    const seen: MessageEnvelope[] = [];
     const audit = await broker.subscribe(
       { group: 'audit', topics: ['enrollment.requested', 'email.sent', 'stats.updated'] },
       eventHandler(types, async (env) => {
@@ -113,7 +114,7 @@ describe('choreography', () => {
   });
 
   it('a v1 consumer reads additive v2 events; a breaking payload is dead-lettered with the error', async () => {
-    const broker = new MemoryBroker();
+    const broker = await MemoryBroker.open();
     const v1 = new EventTypes();
     v1.define('course.published', z.object({ id: z.string(), title: z.string() }));
     const got: unknown[] = [];
@@ -169,14 +170,14 @@ describe('choreography', () => {
 
 describe('document outbox', () => {
   it('keeps messages in the document row, publishes them in order and clears them', async () => {
-    const broker = new MemoryBroker();
+    const broker = await MemoryBroker.open();
     const store = new DocumentStore<{ title: string }>({
       sql,
       table: 'course_docs',
       source: '/docs',
     });
     await store.ensureTable();
-    const got: Envelope[] = [];
+    const got: MessageEnvelope[] = [];
     const sub = await broker.subscribe(
       { group: 'docs', topics: ['course.changed'], concurrency: 1 },
       async (d) => {

@@ -14,13 +14,14 @@ import { DocumentOutboxRelay, DocumentStore } from '../../src/messaging/document
 import {
   createEnvelope,
   decodeEnvelope,
-  type Envelope,
   EventTypes,
+  type MessageEnvelope,
 } from '../../src/messaging/envelope.js';
 import { MemoryBroker } from '../../src/messaging/memory-broker.js';
 import { SqlInbox } from '../../src/messaging/sql-inbox.js';
 import { messagingMigrations } from '../../src/messaging/sql-migrations.js';
-import { listParked, Outbox, OutboxRelay, outboxStats } from '../../src/messaging/sql-outbox.js';
+import { listParked, Outbox, outboxStats } from '../../src/messaging/sql-outbox.js';
+import { OutboxRelay } from '../../src/messaging/sql-outbox-relay.js';
 import { createTempDatabase, describeServer } from '../support/servers.js';
 import { uniq, waitFor } from './broker-contract.js';
 
@@ -32,7 +33,7 @@ async function reset(sql: SqlClient): Promise<void> {
 
 /** Collects what reaches a group of the broker, in arrival order. */
 async function collect(broker: Broker, topics: string[]) {
-  const got: Envelope[] = [];
+  const got: MessageEnvelope[] = [];
   const sub = await broker.subscribe({ group: uniq('g'), topics, concurrency: 1 }, async (d) => {
     got.push(decodeEnvelope(d.body));
   });
@@ -59,8 +60,8 @@ function refusing(inner: Broker, refuse: (m: OutgoingMessage) => boolean): Broke
 function outboxSuite(getSql: () => SqlClient) {
   const outbox = new Outbox({ source: '/test/outbox' });
   let broker: MemoryBroker;
-  beforeAll(() => {
-    broker = new MemoryBroker();
+  beforeAll(async () => {
+    broker = await MemoryBroker.open();
   });
   afterAll(() => broker.close());
 
@@ -99,7 +100,7 @@ function outboxSuite(getSql: () => SqlClient) {
     await reset(sql);
     const topic = uniq('t.order.');
     const c = await collect(broker, [topic]);
-    const written: Envelope[] = [];
+    const written: MessageEnvelope[] = [];
     for (let i = 0; i < 30; i++) {
       await sql.transaction(async (tx) => {
         written.push(
@@ -239,7 +240,7 @@ function outboxSuite(getSql: () => SqlClient) {
     const topic = uniq('t.poison.');
     const c = await collect(broker, [topic]);
     const refusingBroker = refusing(broker, (m) => m.body.includes('"huge"'));
-    const envs: Envelope[] = [];
+    const envs: MessageEnvelope[] = [];
     await sql.transaction(async (tx) => {
       envs.push(await outbox.add(tx, { topic, type: 'x', data: 'ok-1', key: 'p' }));
       envs.push(await outbox.add(tx, { topic, type: 'x', data: 'huge', key: 'p' }));
@@ -489,7 +490,7 @@ function outboxSuite(getSql: () => SqlClient) {
           }));
           version = await store.save(`d${d}`, { v: s }, events, version);
         }
-        const pending = await sql.query<{ outbox: { envelope: Envelope }[] }>(
+        const pending = await sql.query<{ outbox: { envelope: MessageEnvelope }[] }>(
           `SELECT outbox FROM ${table} WHERE id = $1`,
           [`d${d}`],
         );
@@ -568,7 +569,7 @@ describe('outbox on PGlite', () => {
             .map((m, i) => ({ m, r: shuffle[i % shuffle.length]! + i * 7919 }))
             .sort((a, b) => (a.r % 97) - (b.r % 97))
             .map((x) => x.m);
-          const applied: Envelope[] = [];
+          const applied: MessageEnvelope[] = [];
           let guard = 0;
           while (queue.length > 0 && guard++ < 10_000) {
             const m = queue.shift()!;

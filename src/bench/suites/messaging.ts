@@ -8,10 +8,11 @@ import { connectNats } from '../../engines/nats/nats-connection.js';
 import { migrate } from '../../engines/sql/migrations.js';
 import { PgSqlClient } from '../../engines/sql/pg-sql-client.js';
 import type { Broker } from '../../messaging/broker.js';
-import { NatsBroker } from '../../messaging/nats-broker.js';
-import { RabbitMqBroker } from '../../messaging/rabbitmq-broker.js';
+import { NatsBroker } from '../../messaging/nats.js';
+import { RabbitMqBroker } from '../../messaging/rabbitmq.js';
 import { messagingMigrations } from '../../messaging/sql-migrations.js';
-import { Outbox, OutboxRelay } from '../../messaging/sql-outbox.js';
+import { Outbox } from '../../messaging/sql-outbox.js';
+import { OutboxRelay } from '../../messaging/sql-outbox-relay.js';
 import { type BenchSuite, interleave, percentile, result } from '../harness.js';
 
 const KEYS = 100;
@@ -250,8 +251,8 @@ const suite: BenchSuite = {
     const prefix = `cdpb_${randomBytes(4).toString('hex')}`;
     const nc = await connectNats({ url: ctx.env.CDP_NATS_URL! });
     const amqp = await connectAmqp({ url: ctx.env.CDP_AMQP_URL! });
-    const nats = await NatsBroker.create({ nc, prefix, storage: 'file' });
-    const rabbit = await RabbitMqBroker.create({ connection: amqp, prefix });
+    const nats = await NatsBroker.open({ nc, prefix, storage: 'file' });
+    const rabbit = await RabbitMqBroker.open({ connection: amqp, prefix });
     const boss = new PgBoss({ connectionString: peerDb.url, max: 10 });
     boss.on('error', () => {});
     try {

@@ -18,8 +18,8 @@ import { migrate } from '../../../src/engines/sql/migrations.js';
 import { PgSqlClient } from '../../../src/engines/sql/pg-sql-client.js';
 import type { Broker } from '../../../src/messaging/broker.js';
 import { EventTypes } from '../../../src/messaging/envelope.js';
-import { NatsBroker } from '../../../src/messaging/nats-broker.js';
-import { RabbitMqBroker } from '../../../src/messaging/rabbitmq-broker.js';
+import { NatsBroker } from '../../../src/messaging/nats.js';
+import { RabbitMqBroker } from '../../../src/messaging/rabbitmq.js';
 import { SqlInbox } from '../../../src/messaging/sql-inbox.js';
 import { messagingMigrations } from '../../../src/messaging/sql-migrations.js';
 import { Outbox, outboxStats } from '../../../src/messaging/sql-outbox.js';
@@ -79,11 +79,11 @@ export async function runFault(o: FaultRunOptions): Promise<FaultRunReport> {
     );
     if (o.broker === 'nats') {
       const nc = await connectNats({ url: o.brokerUrl });
-      broker = await NatsBroker.create({ nc, prefix, storage: 'file' });
+      broker = await NatsBroker.open({ nc, prefix, storage: 'file' });
       closeConn = () => nc.close();
     } else {
       const conn = await connectAmqp({ url: o.brokerUrl });
-      broker = await RabbitMqBroker.create({ connection: conn, prefix });
+      broker = await RabbitMqBroker.open({ connection: conn, prefix });
       closeConn = () => conn.close();
     }
     const b = broker;

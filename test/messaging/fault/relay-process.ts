@@ -7,19 +7,19 @@ import { connectAmqp } from '../../../src/engines/amqp/index.js';
 import { connectNats } from '../../../src/engines/nats/index.js';
 import { PgSqlClient } from '../../../src/engines/sql/pg-sql-client.js';
 import type { Broker } from '../../../src/messaging/broker.js';
-import { NatsBroker } from '../../../src/messaging/nats-broker.js';
-import { RabbitMqBroker } from '../../../src/messaging/rabbitmq-broker.js';
-import { OutboxRelay } from '../../../src/messaging/sql-outbox.js';
+import { NatsBroker } from '../../../src/messaging/nats.js';
+import { RabbitMqBroker } from '../../../src/messaging/rabbitmq.js';
+import { OutboxRelay } from '../../../src/messaging/sql-outbox-relay.js';
 
 const env = process.env;
 const sql = await PgSqlClient.connect({ url: env.FAULT_DB_URL!, max: 4 });
 let broker: Broker;
 if (env.FAULT_BROKER === 'nats') {
   const nc = await connectNats({ url: env.FAULT_BROKER_URL!, connectTimeoutMs: 2000 });
-  broker = await NatsBroker.create({ nc, prefix: env.FAULT_PREFIX!, storage: 'file' });
+  broker = await NatsBroker.open({ nc, prefix: env.FAULT_PREFIX!, storage: 'file' });
 } else {
   const conn = await connectAmqp({ url: env.FAULT_BROKER_URL!, connectTimeoutMs: 2000 });
-  broker = await RabbitMqBroker.create({ connection: conn, prefix: env.FAULT_PREFIX! });
+  broker = await RabbitMqBroker.open({ connection: conn, prefix: env.FAULT_PREFIX! });
 }
 const relay = new OutboxRelay({
   sql,
