@@ -11,8 +11,9 @@ import {
 import { newId } from '../core/ids.js';
 import { counter, gauge, histogram } from '../core/metrics.js';
 import type { CacheSetOptions, CacheStore } from './cache-store.js';
+import { checkTtl } from './internal/ttl.js';
 import type { Invalidation, InvalidationBus } from './invalidation-bus.js';
-import { checkTtl, type LocalStoreOptions } from './local-store.js';
+import type { LocalStoreOptions } from './local-store.js';
 import { MemoryCacheStore } from './memory-cache-store.js';
 import type { StampedeLock } from './stampede-lock.js';
 
