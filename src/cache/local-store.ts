@@ -1,6 +1,6 @@
 import { type Clock, systemClock } from '../core/clock.js';
 import { ClosedError } from '../core/errors.js';
-import { linkTail, NIL, unlink } from './internal/circular-list.js';
+import { NIL, pushTail, unlink } from './internal/circular-list.js';
 import { FrequencySketch, hashKey } from './internal/frequency-sketch.js';
 import { Int32Index, isIntKey } from './internal/int32-index.js';
 import { TimerWheel } from './internal/timer-wheel.js';
@@ -182,6 +182,7 @@ export class LocalStore<K, V> {
 
   // LFU: head of the circular list per frequency, and the smallest non-empty frequency.
   #lfuHeads = new Map<number, number>();
+  readonly #lfuHead = new Int32Array(1);
   #minFreq = 1;
 
   // W-TinyLFU.
@@ -204,7 +205,8 @@ export class LocalStore<K, V> {
   #reads = new Int32Array(READ_BUFFER);
   #readCount = 0;
 
-  // Expiry: the slots with a deadline, by bucket (`#wheel.count` of them).
+  // Expiry: how many slots have a deadline, and those slots by bucket.
+  #expiring = 0;
   readonly #wheel: TimerWheel;
   /** The timer wheel's visitor: remove slot i if its deadline has come. */
   readonly #expireIfDue = (i: number, now: number): void => {
@@ -323,10 +325,10 @@ export class LocalStore<K, V> {
     const i = this.#find(key);
     if (i === NIL) {
       this.#misses++;
-      if (this.#wheel.count > 0) this.#maybePurge();
+      if (this.#expiring > 0) this.#maybePurge();
       return undefined;
     }
-    if (this.#wheel.count > 0) {
+    if (this.#expiring > 0) {
       const now = this.#clock.now();
       const exp = this.#expires[i]!;
       if (exp !== 0) {
@@ -384,7 +386,7 @@ export class LocalStore<K, V> {
     if (this.#closed) throw new ClosedError('LocalStore');
     const ttl = options?.ttlMs === undefined ? this.#defaultTtl : checkTtl(options.ttlMs);
     const w = this.#sizeOf ? this.#checkedWeight(value, key) : 1;
-    const now = ttl > 0 || this.#wheel.count > 0 ? this.#clock.now() : 0;
+    const now = ttl > 0 || this.#expiring > 0 ? this.#clock.now() : 0;
     let i = this.#find(key);
     if (w > this.#max) {
       if (i !== NIL) this.#remove(i, 'explicit');
@@ -394,7 +396,7 @@ export class LocalStore<K, V> {
     }
     if (i !== NIL) {
       // (#wheel.count === 0 means no slot has a deadline: skip reading the slot's.)
-      if (this.#wheel.count > 0 && this.#expires[i] !== 0 && this.#expires[i]! <= now) {
+      if (this.#expiring > 0 && this.#expires[i] !== 0 && this.#expires[i]! <= now) {
         // An expired entry is replaced as a new one: it must not inherit its history.
         this.#remove(i, 'expired');
         i = NIL;
@@ -402,8 +404,7 @@ export class LocalStore<K, V> {
     }
     if (i !== NIL) {
       this.#vals[i] = value;
-      if (ttl > 0 || (this.#wheel.count > 0 && this.#expires[i] !== 0))
-        this.#setExpiry(i, ttl, now);
+      if (ttl > 0 || (this.#expiring > 0 && this.#expires[i] !== 0)) this.#setExpiry(i, ttl, now);
       if (this.#sizeOf !== undefined) {
         const old = this.#weight[i]!;
         if (old !== w) {
@@ -426,7 +427,7 @@ export class LocalStore<K, V> {
       if (ttl > 0) this.#setExpiry(i, ttl, now);
       this.#onInsert(i, key);
     }
-    if (this.#wheel.count > 0 && now >= this.#wheel.nextAdvanceAt) this.#purge(now);
+    if (this.#expiring > 0 && now >= this.#wheel.nextAdvanceAt) this.#purge(now);
     return this;
   }
 
@@ -450,7 +451,7 @@ export class LocalStore<K, V> {
   /** Remove every expired entry now. */
   purge(): void {
     const now = this.#clock.now();
-    if (this.#wheel.count === 0) return;
+    if (this.#expiring === 0) return;
     // Everything: walk the whole wheel, whatever was processed already.
     this.#wheel.visitAll(now, this.#expireIfDue);
   }
@@ -598,8 +599,9 @@ export class LocalStore<K, V> {
     const w = this.#wt(i);
     this.#totalWeight -= w;
     if (this.#p !== P_LFU) this.#qWeight[this.#queue[i]!]! -= w;
-    if (this.#wheel.count > 0 && this.#expires[i] !== 0) {
+    if (this.#expiring > 0 && this.#expires[i] !== 0) {
       this.#wheel.unschedule(i);
+      this.#expiring--;
       this.#expires[i] = 0;
     }
     this.#keys[i] = undefined;
@@ -613,11 +615,11 @@ export class LocalStore<K, V> {
 
   #pushTail(q: number, i: number): void {
     this.#queue[i] = q;
-    this.#heads[q] = linkTail(this.#next, this.#prev, this.#heads[q]!, i);
+    pushTail(this.#next, this.#prev, this.#heads, q, i);
   }
 
   #unlink(q: number, i: number): void {
-    this.#heads[q] = unlink(this.#next, this.#prev, this.#heads[q]!, i);
+    unlink(this.#next, this.#prev, this.#heads, q, i);
   }
 
   #moveToTail(q: number, i: number): void {
@@ -725,16 +727,25 @@ export class LocalStore<K, V> {
 
   // ---------------------------------------------------------------- LFU
 
+  /**
+   * The LFU lists' heads are in a Map by frequency (frequencies are unbounded); the list
+   * functions work on a heads array, so each call goes through a one-element one.
+   */
   #lfuLink(i: number, f: number): void {
+    const heads = this.#lfuHead;
     const h = this.#lfuHeads.get(f);
-    if (h === undefined) this.#lfuHeads.set(f, linkTail(this.#next, this.#prev, NIL, i));
-    else linkTail(this.#next, this.#prev, h, i);
+    heads[0] = h === undefined ? NIL : h;
+    pushTail(this.#next, this.#prev, heads, 0, i);
+    if (h === undefined) this.#lfuHeads.set(f, i);
   }
 
   #lfuUnlink(i: number): void {
     const f = this.#freq[i]!;
+    const heads = this.#lfuHead;
     const h = this.#lfuHeads.get(f)!;
-    const after = unlink(this.#next, this.#prev, h, i);
+    heads[0] = h;
+    unlink(this.#next, this.#prev, heads, 0, i);
+    const after = heads[0]!;
     if (after === NIL) this.#lfuHeads.delete(f);
     else if (after !== h) this.#lfuHeads.set(f, after);
   }
@@ -1048,11 +1059,15 @@ export class LocalStore<K, V> {
   }
 
   #setExpiry(i: number, ttl: number, now: number): void {
-    if (this.#expires[i] !== 0) this.#wheel.unschedule(i);
+    if (this.#expires[i] !== 0) {
+      this.#wheel.unschedule(i);
+      this.#expiring--;
+    }
     this.#ttl[i] = ttl;
     if (ttl > 0) {
       this.#expires[i] = now + ttl;
       this.#wheel.schedule(i, this.#expires[i]!);
+      this.#expiring++;
     } else {
       this.#expires[i] = 0;
     }
@@ -1074,7 +1089,7 @@ export class LocalStore<K, V> {
     const loop = async () => {
       while (!ac.signal.aborted) {
         await this.#clock.sleep(this.#resolution, ac.signal);
-        if (this.#wheel.count > 0) this.#purge(this.#clock.now());
+        if (this.#expiring > 0) this.#purge(this.#clock.now());
       }
     };
     loop().catch(() => {

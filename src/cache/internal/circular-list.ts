@@ -1,38 +1,55 @@
 /**
  * Intrusive doubly-linked circular lists over slot numbers: the links live in two `Int32Array`s
- * (`next`, `prev`) indexed by slot, and a list is named by its head slot (`NIL` when empty); the
+ * (`next`, `prev`) indexed by slot, and list `q`'s head is `heads[q]` (`NIL` when empty); its
  * tail is `prev[head]`. Several lists share one pair of link arrays as long as a slot is in at
  * most one of them at a time. The store keeps its policy lists (LRU/FIFO queues, W-TinyLFU's
- * segments, one list per LFU frequency) on one pair and the timer wheel's buckets on another.
+ * segments) and its LFU frequency lists on one pair, and the timer wheel keeps its buckets on
+ * another.
  *
- * The functions take the arrays and the head and return the new head, so that the caller keeps
- * its heads wherever suits it (a typed array of heads, a Map of them) and nothing is allocated.
+ * Plain functions over the caller's arrays, so that nothing is allocated and the hot path pays
+ * no object indirection (the store's fields are passed in as they are).
  */
 
 /** The empty list, and "no slot". */
 export const NIL = -1;
 
-/** Append slot `i` at the tail of the list whose head is `head`; returns the list's head. */
-export function linkTail(next: Int32Array, prev: Int32Array, head: number, i: number): number {
-  if (head === NIL) {
+/** Append slot `i` at the tail of list `q`. */
+export function pushTail(
+  next: Int32Array,
+  prev: Int32Array,
+  heads: Int32Array,
+  q: number,
+  i: number,
+): void {
+  const h = heads[q]!;
+  if (h === NIL) {
     next[i] = i;
     prev[i] = i;
-    return i;
+    heads[q] = i;
+    return;
   }
-  const t = prev[head]!;
+  const t = prev[h]!;
   next[t] = i;
   prev[i] = t;
-  next[i] = head;
-  prev[head] = i;
-  return head;
+  next[i] = h;
+  prev[h] = i;
 }
 
-/** Remove slot `i` from the list whose head is `head`; returns the list's head (NIL if now empty). */
-export function unlink(next: Int32Array, prev: Int32Array, head: number, i: number): number {
+/** Remove slot `i` from list `q` (the list it is in). */
+export function unlink(
+  next: Int32Array,
+  prev: Int32Array,
+  heads: Int32Array,
+  q: number,
+  i: number,
+): void {
   const n = next[i]!;
-  if (n === i) return NIL;
+  if (n === i) {
+    heads[q] = NIL;
+    return;
+  }
   const p = prev[i]!;
   next[p] = n;
   prev[n] = p;
-  return head === i ? n : head;
+  if (heads[q] === i) heads[q] = n;
 }

@@ -1,4 +1,4 @@
-import { linkTail, NIL, unlink } from './circular-list.js';
+import { NIL, pushTail, unlink } from './circular-list.js';
 
 const BUCKETS = 256;
 const MASK = BUCKETS - 1;
@@ -12,8 +12,6 @@ const MASK = BUCKETS - 1;
  * wheel per store: never a timer per entry.
  */
 export class TimerWheel {
-  /** Slots scheduled. */
-  count = 0;
   /** The time from which `advance` has a bucket to visit. */
   nextAdvanceAt: number;
   readonly #resolution: number;
@@ -53,8 +51,7 @@ export class TimerWheel {
     const b = Math.floor(deadline / this.#resolution) & MASK;
     this.#bucket[i] = b;
     this.#counts[b]!++;
-    this.count++;
-    this.#heads[b] = linkTail(this.#next, this.#prev, this.#heads[b]!, i);
+    pushTail(this.#next, this.#prev, this.#heads, b, i);
   }
 
   /** Unschedule slot `i`; nothing if it is not scheduled. */
@@ -63,8 +60,7 @@ export class TimerWheel {
     if (b === NIL) return;
     this.#bucket[i] = NIL;
     this.#counts[b]!--;
-    this.count--;
-    this.#heads[b] = unlink(this.#next, this.#prev, this.#heads[b]!, i);
+    unlink(this.#next, this.#prev, this.#heads, b, i);
   }
 
   /**
