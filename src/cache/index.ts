@@ -9,12 +9,12 @@ export { Cache, CacheLoadError } from './cache.js';
 export type { CacheSetOptions, CacheStore } from './cache-store.js';
 export type { Invalidation, InvalidationBus } from './invalidation-bus.js';
 export type {
-  DumpEntry,
   EvictionCause,
   EvictionPolicy,
+  LocalStoreDumpEntry,
   LocalStoreOptions,
+  LocalStoreSetOptions,
   LocalStoreStats,
-  SetOptions,
 } from './local-store.js';
 export { LocalStore } from './local-store.js';
 export { MemoryCacheStore } from './memory-cache-store.js';

@@ -86,7 +86,7 @@ export interface LocalStoreOptions<K, V> {
   climber?: 'shadow' | 'sampled';
 }
 
-export interface SetOptions {
+export interface LocalStoreSetOptions {
   /** Time to live in ms for this entry; 0 = no expiry; absent = the store's default. */
   ttlMs?: number;
 }
@@ -102,7 +102,7 @@ export interface LocalStoreStats {
 }
 
 /** One entry of a dump: key, value and remaining ttl (ms, 0 = none). */
-export type DumpEntry<K, V> = [key: K, value: V, ttlMs: number];
+export type LocalStoreDumpEntry<K, V> = [key: K, value: V, ttlMs: number];
 
 // Lists (queues): for lru/fifo/ttl everything is in MAIN; for w-tinylfu WINDOW/PROBATION/PROTECTED.
 const WINDOW = 0;
@@ -382,7 +382,7 @@ export class LocalStore<K, V> {
    * Store `value` under `key`. An entry heavier than the whole bound is not kept (and any older
    * value for the key is dropped), counted as a size eviction.
    */
-  set(key: K, value: V, options?: SetOptions): this {
+  set(key: K, value: V, options?: LocalStoreSetOptions): this {
     if (this.#closed) throw new ClosedError('LocalStore');
     const ttl = options?.ttlMs === undefined ? this.#defaultTtl : checkTtl(options.ttlMs);
     const w = this.#sizeOf ? this.#checkedWeight(value, key) : 1;
@@ -468,9 +468,9 @@ export class LocalStore<K, V> {
   }
 
   /** Live entries with their remaining ttl, to prime another store with `load`. */
-  dump(): DumpEntry<K, V>[] {
+  dump(): LocalStoreDumpEntry<K, V>[] {
     const now = this.#clock.now();
-    const out: DumpEntry<K, V>[] = [];
+    const out: LocalStoreDumpEntry<K, V>[] = [];
     for (const i of this.#slots()) {
       if (this.#isExpired(i)) continue;
       const exp = this.#expires[i]!;
@@ -480,7 +480,7 @@ export class LocalStore<K, V> {
   }
 
   /** Prime from a dump (entries whose ttl is <= 0 are skipped unless 0 = no expiry). */
-  load(entries: Iterable<DumpEntry<K, V>>): number {
+  load(entries: Iterable<LocalStoreDumpEntry<K, V>>): number {
     let n = 0;
     for (const [k, v, ttl] of entries) {
       if (ttl < 0) continue;
