@@ -11,8 +11,9 @@ import {
 import { newId } from '../core/ids.js';
 import { counter, gauge, histogram } from '../core/metrics.js';
 import type { CacheSetOptions, CacheStore } from './cache-store.js';
+import { checkTtl } from './internal/ttl.js';
 import type { Invalidation, InvalidationBus } from './invalidation-bus.js';
-import { checkTtl, type LocalStoreOptions } from './local-store.js';
+import type { LocalStoreOptions } from './local-store.js';
 import { MemoryCacheStore } from './memory-cache-store.js';
 import type { StampedeLock } from './stampede-lock.js';
 
@@ -21,7 +22,7 @@ import type { StampedeLock } from './stampede-lock.js';
  * stale-if-error can serve a value past its ttl, and negative entries ("the loader found
  * nothing") can be told apart from misses.
  */
-export interface Envelope<V> {
+export interface CacheEntry<V> {
   /** The value; absent for a negative entry. */
   v?: V;
   /** Fresh until (ms since epoch); 0 = forever. */
@@ -42,9 +43,9 @@ export interface CacheOptions<V> {
   /** Prefix of every key in L2, lock and bus: caches sharing L2 share a namespace. Default name. */
   namespace?: string;
   /** The in-process tier (L1). Default `{ maxEntries: 10_000 }` with W-TinyLFU. */
-  l1?: LocalStoreOptions<string, Envelope<V>>;
+  l1?: LocalStoreOptions<string, CacheEntry<V>>;
   /** A shared tier (L2), e.g. RedisCacheStore. */
-  l2?: CacheStore<Envelope<V>>;
+  l2?: CacheStore<CacheEntry<V>>;
   /** Time a value stays fresh, in ms; 0 = forever. Default 0. */
   ttlMs?: number;
   /** How long L1 keeps a copy at most (ms, 0 = as long as the value is kept). Default 0. */
@@ -156,8 +157,8 @@ export class Cache<V> {
   readonly name: string;
   readonly namespace: string;
   readonly instanceId = newId();
-  readonly #l1: MemoryCacheStore<Envelope<V>>;
-  readonly #l2: CacheStore<Envelope<V>> | undefined;
+  readonly #l1: MemoryCacheStore<CacheEntry<V>>;
+  readonly #l2: CacheStore<CacheEntry<V>> | undefined;
   /** L2 has versioned fills: a load stores into L2 only if the key did not change meanwhile. */
   readonly #versioned: boolean;
   readonly #ttl: number;
@@ -232,7 +233,7 @@ export class Cache<V> {
     if (options.registry) this.#m = this.#metrics(options.registry);
     const l1Options = options.l1 ?? { maxEntries: 10_000 };
     const userOnEvict = l1Options.onEvict;
-    this.#l1 = new MemoryCacheStore<Envelope<V>>({
+    this.#l1 = new MemoryCacheStore<CacheEntry<V>>({
       ...l1Options,
       clock: l1Options.clock ?? this.#clock,
       onEvict: (k, v, cause) => {
@@ -447,14 +448,14 @@ export class Cache<V> {
   async #lookup(
     key: string,
     read?: { token?: string | null },
-  ): Promise<(Envelope<V> & { tier: 'l1' | 'l2' }) | undefined> {
+  ): Promise<(CacheEntry<V> & { tier: 'l1' | 'l2' }) | undefined> {
     if (this.#busUp) {
       const e = this.#l1.local.get(key);
       if (e) return { ...e, tier: 'l1' };
     }
     if (!this.#l2) return undefined;
     const w = this.#watch(key);
-    let e: Envelope<V> | undefined;
+    let e: CacheEntry<V> | undefined;
     try {
       if (read && this.#versioned) {
         const r = await this.#l2Call('get', () => this.#l2!.getWithToken!(this.#l2Key(key)));
@@ -603,7 +604,7 @@ export class Cache<V> {
     const f = ttl === 0 ? 0 : now + ttl;
     const extra = negative ? 0 : Math.max(this.#swr, this.#sie);
     const s = f === 0 ? 0 : f + extra;
-    const env: Envelope<V> = negative ? { f, s, n: 1 } : { v: value as V, f, s };
+    const env: CacheEntry<V> = negative ? { f, s, n: 1 } : { v: value as V, f, s };
     if (options?.tags && options.tags.length > 0) env.t = options.tags;
     if (this.#l2) {
       const l2Ttl = s === 0 ? 0 : s - now;
@@ -636,7 +637,7 @@ export class Cache<V> {
     if (this.#busUp && !w?.stale) this.#l1Put(key, env, now, options?.tags);
   }
 
-  #l1Put(key: string, env: Envelope<V>, now: number, tags: readonly string[] | undefined): void {
+  #l1Put(key: string, env: CacheEntry<V>, now: number, tags: readonly string[] | undefined): void {
     let ttl = env.s === 0 ? 0 : env.s - now;
     if (env.s !== 0 && ttl <= 0) return;
     if (this.#l1Ttl > 0) ttl = ttl === 0 ? this.#l1Ttl : Math.min(ttl, this.#l1Ttl);

@@ -1,14 +1,20 @@
 import { type Clock, systemClock } from '../core/clock.js';
-import { ClosedError, ValidationError } from '../core/errors.js';
-import { FrequencySketch, hashKey, mix32 } from './frequency-sketch.js';
+import { ClosedError } from '../core/errors.js';
+import { NIL, pushTail, unlink } from './internal/circular-list.js';
+import { FrequencySketch, hashKey } from './internal/frequency-sketch.js';
+import { Int32Index, isIntKey } from './internal/int32-index.js';
+import { TimerWheel } from './internal/timer-wheel.js';
+import { checkTtl, invalidOption as invalid } from './internal/ttl.js';
 
 /**
  * The in-process cache store (L1): a bounded map with a choice of eviction policy and expiry.
  *
  * Layout (after lru-cache): keys and values live in two plain arrays indexed by a slot number;
  * everything else is in typed arrays indexed by the same slot: the links of the policy's
- * doubly-linked circular lists (`next`/`prev`), the list each slot is in, its cached hash, its
- * weight, its expiry time and its links in the timer wheel. Freed slots go on a free stack and are
+ * doubly-linked circular lists (`next`/`prev`, see internal/circular-list.ts), the list each slot
+ * is in, its cached hash, its weight and its expiry time; the timer wheel (internal/timer-wheel.ts)
+ * keeps its own links by slot. Keys map to slots through an `Int32Index` for int32 keys
+ * (internal/int32-index.ts) and a `Map` for the others. Freed slots go on a free stack and are
  * reused, so the steady state allocates nothing on get, and on set only what the Map needs.
  *
  * Policies:
@@ -80,7 +86,7 @@ export interface LocalStoreOptions<K, V> {
   climber?: 'shadow' | 'sampled';
 }
 
-export interface SetOptions {
+export interface LocalStoreSetOptions {
   /** Time to live in ms for this entry; 0 = no expiry; absent = the store's default. */
   ttlMs?: number;
 }
@@ -96,9 +102,8 @@ export interface LocalStoreStats {
 }
 
 /** One entry of a dump: key, value and remaining ttl (ms, 0 = none). */
-export type DumpEntry<K, V> = [key: K, value: V, ttlMs: number];
+export type LocalStoreDumpEntry<K, V> = [key: K, value: V, ttlMs: number];
 
-const NIL = -1;
 // Lists (queues): for lru/fifo/ttl everything is in MAIN; for w-tinylfu WINDOW/PROBATION/PROTECTED.
 const WINDOW = 0;
 const PROBATION = 1;
@@ -118,8 +123,6 @@ const POLICIES: Record<EvictionPolicy, number> = {
   'w-tinylfu': P_WTLFU,
 };
 
-const WHEEL_BUCKETS = 256;
-const WHEEL_MASK = WHEEL_BUCKETS - 1;
 /** Caffeine's constants. */
 const HILL_CLIMBER_RESTART_THRESHOLD = 0.05;
 const HILL_CLIMBER_STEP_PERCENT = 0.0625;
@@ -135,24 +138,6 @@ const ADMIT_HASHDOS_THRESHOLD = 6;
  */
 const READ_BUFFER = 32;
 const QUEUE_TRANSFER_THRESHOLD = 1000;
-
-function invalid(path: string, message: string): ValidationError {
-  return new ValidationError(`cache: ${path} ${message}`, [{ path, message }]);
-}
-
-/** Checks a ttl given by a caller: a finite number >= 0 (0 = no expiry). */
-/** Keys indexed by the probing table (int32 numbers; -0 is 0, as in a Map). */
-function isIntKey(key: unknown): key is number {
-  return typeof key === 'number' && (key | 0) === key;
-}
-
-export function checkTtl(ttl: unknown, path = 'ttlMs'): number {
-  if (ttl === undefined) return 0;
-  if (typeof ttl !== 'number' || Number.isNaN(ttl) || ttl < 0) {
-    throw invalid(path, `must be a number of ms >= 0 (0 = no expiry), got ${String(ttl)}`);
-  }
-  return ttl === Number.POSITIVE_INFINITY ? 0 : ttl;
-}
 
 export class LocalStore<K, V> {
   readonly policy: EvictionPolicy;
@@ -173,16 +158,8 @@ export class LocalStore<K, V> {
 
   /** Index of keys that are not int32 numbers: key -> slot. */
   #map = new Map<K, number>();
-  /**
-   * Index of int32 keys: open addressing with linear probing over two typed arrays (key, slot;
-   * slot NIL = empty), at most half full, deleted by backward shift (no tombstones). A probe is a
-   * few typed-array reads, where a `Map` call costs a builtin's hashing and chain walk: on the
-   * ops.zipf trace the three `Map` calls per miss were about half of the store's time.
-   */
-  #ik = new Int32Array(0);
-  #iv = new Int32Array(0);
-  #imask = 0;
-  #icount = 0;
+  /** Index of int32 keys (see Int32Index). */
+  readonly #ints = new Int32Index();
   #keys: (K | undefined)[] = [];
   #vals: (V | undefined)[] = [];
   #next: Int32Array;
@@ -193,9 +170,6 @@ export class LocalStore<K, V> {
   #freq: Uint32Array;
   #expires: Float64Array;
   #ttl: Float64Array;
-  #wnext: Int32Array;
-  #wprev: Int32Array;
-  #wbucket: Int16Array;
   #free: Int32Array;
   #freeTop = 0;
   /** Slots handed out so far (high-water mark); slots >= this are untouched. */
@@ -208,6 +182,7 @@ export class LocalStore<K, V> {
 
   // LFU: head of the circular list per frequency, and the smallest non-empty frequency.
   #lfuHeads = new Map<number, number>();
+  readonly #lfuHead = new Int32Array(1);
   #minFreq = 1;
 
   // W-TinyLFU.
@@ -230,12 +205,13 @@ export class LocalStore<K, V> {
   #reads = new Int32Array(READ_BUFFER);
   #readCount = 0;
 
-  // Expiry wheel.
+  // Expiry: how many slots have a deadline, and those slots by bucket.
   #expiring = 0;
-  #wheel = new Int32Array(WHEEL_BUCKETS).fill(NIL);
-  #wheelCount = new Int32Array(WHEEL_BUCKETS);
-  #processedTick = 0;
-  #nextPurgeAt = 0;
+  readonly #wheel: TimerWheel;
+  /** The timer wheel's visitor: remove slot i if its deadline has come. */
+  readonly #expireIfDue = (i: number, now: number): void => {
+    if (this.#expires[i]! <= now) this.#remove(i, 'expired');
+  };
   #purgeLoop: AbortController | undefined;
 
   #hits = 0;
@@ -308,13 +284,8 @@ export class LocalStore<K, V> {
     this.#freq = new Uint32Array(this.#p === P_LFU ? c : 0);
     this.#expires = new Float64Array(c);
     this.#ttl = new Float64Array(c);
-    this.#wnext = new Int32Array(c);
-    this.#wprev = new Int32Array(c);
-    this.#wbucket = new Int16Array(c).fill(NIL);
     this.#free = new Int32Array(c);
-    // The int-key index starts small and doubles as int keys arrive: a store keyed by strings
-    // never pays for it.
-    this.#rehash(16);
+    this.#wheel = new TimerWheel(c, resolution, this.#clock.now());
 
     if (this.#p === P_WTLFU) {
       const initialWindow = options.initialWindow ?? 0.01;
@@ -335,16 +306,13 @@ export class LocalStore<K, V> {
         this.#ghostMask = g - 1;
       }
     }
-    const tick = Math.floor(this.#clock.now() / resolution);
-    this.#processedTick = tick - 1;
-    this.#nextPurgeAt = (tick + 1) * resolution;
     if (options.autoPurge) this.#startPurgeLoop();
   }
 
   // ---------------------------------------------------------------- public API
 
   get size(): number {
-    return this.#map.size + this.#icount;
+    return this.#map.size + this.#ints.size;
   }
 
   /** Total weight (= size without sizeOf). */
@@ -370,12 +338,12 @@ export class LocalStore<K, V> {
           return undefined;
         }
         if (this.#sliding) {
-          this.#unschedule(i);
+          this.#wheel.unschedule(i);
           this.#expires[i] = now + this.#ttl[i]!;
-          this.#schedule(i);
+          this.#wheel.schedule(i, this.#expires[i]!);
         }
       }
-      if (now >= this.#nextPurgeAt) this.#purge(now);
+      if (now >= this.#wheel.nextAdvanceAt) this.#purge(now);
     }
     this.#hits++;
     if (this.#p === P_WTLFU) {
@@ -414,7 +382,7 @@ export class LocalStore<K, V> {
    * Store `value` under `key`. An entry heavier than the whole bound is not kept (and any older
    * value for the key is dropped), counted as a size eviction.
    */
-  set(key: K, value: V, options?: SetOptions): this {
+  set(key: K, value: V, options?: LocalStoreSetOptions): this {
     if (this.#closed) throw new ClosedError('LocalStore');
     const ttl = options?.ttlMs === undefined ? this.#defaultTtl : checkTtl(options.ttlMs);
     const w = this.#sizeOf ? this.#checkedWeight(value, key) : 1;
@@ -427,7 +395,7 @@ export class LocalStore<K, V> {
       return this;
     }
     if (i !== NIL) {
-      // (#expiring === 0 means no slot has a deadline: skip reading the slot's.)
+      // (#wheel.count === 0 means no slot has a deadline: skip reading the slot's.)
       if (this.#expiring > 0 && this.#expires[i] !== 0 && this.#expires[i]! <= now) {
         // An expired entry is replaced as a new one: it must not inherit its history.
         this.#remove(i, 'expired');
@@ -459,7 +427,7 @@ export class LocalStore<K, V> {
       if (ttl > 0) this.#setExpiry(i, ttl, now);
       this.#onInsert(i, key);
     }
-    if (this.#expiring > 0 && now >= this.#nextPurgeAt) this.#purge(now);
+    if (this.#expiring > 0 && now >= this.#wheel.nextAdvanceAt) this.#purge(now);
     return this;
   }
 
@@ -485,10 +453,7 @@ export class LocalStore<K, V> {
     const now = this.#clock.now();
     if (this.#expiring === 0) return;
     // Everything: walk the whole wheel, whatever was processed already.
-    for (let b = 0; b < WHEEL_BUCKETS; b++) this.#purgeBucket(b, now);
-    const tick = Math.floor(now / this.#resolution);
-    this.#processedTick = tick - 1;
-    this.#nextPurgeAt = (tick + 1) * this.#resolution;
+    this.#wheel.visitAll(now, this.#expireIfDue);
   }
 
   /** Live keys, most recently used last for lru (list order of the policy otherwise). */
@@ -503,9 +468,9 @@ export class LocalStore<K, V> {
   }
 
   /** Live entries with their remaining ttl, to prime another store with `load`. */
-  dump(): DumpEntry<K, V>[] {
+  dump(): LocalStoreDumpEntry<K, V>[] {
     const now = this.#clock.now();
-    const out: DumpEntry<K, V>[] = [];
+    const out: LocalStoreDumpEntry<K, V>[] = [];
     for (const i of this.#slots()) {
       if (this.#isExpired(i)) continue;
       const exp = this.#expires[i]!;
@@ -515,7 +480,7 @@ export class LocalStore<K, V> {
   }
 
   /** Prime from a dump (entries whose ttl is <= 0 are skipped unless 0 = no expiry). */
-  load(entries: Iterable<DumpEntry<K, V>>): number {
+  load(entries: Iterable<LocalStoreDumpEntry<K, V>>): number {
     let n = 0;
     for (const [k, v, ttl] of entries) {
       if (ttl < 0) continue;
@@ -530,7 +495,7 @@ export class LocalStore<K, V> {
       hits: this.#hits,
       misses: this.#misses,
       evictions: { ...this.#evictions },
-      size: this.#map.size + this.#icount,
+      size: this.#map.size + this.#ints.size,
       weight: this.#totalWeight,
     };
     if (this.#p === P_WTLFU) s.window = this.#windowMax;
@@ -548,87 +513,26 @@ export class LocalStore<K, V> {
 
   /** The slot of `key`, or NIL. */
   #find(key: K): number {
-    if (isIntKey(key)) {
-      const ik = this.#ik;
-      const iv = this.#iv;
-      const m = this.#imask;
-      let s = mix32(key) & m;
-      for (;;) {
-        const v = iv[s]!;
-        if (v === NIL || ik[s] === key) return v;
-        s = (s + 1) & m;
-      }
-    }
+    if (isIntKey(key)) return this.#ints.get(key);
     const i = this.#map.get(key);
     return i === undefined ? NIL : i;
   }
 
   /** Index `key` (absent) at slot i. */
   #indexSet(key: K, i: number): void {
-    if (isIntKey(key)) {
-      if ((this.#icount + 1) * 2 > this.#iv.length) this.#rehash(this.#iv.length * 2);
-      const iv = this.#iv;
-      const m = this.#imask;
-      let s = mix32(key) & m;
-      while (iv[s] !== NIL) s = (s + 1) & m;
-      this.#ik[s] = key;
-      iv[s] = i;
-      this.#icount++;
-      return;
-    }
-    this.#map.set(key, i);
+    if (isIntKey(key)) this.#ints.set(key, i);
+    else this.#map.set(key, i);
   }
 
   #indexDelete(key: K): void {
-    if (!isIntKey(key)) {
-      this.#map.delete(key);
-      return;
-    }
-    const ik = this.#ik;
-    const iv = this.#iv;
-    const m = this.#imask;
-    let s = mix32(key) & m;
-    for (;;) {
-      if (iv[s] === NIL) return;
-      if (ik[s] === key) break;
-      s = (s + 1) & m;
-    }
-    this.#icount--;
-    // Backward shift: pull later entries of the probe run into the hole when their home
-    // position is not between the hole and them (cyclically).
-    let hole = s;
-    let j = s;
-    for (;;) {
-      j = (j + 1) & m;
-      if (iv[j] === NIL) break;
-      const home = mix32(ik[j]!) & m;
-      const stays = hole <= j ? hole < home && home <= j : hole < home || home <= j;
-      if (stays) continue;
-      ik[hole] = ik[j]!;
-      iv[hole] = iv[j]!;
-      hole = j;
-    }
-    iv[hole] = NIL;
-  }
-
-  #rehash(size: number): void {
-    const oldK = this.#ik;
-    const oldV = this.#iv;
-    this.#ik = new Int32Array(size);
-    this.#iv = new Int32Array(size).fill(NIL);
-    this.#imask = size - 1;
-    this.#icount = 0;
-    for (let s = 0; s < oldV.length; s++) {
-      const v = oldV[s]!;
-      if (v !== NIL) this.#indexSet(oldK[s] as K, v);
-    }
+    if (isIntKey(key)) this.#ints.delete(key);
+    else this.#map.delete(key);
   }
 
   /** Every indexed slot (a copy: safe to remove while iterating). */
   #slots(): number[] {
     const out: number[] = [];
-    const iv = this.#iv;
-    for (let s = 0; s < iv.length; s++) if (iv[s] !== NIL) out.push(iv[s]!);
+    this.#ints.collectSlots(out);
     for (const i of this.#map.values()) out.push(i);
     return out;
   }
@@ -655,8 +559,6 @@ export class LocalStore<K, V> {
     };
     this.#next = grow32(this.#next);
     this.#prev = grow32(this.#prev);
-    this.#wnext = grow32(this.#wnext);
-    this.#wprev = grow32(this.#wprev);
     this.#hash = grow32(this.#hash);
     this.#free = grow32(this.#free);
     this.#weight = grow64(this.#weight);
@@ -665,9 +567,7 @@ export class LocalStore<K, V> {
     const q = new Uint8Array(c);
     q.set(this.#queue);
     this.#queue = q;
-    const wb = new Int16Array(c).fill(NIL);
-    wb.set(this.#wbucket);
-    this.#wbucket = wb;
+    this.#wheel.grow(c);
     if (this.#p === P_LFU) {
       const f = new Uint32Array(c);
       f.set(this.#freq);
@@ -700,7 +600,8 @@ export class LocalStore<K, V> {
     this.#totalWeight -= w;
     if (this.#p !== P_LFU) this.#qWeight[this.#queue[i]!]! -= w;
     if (this.#expiring > 0 && this.#expires[i] !== 0) {
-      this.#unschedule(i);
+      this.#wheel.unschedule(i);
+      this.#expiring--;
       this.#expires[i] = 0;
     }
     this.#keys[i] = undefined;
@@ -714,30 +615,11 @@ export class LocalStore<K, V> {
 
   #pushTail(q: number, i: number): void {
     this.#queue[i] = q;
-    const h = this.#heads[q]!;
-    if (h === NIL) {
-      this.#next[i] = i;
-      this.#prev[i] = i;
-      this.#heads[q] = i;
-      return;
-    }
-    const t = this.#prev[h]!;
-    this.#next[t] = i;
-    this.#prev[i] = t;
-    this.#next[i] = h;
-    this.#prev[h] = i;
+    pushTail(this.#next, this.#prev, this.#heads, q, i);
   }
 
   #unlink(q: number, i: number): void {
-    const n = this.#next[i]!;
-    if (n === i) {
-      this.#heads[q] = NIL;
-      return;
-    }
-    const p = this.#prev[i]!;
-    this.#next[p] = n;
-    this.#prev[n] = p;
-    if (this.#heads[q] === i) this.#heads[q] = n;
+    unlink(this.#next, this.#prev, this.#heads, q, i);
   }
 
   #moveToTail(q: number, i: number): void {
@@ -845,32 +727,27 @@ export class LocalStore<K, V> {
 
   // ---------------------------------------------------------------- LFU
 
+  /**
+   * The LFU lists' heads are in a Map by frequency (frequencies are unbounded); the list
+   * functions work on a heads array, so each call goes through a one-element one.
+   */
   #lfuLink(i: number, f: number): void {
+    const heads = this.#lfuHead;
     const h = this.#lfuHeads.get(f);
-    if (h === undefined) {
-      this.#next[i] = i;
-      this.#prev[i] = i;
-      this.#lfuHeads.set(f, i);
-      return;
-    }
-    const t = this.#prev[h]!;
-    this.#next[t] = i;
-    this.#prev[i] = t;
-    this.#next[i] = h;
-    this.#prev[h] = i;
+    heads[0] = h === undefined ? NIL : h;
+    pushTail(this.#next, this.#prev, heads, 0, i);
+    if (h === undefined) this.#lfuHeads.set(f, i);
   }
 
   #lfuUnlink(i: number): void {
     const f = this.#freq[i]!;
-    const n = this.#next[i]!;
-    if (n === i) {
-      this.#lfuHeads.delete(f);
-      return;
-    }
-    const p = this.#prev[i]!;
-    this.#next[p] = n;
-    this.#prev[n] = p;
-    if (this.#lfuHeads.get(f) === i) this.#lfuHeads.set(f, n);
+    const heads = this.#lfuHead;
+    const h = this.#lfuHeads.get(f)!;
+    heads[0] = h;
+    unlink(this.#next, this.#prev, heads, 0, i);
+    const after = heads[0]!;
+    if (after === NIL) this.#lfuHeads.delete(f);
+    else if (after !== h) this.#lfuHeads.set(f, after);
   }
 
   #lfuBump(i: number): void {
@@ -1182,75 +1059,28 @@ export class LocalStore<K, V> {
   }
 
   #setExpiry(i: number, ttl: number, now: number): void {
-    if (this.#expires[i] !== 0) this.#unschedule(i);
+    if (this.#expires[i] !== 0) {
+      this.#wheel.unschedule(i);
+      this.#expiring--;
+    }
     this.#ttl[i] = ttl;
     if (ttl > 0) {
       this.#expires[i] = now + ttl;
-      this.#schedule(i);
+      this.#wheel.schedule(i, this.#expires[i]!);
+      this.#expiring++;
     } else {
       this.#expires[i] = 0;
     }
   }
 
-  #schedule(i: number): void {
-    const b = Math.floor(this.#expires[i]! / this.#resolution) & WHEEL_MASK;
-    this.#wbucket[i] = b;
-    this.#wheelCount[b]!++;
-    this.#expiring++;
-    const h = this.#wheel[b]!;
-    if (h === NIL) {
-      this.#wnext[i] = i;
-      this.#wprev[i] = i;
-      this.#wheel[b] = i;
-      return;
-    }
-    const t = this.#wprev[h]!;
-    this.#wnext[t] = i;
-    this.#wprev[i] = t;
-    this.#wnext[i] = h;
-    this.#wprev[h] = i;
-  }
-
-  #unschedule(i: number): void {
-    const b = this.#wbucket[i]!;
-    if (b === NIL) return;
-    this.#wbucket[i] = NIL;
-    this.#wheelCount[b]!--;
-    this.#expiring--;
-    const n = this.#wnext[i]!;
-    if (n === i) {
-      this.#wheel[b] = NIL;
-      return;
-    }
-    const p = this.#wprev[i]!;
-    this.#wnext[p] = n;
-    this.#wprev[n] = p;
-    if (this.#wheel[b] === i) this.#wheel[b] = n;
-  }
-
   #maybePurge(): void {
     const now = this.#clock.now();
-    if (now >= this.#nextPurgeAt) this.#purge(now);
+    if (now >= this.#wheel.nextAdvanceAt) this.#purge(now);
   }
 
-  /** Process every bucket whose tick has fully elapsed since the last purge. */
+  /** Remove the expired entries of every bucket whose tick has fully elapsed since the last purge. */
   #purge(now: number): void {
-    const last = Math.floor(now / this.#resolution) - 1;
-    const from = this.#processedTick + 1;
-    const count = Math.min(last - this.#processedTick, WHEEL_BUCKETS);
-    for (let t = 0; t < count; t++) this.#purgeBucket((from + t) & WHEEL_MASK, now);
-    this.#processedTick = last;
-    this.#nextPurgeAt = (last + 2) * this.#resolution;
-  }
-
-  #purgeBucket(b: number, now: number): void {
-    let i = this.#wheel[b]!;
-    let n = this.#wheelCount[b]!;
-    while (n-- > 0 && i !== NIL) {
-      const nxt = this.#wnext[i]!;
-      if (this.#expires[i]! <= now) this.#remove(i, 'expired');
-      i = nxt;
-    }
+    this.#wheel.advance(now, this.#expireIfDue);
   }
 
   #startPurgeLoop(): void {

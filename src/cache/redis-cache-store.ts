@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { RedisClient } from '../engines/redis/index.js';
 import type { CacheSetOptions, CacheStore } from './cache-store.js';
-import { checkTtl } from './local-store.js';
+import { checkTtl } from './internal/ttl.js';
 import { jsonSerializer, type Serializer } from './serializer.js';
 
 export interface RedisCacheStoreOptions {

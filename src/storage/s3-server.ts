@@ -18,13 +18,13 @@ import { PassThrough, type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   type Clock,
-  counter,
   type Logger,
   newId,
   type Registry,
   silentLogger,
   systemClock,
 } from '../core/index.js';
+import { counter } from '../core/metrics.js';
 import { AwsChunkedDecoder } from './aws-chunked.js';
 import { type ObjectInfo, type PutOptions, parseRangeHeader } from './blob-store.js';
 import { FsBlobStore } from './fs-blob-store.js';

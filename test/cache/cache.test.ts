@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Cache, type Envelope } from '../../src/cache/cache.js';
+import { Cache, type CacheEntry } from '../../src/cache/cache.js';
 import { MemoryCacheStore } from '../../src/cache/memory-cache-store.js';
 import { MemoryBusHub } from '../../src/cache/memory-invalidation-bus.js';
 import { WriteBehind } from '../../src/cache/write-behind.js';
@@ -177,7 +177,7 @@ describe('Cache: cache-aside', () => {
   });
 
   it('a bad per-call ttl is rejected at set and leaves the old value', async () => {
-    const l2 = new MemoryCacheStore<Envelope<number>>({ maxEntries: 10 });
+    const l2 = new MemoryCacheStore<CacheEntry<number>>({ maxEntries: 10 });
     const cache = new Cache<number>({ l2 });
     await cache.set('k', 1);
     for (const ttlMs of [-1, Number.NaN]) {
@@ -235,11 +235,11 @@ describe('Cache: cache-aside', () => {
 });
 
 describe('Cache: two tiers and a bus (in process)', () => {
-  const make = (l2: MemoryCacheStore<Envelope<number>>, hub: MemoryBusHub) =>
+  const make = (l2: MemoryCacheStore<CacheEntry<number>>, hub: MemoryBusHub) =>
     new Cache<number>({ l2, bus: hub.bus(), namespace: 'ns' }).start();
 
   it('a set on one instance drops the other instance L1 copy; it reads the new value from L2', async () => {
-    const l2 = new MemoryCacheStore<Envelope<number>>({ maxEntries: 100 });
+    const l2 = new MemoryCacheStore<CacheEntry<number>>({ maxEntries: 100 });
     const hub = new MemoryBusHub();
     const a = await make(l2, hub);
     const b = await make(l2, hub);
@@ -256,7 +256,7 @@ describe('Cache: two tiers and a bus (in process)', () => {
   });
 
   it('invalidateTag removes tagged keys in every tier and instance', async () => {
-    const l2 = new MemoryCacheStore<Envelope<number>>({ maxEntries: 100 });
+    const l2 = new MemoryCacheStore<CacheEntry<number>>({ maxEntries: 100 });
     const hub = new MemoryBusHub();
     const a = await make(l2, hub);
     const b = await make(l2, hub);

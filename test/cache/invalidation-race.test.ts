@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Cache, type Envelope } from '../../src/cache/cache.js';
+import { Cache, type CacheEntry } from '../../src/cache/cache.js';
 import type { CacheSetOptions, CacheStore } from '../../src/cache/cache-store.js';
 import { MemoryCacheStore } from '../../src/cache/memory-cache-store.js';
 import { MemoryBusHub } from '../../src/cache/memory-invalidation-bus.js';
@@ -97,12 +97,12 @@ function fakeLock(onAcquire?: () => Promise<void>): StampedeLock {
   };
 }
 
-const env = (v: string): Envelope<string> => ({ v, f: 0, s: 0 });
+const env = (v: string): CacheEntry<string> => ({ v, f: 0, s: 0 });
 
 describe('Cache: a load racing an invalidation does not store what it read', () => {
   it('delete during a load: the callers get the old value, no tier keeps it, later reads load anew', async () => {
     const clock = new ManualClock(0);
-    const l2 = new MemoryCacheStore<Envelope<string>>({ maxEntries: 100 });
+    const l2 = new MemoryCacheStore<CacheEntry<string>>({ maxEntries: 100 });
     const cache = new Cache<string>({ clock, ttlMs: 60_000, l2, namespace: 'ns' });
     const { loader, pending } = manualLoader<string>();
     const early = cache.getOrLoad('k', loader);
@@ -170,7 +170,7 @@ describe('Cache: a load racing an invalidation does not store what it read', () 
   });
 
   it('invalidateTag during a load of a key with that tag', async () => {
-    const l2 = new MemoryCacheStore<Envelope<string>>({ maxEntries: 100 });
+    const l2 = new MemoryCacheStore<CacheEntry<string>>({ maxEntries: 100 });
     const cache = new Cache<string>({ l2, namespace: 'ns' });
     const { loader, pending } = manualLoader<string>();
     const early = cache.getOrLoad('k', loader, { tags: ['course'] });
@@ -184,7 +184,7 @@ describe('Cache: a load racing an invalidation does not store what it read', () 
   });
 
   it('clear during a load', async () => {
-    const l2 = new MemoryCacheStore<Envelope<string>>({ maxEntries: 100 });
+    const l2 = new MemoryCacheStore<CacheEntry<string>>({ maxEntries: 100 });
     const cache = new Cache<string>({ l2, namespace: 'ns' });
     const { loader, pending } = manualLoader<string>();
     const early = cache.getOrLoad('k', loader);
@@ -198,7 +198,7 @@ describe('Cache: a load racing an invalidation does not store what it read', () 
   });
 
   it('an L2 read that crossed a delete is returned but not copied into L1', async () => {
-    const l2 = new GatedStore<Envelope<string>>();
+    const l2 = new GatedStore<CacheEntry<string>>();
     const cache = new Cache<string>({ l2, namespace: 'ns' });
     await l2.inner.set('ns:k', env('old'));
     l2.holdNextGet = deferred();
@@ -215,7 +215,7 @@ describe('Cache: a load racing an invalidation does not store what it read', () 
 
   describe('over the bus, from another instance', () => {
     it('a delete on instance A while B loads: neither B L1 nor L2 keeps B value', async () => {
-      const l2 = new MemoryCacheStore<Envelope<string>>({ maxEntries: 100 });
+      const l2 = new MemoryCacheStore<CacheEntry<string>>({ maxEntries: 100 });
       const hub = new MemoryBusHub();
       const a = await new Cache<string>({ l2, bus: hub.bus(), namespace: 'ns' }).start();
       const b = await new Cache<string>({ l2, bus: hub.bus(), namespace: 'ns' }).start();
@@ -235,7 +235,7 @@ describe('Cache: a load racing an invalidation does not store what it read', () 
     });
 
     it('a delete on A that reached L2 before B wrote it: B deletes its write again', async () => {
-      const l2 = new GatedStore<Envelope<string>>();
+      const l2 = new GatedStore<CacheEntry<string>>();
       const hub = new MemoryBusHub();
       const a = await new Cache<string>({ l2, bus: hub.bus(), namespace: 'ns' }).start();
       const b = await new Cache<string>({ l2, bus: hub.bus(), namespace: 'ns' }).start();
@@ -267,7 +267,7 @@ describe('Cache: a load racing an invalidation does not store what it read', () 
         (c: Cache<string>) => c.invalidateTag('course'),
         (c: Cache<string>) => c.clear(),
       ]) {
-        const l2 = new MemoryCacheStore<Envelope<string>>({ maxEntries: 100 });
+        const l2 = new MemoryCacheStore<CacheEntry<string>>({ maxEntries: 100 });
         const hub = new MemoryBusHub();
         const a = await new Cache<string>({ l2, bus: hub.bus(), namespace: 'ns' }).start();
         const b = await new Cache<string>({ l2, bus: hub.bus(), namespace: 'ns' }).start();
@@ -288,7 +288,7 @@ describe('Cache: a load racing an invalidation does not store what it read', () 
 
   describe('with the stampede lock', () => {
     it('the lock holder loading across a delete stores nothing', async () => {
-      const l2 = new MemoryCacheStore<Envelope<string>>({ maxEntries: 100 });
+      const l2 = new MemoryCacheStore<CacheEntry<string>>({ maxEntries: 100 });
       const cache = new Cache<string>({ l2, lock: fakeLock(), namespace: 'ns' });
       const { loader, pending } = manualLoader<string>();
       const early = cache.getOrLoad('k', loader);
@@ -303,7 +303,7 @@ describe('Cache: a load racing an invalidation does not store what it read', () 
     });
 
     it("the winner's L2 value read across a delete is not copied into L1", async () => {
-      const l2 = new GatedStore<Envelope<string>>();
+      const l2 = new GatedStore<CacheEntry<string>>();
       const hold = deferred<void>();
       let acquired = false;
       const lock = fakeLock(async () => {

@@ -4,7 +4,7 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cache, type Envelope } from '../../src/cache/cache.js';
+import { Cache, type CacheEntry } from '../../src/cache/cache.js';
 import { RedisCacheStore } from '../../src/cache/redis-cache-store.js';
 import { RedisInvalidationBus } from '../../src/cache/redis-invalidation-bus.js';
 import { SerializationError } from '../../src/cache/serializer.js';
@@ -47,13 +47,13 @@ describeServer('cache on Redis', 'CDP_REDIS_URL', (url) => {
     name: string,
     extra: Partial<ConstructorParameters<typeof Cache<number>>[0]> = {},
   ) => {
-    const l2 = new RedisCacheStore<Envelope<number>>({ client, prefix: `${run}${name}:` });
+    const l2 = new RedisCacheStore<CacheEntry<number>>({ client, prefix: `${run}${name}:` });
     const bus = new RedisInvalidationBus({ client, channel: `${run}${name}:bus` });
     return new Cache<number>({ l2, bus, namespace: name, ...extra }).start();
   };
 
   it('a value the serializer cannot encode fails at set and leaves the old value', async () => {
-    const l2 = new RedisCacheStore<Envelope<unknown>>({ client, prefix: `${run}ser:` });
+    const l2 = new RedisCacheStore<CacheEntry<unknown>>({ client, prefix: `${run}ser:` });
     const cache = new Cache<unknown>({ l2 });
     await cache.set('k', { ok: 1 });
     await expect(cache.set('k', { n: 10n })).rejects.toThrow(SerializationError);
@@ -88,7 +88,7 @@ describeServer('cache on Redis', 'CDP_REDIS_URL', (url) => {
 
   it('bus drop (CLIENT KILL of the subscriber) while writes go on: no stale read after reconnect', async () => {
     const writer = await tier('drop');
-    const l2 = new RedisCacheStore<Envelope<number>>({ client, prefix: `${run}drop:` });
+    const l2 = new RedisCacheStore<CacheEntry<number>>({ client, prefix: `${run}drop:` });
     // The reader's bus goes through a proxy that can refuse reconnections for a while: node-redis
     // reconnects within a millisecond or two after CLIENT KILL, and the test wants a sure gap.
     const proxy = await partitionableProxy(url);
@@ -147,7 +147,7 @@ describeServer('cache on Redis', 'CDP_REDIS_URL', (url) => {
       { level: 'warn' },
       { write: (line: string) => logged.push(JSON.parse(line)) },
     );
-    const l2 = new RedisCacheStore<Envelope<number>>({ client: far, prefix: `${run}part:` });
+    const l2 = new RedisCacheStore<CacheEntry<number>>({ client: far, prefix: `${run}part:` });
     const l2TimeoutMs = 200;
     const cache = new Cache<number>({ l2, l2TimeoutMs, registry, name: 'part', clock, logger });
     await cache.set('hot', 1);
@@ -199,7 +199,7 @@ describeServer('cache on Redis', 'CDP_REDIS_URL', (url) => {
     const proxy = await partitionableProxy(url);
     const far = await connectRedis({ url: proxy.url, name: 'cdp-cache-down' });
     const registry = createRegistry();
-    const l2 = new RedisCacheStore<Envelope<number>>({ client: far, prefix: `${run}down:` });
+    const l2 = new RedisCacheStore<CacheEntry<number>>({ client: far, prefix: `${run}down:` });
     const cache = new Cache<number>({ l2, registry, name: 'down' });
     await cache.set('hot', 1);
     expect(await l2.get('down:hot')).toMatchObject({ v: 1 });
@@ -231,7 +231,7 @@ describeServer('cache on Redis', 'CDP_REDIS_URL', (url) => {
     let n = 0;
     const pair = () => {
       const prefix = `${run}vf${n++}:`;
-      const l2 = () => new RedisCacheStore<Envelope<string>>({ client, prefix });
+      const l2 = () => new RedisCacheStore<CacheEntry<string>>({ client, prefix });
       return {
         a: new Cache<string>({ l2: l2(), namespace: 'vf', name: 'vf-a' }),
         b: new Cache<string>({ l2: l2(), namespace: 'vf', name: 'vf-b' }),

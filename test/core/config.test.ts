@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, variables } from '../../src/core/index.js';
+import { variables } from '../../src/core/config.js';
+import { ConfigError, loadConfig } from '../../src/core/index.js';
 
 describe('loadConfig', () => {
   it('uses embedded defaults when nothing is set', () => {

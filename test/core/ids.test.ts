@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { isUuid, ManualClock, UuidV7Generator, uuidV7Time } from '../../src/core/index.js';
+import { isUuid, uuidV7Time } from '../../src/core/ids.js';
+import { ManualClock, UuidV7Generator } from '../../src/core/index.js';
 
 describe('UuidV7Generator', () => {
   it('makes RFC 9562 version 7 ids carrying the clock time', () => {

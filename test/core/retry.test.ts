@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, ManualClock, retry, TimeoutError } from '../../src/core/index.js';
+import { ManualClock, retry, TimeoutError } from '../../src/core/index.js';
+import { backoffDelay } from '../../src/core/retry.js';
 
 describe('retry', () => {
   it('grows the delay exponentially up to the cap, with full jitter below it', () => {

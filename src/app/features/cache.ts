@@ -1,11 +1,6 @@
 import { z } from 'zod';
-import {
-  Cache,
-  type Envelope,
-  RedisCacheStore,
-  RedisInvalidationBus,
-  RedisStampedeLock,
-} from '../../cache/index.js';
+import { Cache, type CacheEntry } from '../../cache/index.js';
+import { RedisCacheStore, RedisInvalidationBus, RedisStampedeLock } from '../../cache/redis.js';
 import { errorMessage } from '../../core/errors.js';
 import { connectRedis, type RedisClient } from '../../engines/redis/index.js';
 import type { EngineStatus, PlatformFeature } from '../feature.js';
@@ -37,7 +32,7 @@ export const cacheFeature: PlatformFeature = {
       });
       redis = client;
       tiers = {
-        l2: new RedisCacheStore<Envelope<Course>>({ client, prefix: 'cdp:cache:' }),
+        l2: new RedisCacheStore<CacheEntry<Course>>({ client, prefix: 'cdp:cache:' }),
         bus: new RedisInvalidationBus({ client, channel: 'cdp:cache:bus', logger: ctx.logger }),
         lock: new RedisStampedeLock({ client, prefix: 'cdp:cache:lock:' }),
       };

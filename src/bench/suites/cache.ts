@@ -7,7 +7,7 @@ import { createCache } from 'cache-manager';
 import { Redis } from 'ioredis';
 import { Keyv } from 'keyv';
 import { LRUCache } from 'lru-cache';
-import { Cache, type Envelope } from '../../cache/cache.js';
+import { Cache, type CacheEntry } from '../../cache/cache.js';
 import { LocalStore } from '../../cache/local-store.js';
 import { RedisCacheStore } from '../../cache/redis-cache-store.js';
 import { RedisInvalidationBus } from '../../cache/redis-invalidation-bus.js';
@@ -441,7 +441,7 @@ async function tiered(ctx: BenchContext, url: string): Promise<BenchResult[]> {
     name: 'bench',
     namespace: 'bench',
     l1: { maxEntries: 1000 },
-    l2: new RedisCacheStore<Envelope<{ id: number; title: string }>>({ client, prefix }),
+    l2: new RedisCacheStore<CacheEntry<{ id: number; title: string }>>({ client, prefix }),
     ttlMs: 3_600_000,
   });
   const bento = new BentoCache({
@@ -492,7 +492,7 @@ async function tiered(ctx: BenchContext, url: string): Promise<BenchResult[]> {
   const mk = () =>
     new Cache<number>({
       namespace: 'inv',
-      l2: new RedisCacheStore<Envelope<number>>({ client, prefix }),
+      l2: new RedisCacheStore<CacheEntry<number>>({ client, prefix }),
       bus: new RedisInvalidationBus({ client, channel: `${prefix}bus` }),
     }).start();
   const a = await mk();
