@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
-import { Connection } from 'rabbitmq-client';
+import type { Connection } from 'rabbitmq-client';
 import { redactUrl } from '../../core/config.js';
 import { EngineUnavailableError, errorMessage } from '../../core/errors.js';
+import { importOptional } from '../../core/optional-dependency.js';
 
-export { Connection as AmqpConnection } from 'rabbitmq-client';
+export type { Connection as AmqpConnection } from 'rabbitmq-client';
 
 export interface AmqpConnectOptions {
   url: string;
@@ -21,6 +22,11 @@ export interface AmqpConnectOptions {
  */
 export async function connectAmqp(options: AmqpConnectOptions): Promise<Connection> {
   const variable = options.variable ?? 'CDP_AMQP_URL';
+  const { Connection } = await importOptional(
+    'rabbitmq-client',
+    `RabbitMQ (${variable})`,
+    () => import('rabbitmq-client'),
+  );
   const conn = new Connection({
     url: options.url,
     connectionName: options.name ?? 'cdp',

@@ -1,1 +1,2 @@
-export * from './amqp-connection.js';
+export type { AmqpConnection, AmqpConnectOptions } from './amqp-connection.js';
+export { connectAmqp } from './amqp-connection.js';

@@ -1,1 +1,2 @@
-export * from './nats-connection.js';
+export type { NatsConnection, NatsConnectOptions } from './nats-connection.js';
+export { connectNats } from './nats-connection.js';

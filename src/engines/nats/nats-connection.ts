@@ -1,7 +1,8 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { redactUrl } from '../../core/config.js';
 import { EngineUnavailableError, errorMessage } from '../../core/errors.js';
+import { importOptional } from '../../core/optional-dependency.js';
 
 export type { NatsConnection } from '@nats-io/transport-node';
 
@@ -21,6 +22,11 @@ export interface NatsConnectOptions {
 export async function connectNats(options: NatsConnectOptions): Promise<NatsConnection> {
   const variable = options.variable ?? 'CDP_NATS_URL';
   const u = new URL(options.url);
+  const { connect } = await importOptional(
+    '@nats-io/transport-node',
+    `NATS (${variable})`,
+    () => import('@nats-io/transport-node'),
+  );
   try {
     const nc = await connect({
       servers: `${u.hostname}:${u.port || 4222}`,

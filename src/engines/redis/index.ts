@@ -1,1 +1,2 @@
-export * from './redis-connection.js';
+export type { RedisClient, RedisConnectOptions } from './redis-connection.js';
+export { connectRedis } from './redis-connection.js';

@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
-import { createClient, type RedisClientType } from 'redis';
+import type { RedisClientType } from 'redis';
 import { redactUrl } from '../../core/config.js';
 import { EngineUnavailableError, errorMessage } from '../../core/errors.js';
+import { importOptional } from '../../core/optional-dependency.js';
 import { backoffDelay } from '../../core/retry.js';
 
 export type RedisClient = RedisClientType;
@@ -25,6 +26,11 @@ export interface RedisConnectOptions {
  */
 export async function connectRedis(options: RedisConnectOptions): Promise<RedisClient> {
   const variable = options.variable ?? 'CDP_REDIS_URL';
+  const { createClient } = await importOptional(
+    'redis',
+    `Redis (${variable})`,
+    () => import('redis'),
+  );
   const client = createClient({
     url: options.url,
     name: options.name ?? 'cdp',
