@@ -1,5 +1,5 @@
-import { access, constants, mkdir, readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { access, constants, readFile, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { type Config, redactUrl } from '../core/config.js';
 import { errorMessage } from '../core/errors.js';
@@ -24,6 +24,22 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }>
   return { ms: Math.round((performance.now() - t) * 10) / 10, value };
 }
 
+/** The folder itself if it exists, else its nearest existing ancestor. */
+async function nearestExisting(dir: string): Promise<string> {
+  let d = dir;
+  for (;;) {
+    try {
+      await stat(d);
+      return d;
+    } catch {
+      const up = dirname(d);
+      if (up === d) return d;
+      d = up;
+    }
+  }
+}
+
+/** Whether a folder is writable, or could be created: looks, never creates. */
 async function checkFolder(
   role: string,
   engine: string,
@@ -32,9 +48,10 @@ async function checkFolder(
 ): Promise<DoctorCheck> {
   const abs = resolve(dir);
   try {
-    await mkdir(abs, { recursive: true });
-    await access(abs, constants.W_OK);
-    let detail = 'folder writable';
+    const existing = await nearestExisting(abs);
+    await access(existing, constants.W_OK);
+    let detail =
+      existing === abs ? 'folder writable' : `folder not there yet; ${existing} is writable`;
     const lock = await readFile(join(abs, 'pglite', 'cdp.lock'), 'utf8').catch(() => undefined);
     if (lock && role === 'sql') detail += `; in use by process ${lock.trim()}`;
     return { role, engine, target: abs, ok: true, detail };
@@ -215,32 +232,41 @@ export async function runDoctor(config: Config, timeoutMs = 3000): Promise<Docto
         return res.status;
       }).then(
         ({ ms, value }) => ({
-          role: 'blobs',
+          role: 'static sites',
           engine: 's3',
           target: endpoint,
           ok: true,
           detail: `HTTP ${value}, ${ms} ms`,
         }),
         (err: unknown) => ({
-          role: 'blobs',
+          role: 'static sites',
           engine: 's3',
           target: endpoint,
           ok: false,
           detail: errorMessage(err),
-          fix: 'fix CDP_S3_ENDPOINT, or unset it to keep blobs in files',
+          fix: 'fix CDP_S3_ENDPOINT, or unset it and use `cdp static --store <folder>`',
         }),
       ),
     );
-  } else {
-    checks.push(
-      checkFolder(
-        'blobs',
-        'filesystem',
-        join(config.dataDir === 'memory://' ? './.cdp-data' : config.dataDir, 'blobs'),
-        'CDP_DATA_DIR',
-      ),
-    );
   }
+  // The platform's media feature keeps its objects under <CDP_DATA_DIR>/storage (a temporary
+  // folder when the data is in memory).
+  checks.push(
+    config.dataDir === 'memory://'
+      ? Promise.resolve({
+          role: 'media storage',
+          engine: 'built-in S3 server (filesystem)',
+          target: '-',
+          ok: true,
+          detail: 'a temporary folder, removed at shutdown (CDP_DATA_DIR=memory://)',
+        })
+      : checkFolder(
+          'media storage',
+          'built-in S3 server (filesystem)',
+          join(config.dataDir, 'storage'),
+          'CDP_DATA_DIR',
+        ),
+  );
   return Promise.all(checks);
 }
 
