@@ -151,7 +151,7 @@ export function checkText(value: unknown, path: string): void {
     return;
   }
   if (Array.isArray(value)) {
-    value.forEach((v, i) => checkText(v, `${path}.${i}`));
+    for (const [i, v] of value.entries()) checkText(v, `${path}.${i}`);
     return;
   }
   if (value !== null && typeof value === 'object')

@@ -175,6 +175,13 @@ export const variables = {
     form: 'a whole number from 1 to 100000',
     schema: wholeNumber(1, 100_000),
   },
+  CDP_API_KEY: {
+    name: 'CDP_API_KEY',
+    description:
+      'API key the command line sends to a running platform (`cdp dlq ... --platform`). Unset: none.',
+    form: 'a key issued by the platform, cdpk_<id>.<secret>',
+    schema: z.string().min(1).max(200),
+  },
   CDP_LOG_LEVEL: {
     name: 'CDP_LOG_LEVEL',
     description: 'pino log level (logs go to stderr as JSON). Default `info`.',
@@ -215,6 +222,8 @@ export interface Config {
     minBodyBytesPerSecond: number;
     maxConnectionsPerClient: number;
   };
+  /** The API key the command line sends to a running platform. */
+  apiKey: string | undefined;
   logLevel: z.infer<typeof logLevel>;
 }
 
@@ -251,7 +260,7 @@ function parseVariable<N extends VariableName>(
 }
 
 function redact(name: string, value: string): string {
-  if (name.includes('SECRET')) return '***';
+  if (name.includes('SECRET') || name === 'CDP_API_KEY') return '***';
   try {
     const u = new URL(value);
     if (u.password) u.password = '***';
@@ -336,6 +345,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       minBodyBytesPerSecond: parseVariable(env, 'CDP_HTTP_MIN_BODY_BYTES_PER_SECOND') ?? 1024,
       maxConnectionsPerClient: parseVariable(env, 'CDP_HTTP_MAX_CONNECTIONS_PER_CLIENT') ?? 128,
     },
+    apiKey: parseVariable(env, 'CDP_API_KEY'),
     logLevel: parseVariable(env, 'CDP_LOG_LEVEL') ?? 'info',
   };
 }

@@ -232,7 +232,7 @@ export const enrollmentFeature: PlatformFeature = {
       } catch (err) {
         if (err instanceof DeadLetterNotFoundError)
           throw new NotFoundError(
-            `dead letter ${quote(id)} (GET /api/enrollment/dlq lists them)`,
+            `dead letter ${quote(id)} (run \`cdp dlq list\` or GET /api/enrollment/dlq to see the ids)`,
             'DEAD_LETTER_NOT_FOUND',
           );
         throw err;
