@@ -1,12 +1,8 @@
 import { access, constants, readFile, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { jetstreamManager } from '@nats-io/jetstream';
 import { type Config, redactUrl } from '../core/config.js';
 import { errorMessage } from '../core/errors.js';
-import { connectAmqp } from '../engines/amqp/amqp-connection.js';
-import { connectNats } from '../engines/nats/nats-connection.js';
-import { connectRedis } from '../engines/redis/redis-connection.js';
-import { PgSqlClient } from '../engines/sql/pg-sql-client.js';
+import { importOptional } from '../core/optional-dependency.js';
 
 export interface DoctorCheck {
   role: string;
@@ -74,6 +70,12 @@ export async function runDoctor(config: Config, timeoutMs = 3000): Promise<Docto
     const url = config.database.url;
     checks.push(
       timed(async () => {
+        // Engine clients are optional: each is loaded only when its engine is configured.
+        const { PgSqlClient } = await importOptional(
+          'pg',
+          'a PostgreSQL check',
+          () => import('../engines/sql/pg-sql-client.js'),
+        );
         const c = await PgSqlClient.connect({ url, connectTimeoutMs: timeoutMs, max: 1 });
         try {
           const { rows } = await c.query<{ v: string }>('SHOW server_version');
@@ -117,6 +119,11 @@ export async function runDoctor(config: Config, timeoutMs = 3000): Promise<Docto
     const url = config.redisUrl;
     checks.push(
       timed(async () => {
+        const { connectRedis } = await importOptional(
+          'redis',
+          'a Redis check',
+          () => import('../engines/redis/redis-connection.js'),
+        );
         const r = await connectRedis({ url, connectTimeoutMs: timeoutMs });
         try {
           return await r.ping();
@@ -157,6 +164,16 @@ export async function runDoctor(config: Config, timeoutMs = 3000): Promise<Docto
     const role = 'broker';
     checks.push(
       timed(async () => {
+        const { connectNats } = await importOptional(
+          '@nats-io/transport-node',
+          'a NATS check',
+          () => import('../engines/nats/nats-connection.js'),
+        );
+        const { jetstreamManager } = await importOptional(
+          '@nats-io/jetstream',
+          'a NATS JetStream check',
+          () => import('@nats-io/jetstream'),
+        );
         const nc = await connectNats({ url, connectTimeoutMs: timeoutMs });
         try {
           const jsm = await jetstreamManager(nc, { timeout: timeoutMs });
@@ -189,6 +206,11 @@ export async function runDoctor(config: Config, timeoutMs = 3000): Promise<Docto
     const role = config.natsUrl ? 'broker (unused: CDP_NATS_URL takes precedence)' : 'broker';
     checks.push(
       timed(async () => {
+        const { connectAmqp } = await importOptional(
+          'rabbitmq-client',
+          'a RabbitMQ check',
+          () => import('../engines/amqp/amqp-connection.js'),
+        );
         const conn = await connectAmqp({ url, connectTimeoutMs: timeoutMs });
         await conn.close();
       }).then(
