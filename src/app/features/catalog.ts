@@ -127,7 +127,11 @@ export class CatalogService {
   /** The course, or a 404 COURSE_NOT_FOUND: for features that act on a course (sell, enroll, review). */
   async require(id: string): Promise<Course> {
     const course = await this.read(id);
-    if (!course) throw new NotFoundError(`course ${quote(id)}`, 'COURSE_NOT_FOUND');
+    if (!course)
+      throw new NotFoundError(
+        `course ${quote(id)} (GET /api/catalog/courses lists the courses)`,
+        'COURSE_NOT_FOUND',
+      );
     return course;
   }
 

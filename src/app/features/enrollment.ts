@@ -231,9 +231,10 @@ export const enrollmentFeature: PlatformFeature = {
         return await dlqReplay(broker, id);
       } catch (err) {
         if (err instanceof DeadLetterNotFoundError)
-          throw new NotFoundError(
-            `dead letter ${quote(id)} (run \`cdp dlq list\` or GET /api/enrollment/dlq to see the ids)`,
+          throw new RequestRefusedError(
             'DEAD_LETTER_NOT_FOUND',
+            404,
+            `no dead letter with id ${quote(id)}; run \`cdp dlq list\` or GET /api/enrollment/dlq to see the ids`,
           );
         throw err;
       }
