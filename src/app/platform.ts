@@ -115,6 +115,9 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       http: nodeServerOptions(config.http),
       keepAliveTimeout: config.http.keepAliveTimeoutMs,
       requestTimeout: config.http.requestTimeoutMs,
+      // A connection with no traffic either way for this long (a client that stopped reading
+      // its response) is closed too.
+      connectionTimeout: config.http.requestTimeoutMs,
     });
     const stopLimits = limitClients(http.server, config.http, clock);
     lifecycle.defer('http client limits', async () => stopLimits());

@@ -78,6 +78,26 @@ describe('platform business rules', () => {
       expect(paid.body).toMatchObject({ balanceCents: 10_000 - 4900 });
     });
 
+    it('charges once for the same purchase sent 50 times at once', async () => {
+      const course = await c.course('Ada Park', { priceCents: 700 });
+      const s = await c.key('student', 'hasty');
+      await c.call('POST', '/api/reviews/wallets/hasty/top-ups', {
+        key: s,
+        body: { amountCents: 10_000 },
+      });
+      const results = await Promise.all(
+        Array.from({ length: 50 }, () =>
+          c.call('POST', '/api/reviews/wallets/hasty/purchases', {
+            key: s,
+            body: { courseId: course.id },
+          }),
+        ),
+      );
+      for (const r of results) expect(r.status).toBeLessThan(500);
+      const wallet = (await c.call('GET', '/api/reviews/wallets/hasty', { key: s })).body;
+      expect(wallet).toMatchObject({ balanceCents: 10_000 - 700, courses: [course.id] });
+    });
+
     it('refuses a purchase the wallet cannot pay with INSUFFICIENT_FUNDS', async () => {
       const course = await c.course('Ada Park', { priceCents: 4900 });
       const s = await c.key('student', 'poor');
