@@ -256,7 +256,7 @@ export const enrollmentFeature: PlatformFeature = {
               role: 'broker',
               engine: broker.kind,
               ok: true,
-              latencyMs: performance.now() - started,
+              latencyMs: Math.round((performance.now() - started) * 100) / 100,
             },
           ];
         } catch (err) {
