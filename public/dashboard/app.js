@@ -82,12 +82,15 @@ async function uploadVideo(ev) {
   const status = $('#media-status');
   const file = $('#media-file').files[0];
   const courseId = $('#media-course').value;
+  const apiKey = $('#media-key').value.trim();
   if (!file) return;
+  sessionStorage.setItem('cdp-api-key', apiKey);
+  const auth = { authorization: `Bearer ${apiKey}` };
   const contentType = file.type.startsWith('video/') ? file.type : 'video/mp4';
   status.textContent = 'asking for an upload key…';
   const res = await fetch('/api/media/uploads', {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...auth },
     body: JSON.stringify({ courseId, contentType, maxBytes: Math.max(file.size, 1) }),
   });
   const grant = await res.json();
@@ -107,7 +110,9 @@ async function uploadVideo(ev) {
     status.textContent = `upload refused by storage: ${up.status}`;
     return;
   }
-  const play = await (await fetch(`/api/media/play?key=${encodeURIComponent(key)}`)).json();
+  const play = await (
+    await fetch(`/api/media/play?key=${encodeURIComponent(key)}`, { headers: auth })
+  ).json();
   const video = $('#media-video');
   video.src = play.url;
   video.hidden = false;
@@ -120,5 +125,15 @@ $('#media-form').addEventListener('submit', (ev) => {
   });
 });
 
+// The courses an upload can go to, by title and instructor.
+async function loadCourses() {
+  const { courses } = await (await fetch('/api/catalog/courses?limit=200')).json();
+  $('#media-course').replaceChildren(
+    ...courses.map((c) => el('option', { value: c.id }, `${c.title} (${c.instructor})`)),
+  );
+}
+
+$('#media-key').value = sessionStorage.getItem('cdp-api-key') ?? '';
 loadModules();
+loadCourses();
 connect();

@@ -6,6 +6,7 @@ import type { Config } from '../core/config.js';
 import type { Lifecycle } from '../core/lifecycle.js';
 import type { Migration } from '../engines/sql/migrations.js';
 import type { SqlClient } from '../engines/sql/sql-client.js';
+import type { ApiKeys } from './auth.js';
 
 /**
  * A dashboard panel, described as data: the dashboard renders every panel the same way, so a
@@ -43,6 +44,8 @@ export interface FeatureContext {
   http: FastifyInstance;
   /** Other features' exported services, by feature name (features start in list order). */
   services: Map<string, unknown>;
+  /** API keys: `auth.require(req, ...roles)` gives the acting principal or refuses the request. */
+  auth: ApiKeys;
 }
 
 export interface FeatureHandle {

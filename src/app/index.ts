@@ -1,5 +1,23 @@
-export * from './feature.js';
-export { CatalogService, type Course, catalogFeature } from './features/catalog.js';
+export type { IssuedKey, Principal, Role } from './auth.js';
+export { ApiKeys, authMigrations, roles } from './auth.js';
+export type {
+  EngineStatus,
+  FeatureContext,
+  FeatureHandle,
+  Panel,
+  PlatformFeature,
+} from './feature.js';
+export type { Course } from './features/catalog.js';
+export { CatalogService, catalogFeature } from './features/catalog.js';
 export { defaultFeatures } from './features/index.js';
-export * from './http-errors.js';
-export * from './platform.js';
+export {
+  ForbiddenError,
+  installErrorHandler,
+  NotFoundError,
+  parseInput,
+  RequestRefusedError,
+  singleLine,
+  UnauthenticatedError,
+} from './http-errors.js';
+export type { Platform, PlatformOptions } from './platform.js';
+export { PortInUseError, platformMigrations, publicDir, startPlatform } from './platform.js';

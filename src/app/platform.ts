@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
@@ -13,9 +13,19 @@ import { type Migration, migrate } from '../engines/sql/migrations.js';
 import { openSql } from '../engines/sql/open.js';
 import type { SqlClient } from '../engines/sql/sql-client.js';
 import { FolderSource, StaticSite } from '../storage/index.js';
+import {
+  ApiKeys,
+  authMigrations,
+  type IssuedKey,
+  installAuthRoutes,
+  type Role,
+  writeDemoKeys,
+} from './auth.js';
 import type { EngineStatus, FeatureHandle, Panel, PlatformFeature } from './feature.js';
+import type { CatalogService } from './features/catalog.js';
 import { defaultFeatures } from './features/index.js';
 import { installErrorHandler, NotFoundError } from './http-errors.js';
+import { limitClients, nodeServerOptions } from './server-limits.js';
 
 /** public/ at the package root: two levels up from src/app and from dist/app alike. */
 export const publicDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'public');
@@ -37,6 +47,12 @@ export interface Platform {
   sql: SqlClient;
   registry: Registry;
   services: Map<string, unknown>;
+  /** API keys: issue, verify, revoke. */
+  auth: ApiKeys;
+  /** Every route, as registered (method and URL pattern). */
+  routes: { method: string; url: string }[];
+  /** The demo keys, when this start issued them (the first start on a database). */
+  demoKeys: { file: string; keys: IssuedKey[] } | undefined;
   close(): Promise<void>;
 }
 
@@ -51,7 +67,26 @@ export class PortInUseError extends CdpError {
 
 /** Every migration the platform's features need, for `cdp migrate` and for start-up. */
 export function platformMigrations(features: PlatformFeature[] = defaultFeatures): Migration[] {
-  return features.flatMap((f) => f.migrations ?? []);
+  return [...authMigrations, ...features.flatMap((f) => f.migrations ?? [])];
+}
+
+/** Demo principals: an admin, the dashboard's viewer, each seeded course's instructor, two students. */
+async function demoPrincipals(
+  services: Map<string, unknown>,
+): Promise<{ role: Role; subject: string; label: string }[]> {
+  const catalog = services.get('catalog') as CatalogService | undefined;
+  const instructors = new Set((await catalog?.list({ limit: 200 }))?.map((c) => c.instructor));
+  return [
+    { role: 'admin', subject: 'demo-admin', label: 'demo admin' },
+    { role: 'viewer', subject: 'dashboard', label: 'the dashboard (read-only)' },
+    ...[...instructors].map((subject) => ({
+      role: 'instructor' as const,
+      subject,
+      label: `demo instructor ${subject}`,
+    })),
+    { role: 'student', subject: 'demo-student-1', label: 'demo student' },
+    { role: 'student', subject: 'demo-student-2', label: 'demo student' },
+  ];
 }
 
 /**
@@ -77,8 +112,23 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       logger: false,
       return503OnClosing: true,
       forceCloseConnections: 'idle',
+      http: nodeServerOptions(config.http),
+      keepAliveTimeout: config.http.keepAliveTimeoutMs,
+      requestTimeout: config.http.requestTimeoutMs,
+      // A connection with no traffic either way for this long (a client that stopped reading
+      // its response) is closed too.
+      connectionTimeout: config.http.requestTimeoutMs,
+    });
+    const stopLimits = limitClients(http.server, config.http, clock);
+    lifecycle.defer('http client limits', async () => stopLimits());
+    const routes: { method: string; url: string }[] = [];
+    http.addHook('onRoute', (r) => {
+      for (const method of Array.isArray(r.method) ? r.method : [r.method])
+        routes.push({ method, url: r.url });
     });
     installErrorHandler(http);
+    const auth = new ApiKeys(sql, clock);
+    installAuthRoutes(http, auth);
     const requests = counter(
       registry,
       'cdp_http_requests_total',
@@ -109,6 +159,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
         lifecycle,
         http,
         services,
+        auth,
       });
       if (handle.service !== undefined) services.set(feature.name, handle.service);
       handles.push({ feature, handle });
@@ -171,8 +222,10 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
         '/api/stream',
         '/api/panels',
         '/api/docs?page=',
+        '/api/auth/me',
         '/dashboard/',
       ],
+      auth: 'mutating and private routes need Authorization: Bearer <API key>; the demo keys are in the file the platform names at start',
     }));
     http.get('/api/panels', async () => ({ panels: await panels() }));
     // The pattern pages that features link to, as Markdown (only pages a feature lists).
@@ -249,6 +302,21 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     http.get('/dashboard', (_req, reply) => reply.redirect('/dashboard/'));
     http.get('/', (_req, reply) => reply.redirect('/dashboard/'));
 
+    // The first start on a database issues the demo keys and writes them to a file.
+    let demoKeys: Platform['demoKeys'];
+    const issued = await auth.issueIfNone(await demoPrincipals(services));
+    if (issued.length > 0) {
+      const written = await writeDemoKeys(config.dataDir, issued);
+      const temporary = written.temporaryDir;
+      if (temporary)
+        lifecycle.defer('demo keys folder', () => rm(temporary, { recursive: true, force: true }));
+      demoKeys = { file: written.file, keys: issued };
+      logger.info(
+        { file: written.file },
+        `demo API keys (admin, dashboard viewer, instructors, students) are in ${written.file}; send one as Authorization: Bearer <token>`,
+      );
+    }
+
     try {
       await http.listen({ host: config.http.host, port: config.http.port });
     } catch (err) {
@@ -267,6 +335,9 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       sql,
       registry,
       services,
+      auth,
+      routes,
+      demoKeys,
       close: () => lifecycle.close(),
     };
   } catch (err) {

@@ -42,6 +42,8 @@ program
       const lifecycle = new Lifecycle(logger);
       lifecycle.use('platform', platform);
       closeOnSignals(lifecycle, logger);
+      if (platform.demoKeys)
+        process.stdout.write(`demo API keys (shown once) in ${platform.demoKeys.file}\n`);
       process.stdout.write(`listening on ${platform.url}\n`);
     } catch (err) {
       fail(err);
@@ -165,8 +167,12 @@ async function withDeadLetters<T>(
 
 async function platformCall(url: string, init?: RequestInit): Promise<unknown> {
   let res: Response;
+  // The platform's private routes need an API key (CDP_API_KEY).
+  const apiKey = config().apiKey;
+  const headers = new Headers(init?.headers);
+  if (apiKey) headers.set('authorization', `Bearer ${apiKey}`);
   try {
-    res = await fetch(url, init);
+    res = await fetch(url, { ...init, headers });
   } catch (err) {
     throw new CdpError(
       'PLATFORM_UNREACHABLE',

@@ -1,12 +1,8 @@
-import { access, constants, mkdir, readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { access, constants, readFile, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { type Config, redactUrl } from '../core/config.js';
 import { errorMessage } from '../core/errors.js';
-import { connectAmqp } from '../engines/amqp/amqp-connection.js';
-import { connectNats } from '../engines/nats/nats-connection.js';
-import { connectRedis } from '../engines/redis/redis-connection.js';
-import { PgSqlClient } from '../engines/sql/pg-sql-client.js';
+import { importOptional } from '../core/optional-dependency.js';
 
 export interface DoctorCheck {
   role: string;
@@ -24,6 +20,22 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }>
   return { ms: Math.round((performance.now() - t) * 10) / 10, value };
 }
 
+/** The folder itself if it exists, else its nearest existing ancestor. */
+async function nearestExisting(dir: string): Promise<string> {
+  let d = dir;
+  for (;;) {
+    try {
+      await stat(d);
+      return d;
+    } catch {
+      const up = dirname(d);
+      if (up === d) return d;
+      d = up;
+    }
+  }
+}
+
+/** Whether a folder is writable, or could be created: looks, never creates. */
 async function checkFolder(
   role: string,
   engine: string,
@@ -32,9 +44,10 @@ async function checkFolder(
 ): Promise<DoctorCheck> {
   const abs = resolve(dir);
   try {
-    await mkdir(abs, { recursive: true });
-    await access(abs, constants.W_OK);
-    let detail = 'folder writable';
+    const existing = await nearestExisting(abs);
+    await access(existing, constants.W_OK);
+    let detail =
+      existing === abs ? 'folder writable' : `folder not there yet; ${existing} is writable`;
     const lock = await readFile(join(abs, 'pglite', 'cdp.lock'), 'utf8').catch(() => undefined);
     if (lock && role === 'sql') detail += `; in use by process ${lock.trim()}`;
     return { role, engine, target: abs, ok: true, detail };
@@ -57,6 +70,12 @@ export async function runDoctor(config: Config, timeoutMs = 3000): Promise<Docto
     const url = config.database.url;
     checks.push(
       timed(async () => {
+        // Engine clients are optional: each is loaded only when its engine is configured.
+        const { PgSqlClient } = await importOptional(
+          'pg',
+          'a PostgreSQL check',
+          () => import('../engines/sql/pg-sql-client.js'),
+        );
         const c = await PgSqlClient.connect({ url, connectTimeoutMs: timeoutMs, max: 1 });
         try {
           const { rows } = await c.query<{ v: string }>('SHOW server_version');
@@ -100,6 +119,11 @@ export async function runDoctor(config: Config, timeoutMs = 3000): Promise<Docto
     const url = config.redisUrl;
     checks.push(
       timed(async () => {
+        const { connectRedis } = await importOptional(
+          'redis',
+          'a Redis check',
+          () => import('../engines/redis/redis-connection.js'),
+        );
         const r = await connectRedis({ url, connectTimeoutMs: timeoutMs });
         try {
           return await r.ping();
@@ -140,6 +164,16 @@ export async function runDoctor(config: Config, timeoutMs = 3000): Promise<Docto
     const role = 'broker';
     checks.push(
       timed(async () => {
+        const { connectNats } = await importOptional(
+          '@nats-io/transport-node',
+          'a NATS check',
+          () => import('../engines/nats/nats-connection.js'),
+        );
+        const { jetstreamManager } = await importOptional(
+          '@nats-io/jetstream',
+          'a NATS JetStream check',
+          () => import('@nats-io/jetstream'),
+        );
         const nc = await connectNats({ url, connectTimeoutMs: timeoutMs });
         try {
           const jsm = await jetstreamManager(nc, { timeout: timeoutMs });
@@ -172,6 +206,11 @@ export async function runDoctor(config: Config, timeoutMs = 3000): Promise<Docto
     const role = config.natsUrl ? 'broker (unused: CDP_NATS_URL takes precedence)' : 'broker';
     checks.push(
       timed(async () => {
+        const { connectAmqp } = await importOptional(
+          'rabbitmq-client',
+          'a RabbitMQ check',
+          () => import('../engines/amqp/amqp-connection.js'),
+        );
         const conn = await connectAmqp({ url, connectTimeoutMs: timeoutMs });
         await conn.close();
       }).then(
@@ -215,32 +254,41 @@ export async function runDoctor(config: Config, timeoutMs = 3000): Promise<Docto
         return res.status;
       }).then(
         ({ ms, value }) => ({
-          role: 'blobs',
+          role: 'static sites',
           engine: 's3',
           target: endpoint,
           ok: true,
           detail: `HTTP ${value}, ${ms} ms`,
         }),
         (err: unknown) => ({
-          role: 'blobs',
+          role: 'static sites',
           engine: 's3',
           target: endpoint,
           ok: false,
           detail: errorMessage(err),
-          fix: 'fix CDP_S3_ENDPOINT, or unset it to keep blobs in files',
+          fix: 'fix CDP_S3_ENDPOINT, or unset it and use `cdp static --store <folder>`',
         }),
       ),
     );
-  } else {
-    checks.push(
-      checkFolder(
-        'blobs',
-        'filesystem',
-        join(config.dataDir === 'memory://' ? './.cdp-data' : config.dataDir, 'blobs'),
-        'CDP_DATA_DIR',
-      ),
-    );
   }
+  // The platform's media feature keeps its objects under <CDP_DATA_DIR>/storage (a temporary
+  // folder when the data is in memory).
+  checks.push(
+    config.dataDir === 'memory://'
+      ? Promise.resolve({
+          role: 'media storage',
+          engine: 'built-in S3 server (filesystem)',
+          target: '-',
+          ok: true,
+          detail: 'a temporary folder, removed at shutdown (CDP_DATA_DIR=memory://)',
+        })
+      : checkFolder(
+          'media storage',
+          'built-in S3 server (filesystem)',
+          join(config.dataDir, 'storage'),
+          'CDP_DATA_DIR',
+        ),
+  );
   return Promise.all(checks);
 }
 

@@ -33,6 +33,15 @@ const port = z
   .transform(Number)
   .refine((n) => n >= 0 && n <= 65535, 'must be between 0 and 65535');
 
+/** A whole number of `unit`s from `min` to `max`. */
+function wholeNumber(min: number, max: number) {
+  return z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, `must be between ${min} and ${max}`);
+}
+
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 export const variables = {
@@ -45,7 +54,7 @@ export const variables = {
   CDP_DATA_DIR: {
     name: 'CDP_DATA_DIR',
     description:
-      'Folder for embedded data (PGlite, file blobs). `memory://` keeps PGlite in memory. Default `./.cdp-data`.',
+      'Folder for embedded data (PGlite, objects of the media storage server under `storage/`, demo keys). `memory://` keeps them in memory or a temporary folder. Default `./.cdp-data`.',
     form: 'a folder path, or memory://',
     schema: z.string().min(1, 'must not be empty'),
   },
@@ -71,7 +80,8 @@ export const variables = {
   },
   CDP_S3_ENDPOINT: {
     name: 'CDP_S3_ENDPOINT',
-    description: 'S3-compatible object storage for blobs. Unset: files under CDP_DATA_DIR/blobs.',
+    description:
+      'S3-compatible object storage for `cdp static --bucket`. Unset: no S3 endpoint (use --store <folder>).',
     form: 'http://host:9000 or https://s3.region.amazonaws.com',
     schema: urlWithProtocols(['http:', 'https:']),
   },
@@ -130,6 +140,48 @@ export const variables = {
     form: 'a whole number from 0 to 65535',
     schema: port,
   },
+  CDP_HTTP_HEADERS_TIMEOUT_MS: {
+    name: 'CDP_HTTP_HEADERS_TIMEOUT_MS',
+    description:
+      'Time a client has to send the request headers before the platform answers 408 and closes. Default `10000`.',
+    form: 'milliseconds, a whole number from 100 to 600000',
+    schema: wholeNumber(100, 600_000),
+  },
+  CDP_HTTP_REQUEST_TIMEOUT_MS: {
+    name: 'CDP_HTTP_REQUEST_TIMEOUT_MS',
+    description:
+      'Time a client has to send a whole request (headers and body). Default `30000`; at least the header timeout.',
+    form: 'milliseconds, a whole number from 100 to 3600000',
+    schema: wholeNumber(100, 3_600_000),
+  },
+  CDP_HTTP_KEEP_ALIVE_TIMEOUT_MS: {
+    name: 'CDP_HTTP_KEEP_ALIVE_TIMEOUT_MS',
+    description:
+      'How long an idle keep-alive connection stays open between requests. Default `5000`.',
+    form: 'milliseconds, a whole number from 100 to 600000',
+    schema: wholeNumber(100, 600_000),
+  },
+  CDP_HTTP_MIN_BODY_BYTES_PER_SECOND: {
+    name: 'CDP_HTTP_MIN_BODY_BYTES_PER_SECOND',
+    description:
+      'Slowest average rate a request body may arrive at (after a 1 s grace); a slower one gets 408. Default `1024`; `0` turns the check off.',
+    form: 'bytes per second, a whole number from 0 to 1000000000',
+    schema: wholeNumber(0, 1_000_000_000),
+  },
+  CDP_HTTP_MAX_CONNECTIONS_PER_CLIENT: {
+    name: 'CDP_HTTP_MAX_CONNECTIONS_PER_CLIENT',
+    description:
+      'Connections one client address may hold open at once; more get 503 and are closed. Default `128`.',
+    form: 'a whole number from 1 to 100000',
+    schema: wholeNumber(1, 100_000),
+  },
+  CDP_API_KEY: {
+    name: 'CDP_API_KEY',
+    description:
+      'API key the command line sends to a running platform (`cdp dlq ... --platform`). Unset: none.',
+    form: 'a key issued by the platform, cdpk_<id>.<secret>',
+    schema: z.string().min(1).max(200),
+  },
   CDP_LOG_LEVEL: {
     name: 'CDP_LOG_LEVEL',
     description: 'pino log level (logs go to stderr as JSON). Default `info`.',
@@ -157,7 +209,21 @@ export interface Config {
     | undefined;
   /** The built-in storage server's credentials; undefined when not set (the platform then makes dev keys). */
   storage: { accessKeyId: string; secretAccessKey: string; region: string } | undefined;
-  http: { host: string; port: number };
+  http: {
+    host: string;
+    port: number;
+    /** Time to receive the request headers (Node's headersTimeout). */
+    headersTimeoutMs: number;
+    /** Time to receive the whole request (Node's requestTimeout). */
+    requestTimeoutMs: number;
+    /** Idle time between requests on a kept-alive connection. */
+    keepAliveTimeoutMs: number;
+    /** Slowest average body rate accepted; 0: no check. */
+    minBodyBytesPerSecond: number;
+    maxConnectionsPerClient: number;
+  };
+  /** The API key the command line sends to a running platform. */
+  apiKey: string | undefined;
   logLevel: z.infer<typeof logLevel>;
 }
 
@@ -194,7 +260,7 @@ function parseVariable<N extends VariableName>(
 }
 
 function redact(name: string, value: string): string {
-  if (name.includes('SECRET')) return '***';
+  if (name.includes('SECRET') || name === 'CDP_API_KEY') return '***';
   try {
     const u = new URL(value);
     if (u.password) u.password = '***';
@@ -241,6 +307,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     );
   }
   const storageRegion = parseVariable(env, 'CDP_STORAGE_REGION') ?? 'us-east-1';
+  const headersTimeoutMs = parseVariable(env, 'CDP_HTTP_HEADERS_TIMEOUT_MS') ?? 10_000;
+  const requestTimeoutMs = parseVariable(env, 'CDP_HTTP_REQUEST_TIMEOUT_MS') ?? 30_000;
+  if (headersTimeoutMs > requestTimeoutMs) {
+    throw new ConfigError(
+      `CDP_HTTP_HEADERS_TIMEOUT_MS (${headersTimeoutMs}) is longer than CDP_HTTP_REQUEST_TIMEOUT_MS (${requestTimeoutMs}); make it at most the request timeout.`,
+      'CDP_HTTP_HEADERS_TIMEOUT_MS',
+    );
+  }
   return {
     database: databaseUrl
       ? { kind: 'postgres', url: databaseUrl }
@@ -265,7 +339,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     http: {
       host: parseVariable(env, 'CDP_HOST') ?? '127.0.0.1',
       port: parseVariable(env, 'CDP_PORT') ?? 8080,
+      headersTimeoutMs,
+      requestTimeoutMs,
+      keepAliveTimeoutMs: parseVariable(env, 'CDP_HTTP_KEEP_ALIVE_TIMEOUT_MS') ?? 5_000,
+      minBodyBytesPerSecond: parseVariable(env, 'CDP_HTTP_MIN_BODY_BYTES_PER_SECOND') ?? 1024,
+      maxConnectionsPerClient: parseVariable(env, 'CDP_HTTP_MAX_CONNECTIONS_PER_CLIENT') ?? 128,
     },
+    apiKey: parseVariable(env, 'CDP_API_KEY'),
     logLevel: parseVariable(env, 'CDP_LOG_LEVEL') ?? 'info',
   };
 }

@@ -9,7 +9,8 @@ export { Counter, Gauge, Histogram, Registry } from 'prom-client';
  */
 export function createRegistry(options: { defaultMetrics?: boolean } = {}): Registry {
   const registry = new Registry();
-  if (options.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'cdp_process_' });
+  // prom-client's names already start with `process_` or `nodejs_`: the prefix adds only `cdp_`.
+  if (options.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'cdp_' });
   return registry;
 }
 

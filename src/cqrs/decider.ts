@@ -1,4 +1,4 @@
-import { ValidationError } from '../core/errors.js';
+import { CdpError } from '../core/errors.js';
 
 /**
  * Domain code as plain functions (Emmett's shape): `decide` turns a command and the current
@@ -24,10 +24,13 @@ export interface Decider<C, E extends DomainEvent, S> {
   decide: (command: C, state: S) => E[];
 }
 
-/** A rule of the domain refused the command (not a technical failure): tell the user. */
-export class DomainError extends ValidationError {
-  constructor(message: string) {
-    super(message, [{ path: 'command', message }]);
+/**
+ * A rule of the domain refused the command (not a technical failure): tell the user. `code`
+ * names the rule (`ALREADY_REVIEWED`, `INSUFFICIENT_FUNDS`, ...) so a caller can act on it.
+ */
+export class DomainError extends CdpError {
+  constructor(message: string, code = 'DOMAIN_RULE_REFUSED') {
+    super(code, message);
   }
 }
 

@@ -152,7 +152,7 @@ export class SqlSubscription {
       );
       this.#lagGauge = gauge(
         r,
-        'cdp_events_subscription_lag_events',
+        'cdp_events_subscription_lag_positions',
         'Positions between the log head and the checkpoint',
         ['name'],
       );

@@ -51,9 +51,10 @@ describe.skipIf(!have)('dashboard in a browser', () => {
     expect(await page.textContent('#engines tbody')).toContain('up');
     const panel = page.locator('#panel-catalog');
     await expect.poll(async () => panel.textContent(), { timeout: 10_000 }).toContain('courses5');
+    const admin = platform.demoKeys!.keys.find((k) => k.role === 'admin')!.token;
     const res = await fetch(`${platform.url}/api/catalog/courses`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${admin}` },
       body: JSON.stringify({ title: 'Live', topic: 't', instructor: 'i', priceCents: 1 }),
     });
     expect(res.status).toBe(201);
@@ -69,6 +70,15 @@ describe.skipIf(!have)('dashboard in a browser', () => {
       if (r.method() === 'POST') seen.push(new URL(r.url()).origin);
     });
     await page.goto(`${platform.url}/dashboard/`);
+    // As a demo instructor, to one of their own courses.
+    const instructor = platform.demoKeys!.keys.find((k) => k.role === 'instructor')!;
+    const { courses } = (await (await fetch(`${platform.url}/api/catalog/courses`)).json()) as {
+      courses: { id: string; instructor: string }[];
+    };
+    const course = courses.find((c) => c.instructor === instructor.subject)!;
+    await page.fill('#media-key', instructor.token);
+    await page.waitForSelector(`#media-course option[value="${course.id}"]`, { state: 'attached' });
+    await page.selectOption('#media-course', course.id);
     const bytes = Buffer.alloc(64 * 1024, 7);
     await page.setInputFiles('#media-file', {
       name: 'intro.mp4',

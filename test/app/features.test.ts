@@ -2,27 +2,27 @@ import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Panel } from '../../src/app/feature.js';
-import { type Platform, startPlatform } from '../../src/app/platform.js';
-import { loadConfig } from '../../src/core/config.js';
-import { silentLogger } from '../../src/core/logger.js';
+import type { Platform } from '../../src/app/platform.js';
+import { type Client, startClient } from './support.js';
 
 /** The reference platform with every feature on the embedded defaults, driven over HTTP. */
 describe('reference platform features (embedded defaults)', () => {
   let platform: Platform;
+  let client: Client;
+  let admin: string;
   beforeAll(async () => {
-    platform = await startPlatform({
-      config: loadConfig({ CDP_DATA_DIR: 'memory://', CDP_PORT: '0' }),
-      logger: silentLogger(),
-    });
+    client = await startClient();
+    platform = client.platform;
+    admin = await client.key('admin', 'root');
   });
-  afterAll(async () => platform?.close());
+  afterAll(async () => client?.close());
 
   const get = (path: string, init?: RequestInit) => fetch(`${platform.url}${path}`, init);
-  const send = (method: string, path: string, body: unknown) =>
+  const send = (method: string, path: string, body: unknown, key = admin) =>
     get(path, {
       method,
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body: body === undefined ? undefined : JSON.stringify(body),
     });
   const panel = async (id: string): Promise<Panel> => {
     const { panels } = (await (await get('/api/panels')).json()) as { panels: Panel[] };
@@ -101,18 +101,18 @@ describe('reference platform features (embedded defaults)', () => {
   });
 
   it('writes reviews through commands and reads ratings from the read model at a consistency token', async () => {
-    const course = `course-${Date.now()}`;
+    const { id: course } = await client.course('Ada Park', { topic: 'databases' });
     let position = 0;
+    const keys = new Map<string, string>();
     for (const [student, rating] of [
       ['ada', 5],
       ['lin', 4],
       ['sam', 3],
     ] as const) {
-      const res = await send('POST', `/api/reviews/courses/${course}/reviews`, {
-        topic: 'databases',
-        studentId: student,
-        rating,
-      });
+      const key = await client.key('student', student);
+      keys.set(student, key);
+      expect((await send('POST', '/api/enrollment/enrollments', { course }, key)).status).toBe(202);
+      const res = await send('POST', `/api/reviews/courses/${course}/reviews`, { rating }, key);
       expect(res.status).toBe(201);
       position = ((await res.json()) as { position: number }).position;
     }
@@ -121,7 +121,12 @@ describe('reference platform features (embedded defaults)', () => {
     ).json()) as { reviewCount: number; averageRating: number };
     expect(rating).toMatchObject({ reviewCount: 3, averageRating: 4 });
 
-    const revised = await send('PUT', `/api/reviews/courses/${course}/reviews/sam`, { rating: 1 });
+    const revised = await send(
+      'PUT',
+      `/api/reviews/courses/${course}/reviews/sam`,
+      { rating: 1 },
+      keys.get('sam'),
+    );
     expect(revised.status).toBe(200);
     const after = ((await revised.json()) as { position: number }).position;
     const top = (await (
@@ -131,18 +136,19 @@ describe('reference platform features (embedded defaults)', () => {
     expect(mine?.averageRating).toBeCloseTo(10 / 3, 2);
 
     // A second review by the same student is refused by the decider; a malformed one by zod.
-    const dup = await send('POST', `/api/reviews/courses/${course}/reviews`, {
-      topic: 'databases',
-      studentId: 'ada',
-      rating: 2,
-    });
-    expect(dup.status).toBeGreaterThanOrEqual(400);
-    expect(dup.status).toBeLessThan(500);
-    const bad = await send('POST', `/api/reviews/courses/${course}/reviews`, {
-      topic: 'databases',
-      studentId: 'zed',
-      rating: 9,
-    });
+    const dup = await send(
+      'POST',
+      `/api/reviews/courses/${course}/reviews`,
+      { rating: 2 },
+      keys.get('ada'),
+    );
+    expect(dup.status).toBe(409);
+    const bad = await send(
+      'POST',
+      `/api/reviews/courses/${course}/reviews`,
+      { rating: 9 },
+      keys.get('lin'),
+    );
     expect(bad.status).toBe(400);
     const still = (await (
       await get(`/api/reviews/courses/${course}/rating?after=${after}`)
@@ -152,22 +158,31 @@ describe('reference platform features (embedded defaults)', () => {
 
   it('keeps a student wallet whose balance is the sum of its events, with its history', async () => {
     const student = `stu-${Date.now()}`;
+    const key = await client.key('student', student);
+    const cheap = await client.course('Ada Park', { priceCents: 1200 });
+    const dear = await client.course('Ada Park', { priceCents: 99_999 });
     expect(
-      (await send('POST', `/api/reviews/wallets/${student}/top-ups`, { amountCents: 5000 })).status,
+      (await send('POST', `/api/reviews/wallets/${student}/top-ups`, { amountCents: 5000 }, key))
+        .status,
     ).toBe(201);
-    const paid = await send('POST', `/api/reviews/wallets/${student}/purchases`, {
-      courseId: 'db-101',
-      amountCents: 1200,
-    });
+    const paid = await send(
+      'POST',
+      `/api/reviews/wallets/${student}/purchases`,
+      { courseId: cheap.id },
+      key,
+    );
     expect(paid.status).toBe(201);
     expect(((await paid.json()) as { balanceCents: number }).balanceCents).toBe(3800);
-    const broke = await send('POST', `/api/reviews/wallets/${student}/purchases`, {
-      courseId: 'db-102',
-      amountCents: 99_999,
-    });
-    expect(broke.status).toBeGreaterThanOrEqual(400);
-    expect(broke.status).toBeLessThan(500);
-    const wallet = (await (await get(`/api/reviews/wallets/${student}`)).json()) as {
+    const broke = await send(
+      'POST',
+      `/api/reviews/wallets/${student}/purchases`,
+      { courseId: dear.id },
+      key,
+    );
+    expect(broke.status).toBe(409);
+    const wallet = (await (
+      await get(`/api/reviews/wallets/${student}`, { headers: { authorization: `Bearer ${key}` } })
+    ).json()) as {
       balanceCents: number;
       history: { type: string }[];
       spend: unknown;

@@ -62,9 +62,11 @@ describe('reference platform shell', () => {
   });
 
   it('creates, reads and updates courses, validating input', async () => {
+    const admin = (await platform.auth.issue({ role: 'admin', subject: 'root' })).token;
+    const auth = { authorization: `Bearer ${admin}` };
     const created = await get('/api/catalog/courses', {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...auth },
       body: JSON.stringify({
         title: 'Sharding',
         topic: 'databases',
@@ -76,14 +78,14 @@ describe('reference platform shell', () => {
     const course = (await created.json()) as { id: string; version: number };
     const patched = await get(`/api/catalog/courses/${course.id}`, {
       method: 'PATCH',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...auth },
       body: JSON.stringify({ priceCents: 1500 }),
     });
     expect(await patched.json()).toMatchObject({ priceCents: 1500, version: 2 });
 
     const bad = await get('/api/catalog/courses', {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...auth },
       body: JSON.stringify({
         title: 'x',
         topic: 'y',

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -16,6 +16,11 @@ describe('graceful shutdown of the platform process', () => {
       const first = spawnCdp(['start'], env);
       const done = collect(first);
       const url = (await waitForOutput(first, /listening on (http:\/\/[\d.:]+)/))[1]!;
+      // The first start issues the demo keys and writes them beside the data.
+      const demo = JSON.parse(await readFile(join(dir, 'demo-keys.json'), 'utf8')) as {
+        keys: { role: string; token: string }[];
+      };
+      const admin = demo.keys.find((k) => k.role === 'admin')!.token;
 
       const acked: string[] = [];
       let refused = 0;
@@ -25,7 +30,7 @@ describe('graceful shutdown of the platform process', () => {
           try {
             const res = await fetch(`${url}/api/catalog/courses`, {
               method: 'POST',
-              headers: { 'content-type': 'application/json' },
+              headers: { 'content-type': 'application/json', authorization: `Bearer ${admin}` },
               body: JSON.stringify({
                 title: `w${w}-${i}`,
                 topic: 'shutdown',

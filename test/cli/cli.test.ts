@@ -17,7 +17,7 @@ describe('cdp command line', () => {
       expect(run.stdout).toMatch(/sql\s+pglite/);
       expect(run.stdout).toMatch(/cache\s+in-process/);
       expect(run.stdout).toMatch(/broker\s+in-process/);
-      expect(run.stdout).toMatch(/blobs\s+filesystem/);
+      expect(run.stdout).toMatch(/media storage\s+built-in S3 server/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -154,10 +154,20 @@ describe('cdp dlq (in-process broker, through the running platform)', () => {
     const child = spawnCdp(['start'], { CDP_DATA_DIR: 'memory://', CDP_PORT: '0' });
     const done = collect(child);
     try {
-      const [, url] = await waitForOutput(child, /listening on (http:\/\/127\.0\.0\.1:\d+)/);
-      const list = await runCdp(['dlq', 'list', '--platform', url!]);
+      const [, file, url] = await waitForOutput(
+        child,
+        /demo API keys \(shown once\) in (\S+)\nlistening on (http:\/\/127\.0\.0\.1:\d+)/,
+      );
+      const demo = JSON.parse(await readFile(file!, 'utf8')) as {
+        keys: { role: string; token: string }[];
+      };
+      const env = { CDP_API_KEY: demo.keys.find((k) => k.role === 'admin')!.token };
+      const nobody = await runCdp(['dlq', 'list', '--platform', url!]);
+      expect(nobody.code).toBe(1);
+      expect(nobody.stderr).toContain('UNAUTHENTICATED');
+      const list = await runCdp(['dlq', 'list', '--platform', url!], env);
       expect(list.stdout.trim()).toBe('no dead letters');
-      const replay = await runCdp(['dlq', 'replay', 'nope', '--platform', url!]);
+      const replay = await runCdp(['dlq', 'replay', 'nope', '--platform', url!], env);
       expect(replay.code).toBe(1);
       expect(replay.stderr).toContain('cdp dlq list');
     } finally {

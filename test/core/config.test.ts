@@ -9,7 +9,7 @@ describe('loadConfig', () => {
     expect(c.database).toEqual({ kind: 'pglite', dataDir: './.cdp-data' });
     expect(c.redisUrl).toBeUndefined();
     expect(c.s3).toBeUndefined();
-    expect(c.http).toEqual({ host: '127.0.0.1', port: 8080 });
+    expect(c.http).toMatchObject({ host: '127.0.0.1', port: 8080 });
   });
 
   it('selects engines by URL', () => {

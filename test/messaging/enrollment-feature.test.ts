@@ -1,5 +1,7 @@
 import Fastify from 'fastify';
 import { expect, it } from 'vitest';
+import { ApiKeys, authMigrations } from '../../src/app/auth.js';
+import { type CatalogService, catalogFeature } from '../../src/app/features/catalog.js';
 import { enrollmentFeature } from '../../src/app/features/enrollment.js';
 import { installErrorHandler } from '../../src/app/http-errors.js';
 import { systemClock } from '../../src/core/clock.js';
@@ -18,8 +20,15 @@ it('enrollment platform feature: one request fans out to three services, traced 
   const { logger, warnings } = capturingLogger();
   installErrorHandler(http);
   try {
-    await migrate(sql, enrollmentFeature.migrations ?? []);
-    const handle = await enrollmentFeature.start({
+    // Enrollment acts for the caller's API key, on a course of the catalog.
+    await migrate(sql, [
+      ...authMigrations,
+      ...(catalogFeature.migrations ?? []),
+      ...(enrollmentFeature.migrations ?? []),
+    ]);
+    const auth = new ApiKeys(sql, systemClock);
+    const services = new Map<string, unknown>();
+    const ctx = {
       config: loadConfig({}),
       sql,
       logger,
@@ -27,18 +36,33 @@ it('enrollment platform feature: one request fans out to three services, traced 
       clock: systemClock,
       lifecycle,
       http,
-      services: new Map(),
-    });
+      services,
+      auth,
+    };
+    const catalog = (await catalogFeature.start(ctx)).service as CatalogService;
+    services.set('catalog', catalog);
+    const handle = await enrollmentFeature.start(ctx);
+    const student = await auth.issue({ role: 'student', subject: 'ada' });
+    const headers = { authorization: `Bearer ${student.token}` };
+    const course = (await catalog.list({ limit: 1 }))[0]!.id;
     const res = await http.inject({
       method: 'POST',
       url: '/api/enrollment/enrollments',
-      payload: { student: 'ada', course: 'db-101' },
+      headers,
+      payload: { course },
     });
     expect(res.statusCode).toBe(202);
     const { correlationId } = res.json() as { correlationId: string };
+    const admin = {
+      authorization: `Bearer ${(await auth.issue({ role: 'admin', subject: 'root' })).token}`,
+    };
     let steps: { type: string; depth: number; handledBy: string[] }[] = [];
     await waitFor(async () => {
-      const r = await http.inject({ method: 'GET', url: `/api/enrollment/flows/${correlationId}` });
+      const r = await http.inject({
+        method: 'GET',
+        url: `/api/enrollment/flows/${correlationId}`,
+        headers: admin,
+      });
       steps = r.statusCode === 200 ? (r.json() as { steps: typeof steps }).steps : [];
       return steps.length === 4 && steps[0]!.handledBy.length === 3;
     }, 'the flow of four events');
@@ -55,6 +79,7 @@ it('enrollment platform feature: one request fans out to three services, traced 
     const bad = await http.inject({
       method: 'POST',
       url: '/api/enrollment/enrollments',
+      headers,
       payload: {},
     });
     expect(bad.statusCode).toBe(400);
@@ -65,7 +90,7 @@ it('enrollment platform feature: one request fans out to three services, traced 
     expect(Number(stat('published by relay'))).toBeGreaterThanOrEqual(4);
     expect(Number(stat('relay rate'))).toBeGreaterThan(0);
     expect((await handle.health!())[0]!.ok).toBe(true);
-    const dlq = await http.inject({ method: 'GET', url: '/api/enrollment/dlq' });
+    const dlq = await http.inject({ method: 'GET', url: '/api/enrollment/dlq', headers: admin });
     expect(dlq.json()).toEqual({ deadLetters: [] });
   } finally {
     await lifecycle.close();

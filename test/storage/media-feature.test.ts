@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { ApiKeys, authMigrations } from '../../src/app/auth.js';
+import { type CatalogService, catalogFeature } from '../../src/app/features/catalog.js';
 import { mediaFeature } from '../../src/app/features/media.js';
 import { installErrorHandler } from '../../src/app/http-errors.js';
 import {
@@ -24,15 +26,24 @@ let sql: PgliteSqlClient;
 let lifecycle: Lifecycle;
 const http = Fastify();
 let handle: Awaited<ReturnType<typeof mediaFeature.start>>;
+let c42: string;
+let headers: Record<string, string>;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'cdp-media-'));
   sql = await PgliteSqlClient.open({});
-  await migrate(sql, mediaFeature.migrations!);
+  // Uploads are for a course of the catalog, by its instructor's API key.
+  await migrate(sql, [
+    ...authMigrations,
+    ...catalogFeature.migrations!,
+    ...mediaFeature.migrations!,
+  ]);
   lifecycle = new Lifecycle();
   installErrorHandler(http);
   const config = { ...loadConfig({ CDP_DATA_DIR: dir }), dataDir: dir };
-  handle = await mediaFeature.start({
+  const auth = new ApiKeys(sql, systemClock);
+  const services = new Map<string, unknown>();
+  const ctx = {
     config,
     sql,
     logger: silentLogger(),
@@ -40,8 +51,16 @@ beforeAll(async () => {
     clock: systemClock,
     lifecycle,
     http,
-    services: new Map(),
-  });
+    services,
+    auth,
+  };
+  const catalog = (await catalogFeature.start(ctx)).service as CatalogService;
+  services.set('catalog', catalog);
+  const course = (await catalog.list({ limit: 1 }))[0]!;
+  c42 = course.id;
+  const key = await auth.issue({ role: 'instructor', subject: course.instructor });
+  headers = { authorization: `Bearer ${key.token}` };
+  handle = await mediaFeature.start(ctx);
   await http.ready();
 });
 
@@ -56,14 +75,15 @@ it('uploads a course video with a valet key and plays it back; the panel counts 
   const r = await http.inject({
     method: 'POST',
     url: '/api/media/uploads',
-    payload: { courseId: 'c42', contentType: 'video/mp4', maxBytes: 5000 },
+    headers,
+    payload: { courseId: c42, contentType: 'video/mp4', maxBytes: 5000 },
   });
   expect(r.statusCode).toBe(200);
   const up = r.json() as { keyId: string; url: string; fields: Record<string, string> };
   const form = new FormData();
   for (const [k, v] of Object.entries({
     ...up.fields,
-    key: 'courses/c42/intro.mp4',
+    key: `courses/${c42}/intro.mp4`,
     'Content-Type': 'video/mp4',
   }))
     form.append(k, v);
@@ -73,7 +93,7 @@ it('uploads a course video with a valet key and plays it back; the panel counts 
   const big = new FormData();
   for (const [k, v] of Object.entries({
     ...up.fields,
-    key: 'courses/c42/big.mp4',
+    key: `courses/${c42}/big.mp4`,
     'Content-Type': 'video/mp4',
   }))
     big.append(k, v);
@@ -81,7 +101,8 @@ it('uploads a course video with a valet key and plays it back; the panel counts 
   expect((await fetch(up.url, { method: 'POST', body: big })).status).toBe(400);
   const play = await http.inject({
     method: 'GET',
-    url: '/api/media/play?key=courses/c42/intro.mp4',
+    url: `/api/media/play?key=courses/${c42}/intro.mp4`,
+    headers,
   });
   const { url } = play.json() as { url: string };
   const video = await fetch(url, { headers: { range: 'bytes=0-99' } });
@@ -90,7 +111,8 @@ it('uploads a course video with a valet key and plays it back; the panel counts 
   const bad = await http.inject({
     method: 'POST',
     url: '/api/media/uploads',
-    payload: { courseId: 'c42', contentType: 'text/html' },
+    headers,
+    payload: { courseId: c42, contentType: 'text/html' },
   });
   expect(bad.statusCode).toBe(400);
   await new Promise((res) => setTimeout(res, 400)); // audit batch

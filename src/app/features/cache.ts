@@ -1,8 +1,7 @@
 import { z } from 'zod';
-import { Cache, type CacheEntry } from '../../cache/index.js';
-import { RedisCacheStore, RedisInvalidationBus, RedisStampedeLock } from '../../cache/redis.js';
+import { Cache } from '../../cache/index.js';
 import { errorMessage } from '../../core/errors.js';
-import { connectRedis, type RedisClient } from '../../engines/redis/index.js';
+import { importOptional } from '../../core/optional-dependency.js';
 import type { EngineStatus, PlatformFeature } from '../feature.js';
 import { NotFoundError, parseInput } from '../http-errors.js';
 import type { CatalogService, Course } from './catalog.js';
@@ -24,18 +23,19 @@ export const cacheFeature: PlatformFeature = {
     if (!catalog) throw new Error('the cache feature needs the catalog feature to start first');
     const url = ctx.config.redisUrl;
     let tiers: Partial<ConstructorParameters<typeof Cache<Course>>[0]> = {};
-    let redis: RedisClient | undefined;
+    let redis: { ping(): Promise<unknown> } | undefined;
     if (url) {
-      const client = await connectRedis({ url, logger: ctx.logger, name: 'cdp-cache' });
+      const { openRedisTier } = await importOptional(
+        'redis',
+        'the Redis cache tier',
+        () => import('./redis-tier.js'),
+      );
+      const tier = await openRedisTier<Course>(url, ctx.logger);
       ctx.lifecycle.defer('cache redis', async () => {
-        await client.close();
+        await tier.client.close();
       });
-      redis = client;
-      tiers = {
-        l2: new RedisCacheStore<CacheEntry<Course>>({ client, prefix: 'cdp:cache:' }),
-        bus: new RedisInvalidationBus({ client, channel: 'cdp:cache:bus', logger: ctx.logger }),
-        lock: new RedisStampedeLock({ client, prefix: 'cdp:cache:lock:' }),
-      };
+      redis = tier.client;
+      tiers = { l2: tier.l2, bus: tier.bus, lock: tier.lock };
     }
     const cache = await new Cache<Course>({
       name: 'courses',

@@ -1,8 +1,16 @@
 import { z } from 'zod';
 import { UuidV7Generator } from '../../core/ids.js';
 import type { SqlClient } from '../../engines/sql/sql-client.js';
+import type { Principal } from '../auth.js';
 import type { PlatformFeature } from '../feature.js';
-import { NotFoundError, parseInput } from '../http-errors.js';
+import {
+  ForbiddenError,
+  NotFoundError,
+  parseInput,
+  quote,
+  RequestRefusedError,
+  singleLine,
+} from '../http-errors.js';
 
 /**
  * The marketplace's course catalog: the system of record that other features read through
@@ -19,16 +27,24 @@ export interface Course {
   version: number;
 }
 
-const newCourse = z.strictObject({
-  title: z.string().trim().min(1).max(200),
-  topic: z.string().trim().min(1).max(60),
-  instructor: z.string().trim().min(1).max(120),
+const fields = {
+  title: singleLine(200),
+  topic: singleLine(60),
+  instructor: singleLine(120),
   priceCents: z.number().int().min(0).max(10_000_000),
-  description: z.string().max(10_000).default(''),
+  description: z.string().max(10_000),
+};
+const newCourse = z.strictObject({ ...fields, description: fields.description.default('') });
+/** A partial update: each field optional, none with a default (so an absent one is unchanged). */
+const coursePatch = z.strictObject({
+  title: fields.title.optional(),
+  topic: fields.topic.optional(),
+  instructor: fields.instructor.optional(),
+  priceCents: fields.priceCents.optional(),
+  description: fields.description.optional(),
 });
-const coursePatch = newCourse
-  .partial()
-  .refine((p) => Object.keys(p).length > 0, 'send at least one field to change');
+/** A course created by an instructor: under their own name. */
+const ownCourse = newCourse.extend({ instructor: fields.instructor.optional() });
 const idParam = z.object({ id: z.uuid('must be a course id (UUID)') });
 const listQuery = z.object({
   topic: z.string().optional(),
@@ -62,6 +78,16 @@ function toCourse(r: CourseRow): Course {
 const COLUMNS =
   'id::text AS id, title, topic, instructor, price_cents, description, updated_at, version';
 
+/** A course id's shape (a UUID), checked before it reaches a uuid column. */
+function isUuid(id: string): boolean {
+  return z.uuid().safeParse(id).success;
+}
+
+/** Who may change a course: an admin, or the instructor whose course it is. */
+function mayChange(p: Principal, course: Course): boolean {
+  return p.role === 'admin' || (p.role === 'instructor' && p.subject === course.instructor);
+}
+
 export class CatalogService {
   readonly #sql: SqlClient;
   readonly #ids: UuidV7Generator;
@@ -88,12 +114,25 @@ export class CatalogService {
     return toCourse(rows[0]!);
   }
 
+  /** A course by id; undefined for an unknown id, or one that is not a course id (UUID) at all. */
   async get(id: string): Promise<Course | undefined> {
+    if (!isUuid(id)) return undefined;
     const { rows } = await this.#sql.query<CourseRow>(
       `SELECT ${COLUMNS} FROM courses WHERE id = $1`,
       [id],
     );
     return rows[0] ? toCourse(rows[0]) : undefined;
+  }
+
+  /** The course, or a 404 COURSE_NOT_FOUND: for features that act on a course (sell, enroll, review). */
+  async require(id: string): Promise<Course> {
+    const course = await this.read(id);
+    if (!course)
+      throw new NotFoundError(
+        `course ${quote(id)} (GET /api/catalog/courses lists the courses)`,
+        'COURSE_NOT_FOUND',
+      );
+    return course;
   }
 
   /** Route single-course reads through `reader` (cache-aside); `load` reads the row from SQL. */
@@ -119,8 +158,16 @@ export class CatalogService {
     return rows.map(toCourse);
   }
 
+  /** Change the fields `patch` names, and only those; an empty patch is refused (EMPTY_PATCH). */
   async update(id: string, patch: z.input<typeof coursePatch>): Promise<Course> {
     const p = parseInput(coursePatch, patch, 'course change');
+    if (Object.values(p).every((v) => v === undefined))
+      throw new RequestRefusedError(
+        'EMPTY_PATCH',
+        400,
+        'the change names no field; send at least one of title, topic, instructor, priceCents, description',
+      );
+    if (!isUuid(id)) throw new NotFoundError(`course ${quote(id)}`, 'COURSE_NOT_FOUND');
     const { rows } = await this.#sql.query<CourseRow>(
       `UPDATE courses SET
          title = COALESCE($2, title), topic = COALESCE($3, topic), instructor = COALESCE($4, instructor),
@@ -136,7 +183,7 @@ export class CatalogService {
         p.description ?? null,
       ],
     );
-    if (!rows[0]) throw new NotFoundError(`course ${id}`);
+    if (!rows[0]) throw new NotFoundError(`course ${quote(id)}`, 'COURSE_NOT_FOUND');
     for (const hook of this.onChange) await hook(id);
     return toCourse(rows[0]);
   }
@@ -211,18 +258,40 @@ export const catalogFeature: PlatformFeature = {
       return { courses: await service.list(q) };
     });
     http.post('/api/catalog/courses', async (req, reply) => {
-      const course = await service.create(req.body as z.input<typeof newCourse>);
+      const by = await ctx.auth.require(req, 'instructor');
+      let input: z.input<typeof newCourse>;
+      if (by.role === 'instructor') {
+        const own = parseInput(ownCourse, req.body, 'course');
+        if (own.instructor !== undefined && own.instructor !== by.subject)
+          throw new ForbiddenError(
+            `an instructor creates courses under their own name (${quote(by.subject)}); leave instructor out`,
+          );
+        input = { ...own, instructor: by.subject };
+      } else {
+        input = req.body as z.input<typeof newCourse>;
+      }
+      const course = await service.create(input);
       return reply.status(201).send(course);
     });
     http.get('/api/catalog/courses/:id', async (req) => {
       const { id } = parseInput(idParam, req.params, 'path');
       const course = await service.read(id);
-      if (!course) throw new NotFoundError(`course ${id}`);
+      if (!course) throw new NotFoundError(`course ${id}`, 'COURSE_NOT_FOUND');
       return course;
     });
     http.patch('/api/catalog/courses/:id', async (req) => {
+      const by = await ctx.auth.require(req, 'instructor');
       const { id } = parseInput(idParam, req.params, 'path');
-      return service.update(id, req.body as z.input<typeof coursePatch>);
+      const course = await service.require(id);
+      const patch = parseInput(coursePatch, req.body, 'course change');
+      if (
+        !mayChange(by, course) ||
+        (by.role !== 'admin' && patch.instructor !== undefined && patch.instructor !== by.subject)
+      )
+        throw new ForbiddenError(
+          `course ${id} belongs to instructor ${quote(course.instructor)}; only they or an admin change it`,
+        );
+      return service.update(id, patch);
     });
     return {
       service,

@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import type { Migration } from '../../engines/sql/migrations.js';
+import type { SqlClient } from '../../engines/sql/sql-client.js';
 import {
   ChoreographyService,
+  DeadLetterNotFoundError,
   dlqList,
   dlqReplay,
   EventTypes,
@@ -12,7 +14,14 @@ import {
   traceFlow,
 } from '../../messaging/index.js';
 import type { PlatformFeature } from '../feature.js';
-import { NotFoundError, parseInput } from '../http-errors.js';
+import {
+  NotFoundError,
+  parseInput,
+  quote,
+  RequestRefusedError,
+  singleLine,
+} from '../http-errors.js';
+import type { CatalogService } from './catalog.js';
 
 /**
  * Course enrollment as a choreography: the enrollment service writes EnrollmentRequested
@@ -21,11 +30,21 @@ import { NotFoundError, parseInput } from '../http-errors.js';
  * with CDP_NATS_URL, RabbitMQ with CDP_AMQP_URL.
  */
 const types = new EventTypes();
+// An enrollment is the pair (student, course); `enrollmentId` is only in events written before
+// enrollments had composite keys (still accepted when they are relayed or replayed).
 types.define(
   'enrollment.requested',
-  z.object({ enrollmentId: z.string(), student: z.string(), course: z.string() }),
+  z.object({ enrollmentId: z.string().optional(), student: z.string(), course: z.string() }),
 );
-types.define('email.sent', z.object({ enrollmentId: z.string(), to: z.string() }));
+types.define(
+  'email.sent',
+  z.object({
+    enrollmentId: z.string().optional(),
+    student: z.string().optional(),
+    course: z.string().optional(),
+    to: z.string(),
+  }),
+);
 types.define('recommendations.updated', z.object({ student: z.string(), basedOn: z.string() }));
 types.define(
   'instructor.stats.updated',
@@ -44,12 +63,45 @@ CREATE TABLE app_recommendations (student text NOT NULL, course text NOT NULL, P
 CREATE TABLE app_course_enrollments (course text PRIMARY KEY, enrollments integer NOT NULL);
 `,
   },
+  {
+    module: 'enrollment-app',
+    version: 2,
+    name: 'enrollments and their emails keyed by (student, course), not a joined id',
+    // Old ids were student || ':' || course, unique, so the pairs are unique too. An email row
+    // finds its pair through the enrollment; one without an enrollment is split at the first ':'.
+    sql: `
+ALTER TABLE app_enrollment_emails ADD COLUMN student text, ADD COLUMN course text;
+UPDATE app_enrollment_emails m SET student = e.student, course = e.course
+  FROM app_enrollments e WHERE e.id = m.enrollment_id;
+UPDATE app_enrollment_emails SET student = split_part(enrollment_id, ':', 1),
+  course = substr(enrollment_id, length(split_part(enrollment_id, ':', 1)) + 2)
+  WHERE student IS NULL;
+ALTER TABLE app_enrollment_emails DROP CONSTRAINT app_enrollment_emails_pkey;
+ALTER TABLE app_enrollment_emails DROP COLUMN enrollment_id;
+ALTER TABLE app_enrollment_emails ALTER COLUMN student SET NOT NULL, ALTER COLUMN course SET NOT NULL;
+ALTER TABLE app_enrollment_emails ADD PRIMARY KEY (student, course);
+ALTER TABLE app_enrollments DROP CONSTRAINT app_enrollments_pkey;
+ALTER TABLE app_enrollments DROP COLUMN id;
+ALTER TABLE app_enrollments ADD PRIMARY KEY (student, course);
+`,
+  },
 ];
 
-const enrollBody = z.object({
-  student: z.string().min(1).max(100),
-  course: z.string().min(1).max(100),
-});
+/** The enrollment feature's service: who is enrolled in what. */
+export interface EnrollmentService {
+  isEnrolled(student: string, course: string): Promise<boolean>;
+}
+
+async function isEnrolled(sql: SqlClient, student: string, course: string): Promise<boolean> {
+  const { rows } = await sql.query(
+    'SELECT 1 FROM app_enrollments WHERE student = $1 AND course = $2',
+    [student, course],
+  );
+  return rows.length > 0;
+}
+
+// The student is the caller (the API key's subject), never a field of the body.
+const enrollBody = z.strictObject({ course: singleLine(100) });
 const idParam = z.object({ id: z.string().min(1).max(200) });
 
 export const enrollmentFeature: PlatformFeature = {
@@ -77,14 +129,15 @@ export const enrollmentFeature: PlatformFeature = {
     const email = new ChoreographyService({ name: 'email', ...common }).on(
       'enrollment.requested',
       async ({ event, tx, emit }) => {
-        const d = event.data as { enrollmentId: string; student: string };
+        const d = event.data as { student: string; course: string };
         await tx.query(
-          'INSERT INTO app_enrollment_emails (enrollment_id, recipient) VALUES ($1, $2)',
-          [d.enrollmentId, d.student],
+          `INSERT INTO app_enrollment_emails (student, course, recipient) VALUES ($1, $2, $3)
+           ON CONFLICT (student, course) DO NOTHING`,
+          [d.student, d.course, d.student],
         );
         await emit({
           type: 'email.sent',
-          data: { enrollmentId: d.enrollmentId, to: d.student },
+          data: { student: d.student, course: d.course, to: d.student },
           key: d.student,
         });
       },
@@ -135,37 +188,65 @@ export const enrollmentFeature: PlatformFeature = {
     let lastPanelAt = clock.now();
 
     http.post('/api/enrollment/enrollments', async (req, reply) => {
+      const student = (await ctx.auth.require(req, 'student')).subject;
       const body = parseInput(enrollBody, req.body, 'body');
+      const catalog = ctx.services.get('catalog') as CatalogService;
+      const course = (await catalog.require(body.course)).id;
       const env = await sql.transaction(async (tx) => {
-        const id = `${body.student}:${body.course}`;
-        await tx.query('INSERT INTO app_enrollments (id, student, course) VALUES ($1, $2, $3)', [
-          id,
-          body.student,
-          body.course,
-        ]);
+        const { rows } = await tx.query(
+          `INSERT INTO app_enrollments (student, course) VALUES ($1, $2)
+           ON CONFLICT (student, course) DO NOTHING RETURNING student`,
+          [student, course],
+        );
+        if (rows.length === 0)
+          throw new RequestRefusedError(
+            'ALREADY_ENROLLED',
+            409,
+            `student ${quote(student)} is already enrolled in course ${course}`,
+          );
         return enrollment.emit(tx, {
           type: 'enrollment.requested',
-          data: { enrollmentId: id, student: body.student, course: body.course },
-          key: id,
+          data: { student, course },
+          key: `${student.length}:${student}${course}`,
         });
       });
       lastFlow = env.correlationid;
       return reply.status(202).send({ eventId: env.id, correlationId: env.correlationid });
     });
     http.get('/api/enrollment/flows/:id', async (req) => {
+      await ctx.auth.require(req, 'viewer');
       const { id } = parseInput(idParam, req.params, 'path');
       const steps = await traceFlow(sql, id);
-      if (steps.length === 0) throw new NotFoundError(`flow ${id}`);
+      if (steps.length === 0) throw new NotFoundError(`flow ${quote(id)}`, 'FLOW_NOT_FOUND');
       return { steps };
     });
-    http.get('/api/enrollment/dlq', async () => ({ deadLetters: await dlqList(broker) }));
+    http.get('/api/enrollment/dlq', async (req) => {
+      await ctx.auth.require(req, 'viewer');
+      return { deadLetters: await dlqList(broker) };
+    });
     http.post('/api/enrollment/dlq/:id/replay', async (req) => {
+      await ctx.auth.require(req);
       const { id } = parseInput(idParam, req.params, 'path');
-      return dlqReplay(broker, id);
+      try {
+        return await dlqReplay(broker, id);
+      } catch (err) {
+        if (err instanceof DeadLetterNotFoundError)
+          throw new RequestRefusedError(
+            'DEAD_LETTER_NOT_FOUND',
+            404,
+            `no dead letter with id ${quote(id)}; run \`cdp dlq list\` or GET /api/enrollment/dlq to see the ids`,
+          );
+        throw err;
+      }
     });
 
+    const service: EnrollmentService & { broker: typeof broker; relay: OutboxRelay } = {
+      broker,
+      relay,
+      isEnrolled: (student, course) => isEnrolled(sql, student, course),
+    };
     return {
-      service: { broker, relay },
+      service,
       health: async () => {
         const started = performance.now();
         try {
@@ -175,7 +256,7 @@ export const enrollmentFeature: PlatformFeature = {
               role: 'broker',
               engine: broker.kind,
               ok: true,
-              latencyMs: performance.now() - started,
+              latencyMs: Math.round((performance.now() - started) * 100) / 100,
             },
           ];
         } catch (err) {

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
+import type { Migration } from '../../engines/sql/migrations.js';
 import {
   chainKeys,
   presign,
@@ -11,18 +12,31 @@ import {
   ValetKeyService,
   valetKeyMigrations,
 } from '../../storage/index.js';
+import type { Principal } from '../auth.js';
 import type { PlatformFeature } from '../feature.js';
-import { parseInput } from '../http-errors.js';
+import { ForbiddenError, NotFoundError, parseInput, quote } from '../http-errors.js';
+import type { CatalogService, Course } from './catalog.js';
+import type { EnrollmentService } from './enrollment.js';
 
 const BUCKET = 'course-media';
 
+/** Who issued each valet key (through which API key, as whom): the issuer may revoke it. */
+const mediaMigrations: Migration[] = [
+  {
+    module: 'media-app',
+    version: 1,
+    name: 'issuers of valet keys',
+    sql: `CREATE TABLE app_media_keys (
+      key_id text PRIMARY KEY,
+      issued_by_key text NOT NULL,
+      issued_by_role text NOT NULL,
+      issued_by_subject text NOT NULL
+    );`,
+  },
+];
+
 const uploadInput = z.strictObject({
-  courseId: z
-    .string()
-    .trim()
-    .min(1)
-    .max(64)
-    .regex(/^[A-Za-z0-9-]+$/),
+  courseId: z.string().trim().min(1).max(64),
   contentType: z.string().regex(/^video\/[a-z0-9.+-]+$/, 'must be a video/* type'),
   maxBytes: z
     .number()
@@ -32,7 +46,12 @@ const uploadInput = z.strictObject({
     .default(2 * 1024 ** 3),
 });
 const playQuery = z.object({ key: z.string().min(1).max(1024).startsWith('courses/') });
-const keyParam = z.object({ keyId: z.string().regex(/^cdpv_[0-9a-f]{30}$/) });
+const keyParam = z.object({ keyId: z.string().min(1).max(64) });
+
+/** An admin, or the instructor whose course it is. */
+function owns(p: Principal, course: Course): boolean {
+  return p.role === 'admin' || (p.role === 'instructor' && p.subject === course.instructor);
+}
 
 /**
  * Course videos: the browser uploads straight to the built-in storage server with a valet key
@@ -44,8 +63,8 @@ export const mediaFeature: PlatformFeature = {
   description:
     'Course videos uploaded and played through valet keys (presigned URLs, POST policies)',
   docs: ['docs/patterns/valet-key.md', 'docs/patterns/static-content-hosting.md'],
-  migrations: valetKeyMigrations,
-  async start({ config, sql, logger, registry, clock, lifecycle, http }) {
+  migrations: [...valetKeyMigrations, ...mediaMigrations],
+  async start({ config, sql, logger, registry, clock, lifecycle, http, auth, services }) {
     const root = config.storage ?? {
       accessKeyId: `dev${randomBytes(6).toString('hex')}`,
       secretAccessKey: randomBytes(24).toString('base64url'),
@@ -72,7 +91,11 @@ export const mediaFeature: PlatformFeature = {
         lookup: (id) => valet?.resolver().lookup(id),
         authorize: (r) => valet!.resolver().authorize!(r),
       }),
-      onAudit: (e) => valet?.audit(e),
+      // The platform's own requests with the root key (bucket creation, health probes) are not
+      // valet-key use: the audit records what keys handed out do, and every refusal.
+      onAudit: (e) => {
+        if (e.keyId !== root.accessKeyId) valet?.audit(e);
+      },
       cors: {
         [BUCKET]: [
           {
@@ -109,38 +132,84 @@ export const mediaFeature: PlatformFeature = {
     const res = await fetch(create.url, { method: 'PUT' });
     if (!res.ok) throw new Error(`could not create bucket ${BUCKET}: ${res.status}`);
 
-    // What the application itself carries for media: request and response bytes of its API.
+    // What the application itself carries for media: request and response bytes of its API
+    // calls that were accepted (a refused body was not carried anywhere).
     let appBytes = 0;
     http.addHook('onResponse', async (req, reply) => {
-      if (!req.url.startsWith('/api/media/')) return;
+      if (!req.url.startsWith('/api/media/') || reply.statusCode >= 400) return;
       appBytes += Number(req.headers['content-length'] ?? 0);
       appBytes += Number(reply.getHeader('content-length') ?? 0);
     });
 
+    const catalog = () => services.get('catalog') as CatalogService;
+    const remember = (keyId: string, by: Principal) =>
+      sql.query(
+        'INSERT INTO app_media_keys (key_id, issued_by_key, issued_by_role, issued_by_subject) VALUES ($1, $2, $3, $4)',
+        [keyId, by.keyId, by.role, by.subject],
+      );
     http.post('/api/media/uploads', async (req) => {
+      const by = await auth.require(req, 'instructor');
       const p = parseInput(uploadInput, req.body, 'upload');
+      const course = await catalog().require(p.courseId);
+      if (!owns(by, course))
+        throw new ForbiddenError(
+          `course ${course.id} belongs to instructor ${quote(course.instructor)}; only they or an admin upload its videos`,
+        );
       const key = await valet!.issue({
         bucket: BUCKET,
-        prefix: `courses/${p.courseId}/`,
+        prefix: `courses/${course.id}/`,
         methods: ['POST'],
         expiresIn: 900,
         maxBytes: p.maxBytes,
       });
+      await remember(key.keyId, by);
       const form = valet!.postPolicy(key, { contentType: p.contentType });
       return { keyId: key.keyId, url: form.url, fields: form.fields, maxBytes: p.maxBytes };
     });
     http.get('/api/media/play', async (req) => {
+      const by = await auth.require(req, 'student', 'instructor');
       const { key: objectKey } = parseInput(playQuery, req.query, 'query');
+      // courses/<course id>/<file>: the course decides who may play it.
+      const rest = objectKey.slice('courses/'.length);
+      const slash = rest.indexOf('/');
+      const course = await catalog().require(slash < 0 ? rest : rest.slice(0, slash));
+      if (by.role === 'student') {
+        const enrollment = services.get('enrollment') as EnrollmentService | undefined;
+        if (!(await enrollment?.isEnrolled(by.subject, course.id)))
+          throw new ForbiddenError(
+            `student ${quote(by.subject)} is not enrolled in course ${course.id}; enroll first to play its videos`,
+            'NOT_ENROLLED',
+          );
+      } else if (!owns(by, course)) {
+        throw new ForbiddenError(
+          `course ${course.id} belongs to instructor ${quote(course.instructor)}; only they, its students or an admin play its videos`,
+        );
+      }
       const key = await valet!.issue({
         bucket: BUCKET,
         key: objectKey,
         methods: ['GET', 'HEAD'],
         expiresIn: 3600,
       });
+      await remember(key.keyId, by);
       return { keyId: key.keyId, url: valet!.presignUrl(key, { method: 'GET', expiresIn: 3600 }) };
     });
     http.post('/api/media/keys/:keyId/revoke', async (req) => {
+      const by = await auth.require(req, 'student', 'instructor');
       const { keyId } = parseInput(keyParam, req.params, 'path');
+      const { rows } = await sql.query<{
+        issued_by_role: string | null;
+        issued_by_subject: string | null;
+      }>(
+        `SELECT m.issued_by_role, m.issued_by_subject FROM storage_valet_keys k
+           LEFT JOIN app_media_keys m ON m.key_id = k.key_id WHERE k.key_id = $1`,
+        [keyId],
+      );
+      const row = rows[0];
+      if (!row) throw new NotFoundError(`valet key ${quote(keyId)}`, 'KEY_NOT_FOUND');
+      const issuer = row.issued_by_role === by.role && row.issued_by_subject === by.subject;
+      if (by.role !== 'admin' && !issuer)
+        throw new ForbiddenError('only an admin or whoever issued this valet key may revoke it');
       await valet!.revoke(keyId);
       return { revoked: keyId };
     });
@@ -174,12 +243,23 @@ export const mediaFeature: PlatformFeature = {
       },
       async health() {
         const t0 = performance.now();
-        const r = await fetch(`${server.url}/`).catch(() => null);
+        // A signed HeadBucket with the root key: an answer the server accepts, not a refusal.
+        const probe = presign({
+          method: 'HEAD',
+          protocol: 'http:',
+          host: new URL(server.url).host,
+          path: `/${BUCKET}`,
+          credentials: root,
+          region: root.region,
+          date: clock.now(),
+          expiresIn: 60,
+        });
+        const r = await fetch(probe.url, { method: 'HEAD' }).catch(() => null);
         return [
           {
             role: 'blob storage',
             engine: 'built-in S3 server (filesystem)',
-            ok: r !== null && r.status === 403,
+            ok: r !== null && r.status === 200,
             latencyMs: Math.round(performance.now() - t0),
             detail: server.url,
           },

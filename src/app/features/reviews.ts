@@ -6,8 +6,9 @@ import {
   type SqlSubscription,
   subscriptionPositions,
 } from '../../events/index.js';
+import type { Principal } from '../auth.js';
 import type { PlatformFeature } from '../feature.js';
-import { parseInput } from '../http-errors.js';
+import { ForbiddenError, parseInput, quote } from '../http-errors.js';
 import {
   courseReviews,
   PayForCourse,
@@ -28,6 +29,8 @@ import {
   openReviewViewRefresher,
   topCourses,
 } from '../reviews/read-models.js';
+import type { CatalogService } from './catalog.js';
+import type { EnrollmentService } from './enrollment.js';
 
 /**
  * Reviews and ratings written through commands on an event-sourced model and read from
@@ -42,6 +45,20 @@ const readQuery = z.object({
   source: z.enum(['incremental', 'refreshed']).default('incremental'),
   limit: z.coerce.number().int().min(1).max(100).default(10),
 });
+
+// The student is the caller (the key's subject); the topic and the price come from the catalog.
+const ratingBody = z.strictObject({ rating: z.number().int().min(1).max(5) });
+const topUpBody = z.strictObject({ amountCents: z.number().int().positive().max(1_000_000_00) });
+const purchaseBody = z.strictObject({ courseId: z.string().min(1).max(100) });
+
+/** A student acts on their own reviews and wallet; an admin on anyone's; a viewer reads. */
+function mustActFor(p: Principal, studentId: string, read = false): void {
+  if (p.role === 'admin' || (read && p.role === 'viewer')) return;
+  if (p.role === 'student' && p.subject === studentId) return;
+  throw new ForbiddenError(
+    `this key acts as ${p.role} ${quote(p.subject)}, not as student ${quote(studentId)}`,
+  );
+}
 
 export const reviewsFeature: PlatformFeature = {
   name: 'reviews',
@@ -85,24 +102,46 @@ export const reviewsFeature: PlatformFeature = {
     });
     const queries = new ReadModelQueries(sql, { clock, inline: ['customer-spend'] });
 
+    const catalog = () => ctx.services.get('catalog') as CatalogService;
     http.post('/api/reviews/courses/:courseId/reviews', async (req, reply) => {
+      const by = await ctx.auth.require(req, 'student');
       const { courseId } = parseInput(courseParam, req.params, 'path');
-      const cmd = SubmitReview.parse({ ...(req.body as object), courseId });
+      const { rating } = parseInput(ratingBody, req.body, 'body');
+      const course = await catalog().require(courseId);
+      const enrollment = ctx.services.get('enrollment') as EnrollmentService | undefined;
+      if (!(await enrollment?.isEnrolled(by.subject, course.id)))
+        throw new ForbiddenError(
+          `student ${quote(by.subject)} is not enrolled in course ${course.id}; enroll first (POST /api/enrollment/enrollments)`,
+          'NOT_ENROLLED',
+        );
+      const cmd = SubmitReview.parse({
+        courseId: course.id,
+        topic: course.topic,
+        studentId: by.subject,
+        rating,
+      });
       const r = await reviews.handle(cmd);
       return reply.status(201).send({ position: r.position, version: r.version });
     });
     http.put('/api/reviews/courses/:courseId/reviews/:studentId', async (req) => {
+      const by = await ctx.auth.require(req, 'student');
       const { courseId } = parseInput(courseParam, req.params, 'path');
       const { studentId } = parseInput(studentParam, req.params, 'path');
+      mustActFor(by, studentId);
+      const { rating } = parseInput(ratingBody, req.body, 'body');
+      const course = await catalog().require(courseId);
       const r = await reviews.handle(
-        ReviseReview.parse({ ...(req.body as object), courseId, studentId }),
+        ReviseReview.parse({ courseId: course.id, studentId, rating }),
       );
       return { position: r.position, version: r.version };
     });
     http.delete('/api/reviews/courses/:courseId/reviews/:studentId', async (req) => {
+      const by = await ctx.auth.require(req, 'student');
       const { courseId } = parseInput(courseParam, req.params, 'path');
       const { studentId } = parseInput(studentParam, req.params, 'path');
-      const r = await reviews.handle(WithdrawReview.parse({ courseId, studentId }));
+      mustActFor(by, studentId);
+      const course = await catalog().require(courseId);
+      const r = await reviews.handle(WithdrawReview.parse({ courseId: course.id, studentId }));
       return { position: r.position, version: r.version };
     });
     http.get('/api/reviews/courses/:courseId/rating', async (req) => {
@@ -131,17 +170,28 @@ export const reviewsFeature: PlatformFeature = {
       };
     });
     http.post('/api/reviews/wallets/:studentId/top-ups', async (req, reply) => {
+      const by = await ctx.auth.require(req, 'student');
       const { studentId } = parseInput(studentParam, req.params, 'path');
-      const r = await wallets.handle(TopUpWallet.parse({ ...(req.body as object), studentId }));
+      mustActFor(by, studentId);
+      const { amountCents } = parseInput(topUpBody, req.body, 'body');
+      const r = await wallets.handle(TopUpWallet.parse({ studentId, amountCents }));
       return reply.status(201).send({ position: r.position, balanceCents: r.state.balanceCents });
     });
     http.post('/api/reviews/wallets/:studentId/purchases', async (req, reply) => {
+      const by = await ctx.auth.require(req, 'student');
       const { studentId } = parseInput(studentParam, req.params, 'path');
-      const r = await wallets.handle(PayForCourse.parse({ ...(req.body as object), studentId }));
+      mustActFor(by, studentId);
+      const { courseId } = parseInput(purchaseBody, req.body, 'body');
+      const course = await catalog().require(courseId);
+      const r = await wallets.handle(
+        PayForCourse.parse({ studentId, courseId: course.id, amountCents: course.priceCents }),
+      );
       return reply.status(201).send({ position: r.position, balanceCents: r.state.balanceCents });
     });
     http.get('/api/reviews/wallets/:studentId', async (req) => {
+      const by = await ctx.auth.require(req, 'student', 'viewer');
       const { studentId } = parseInput(studentParam, req.params, 'path');
+      mustActFor(by, studentId, true);
       const loaded = await wallets.load(walletStream({ studentId }));
       const history = await store.readStream(walletStream({ studentId }), {
         direction: 'backward',

@@ -58,44 +58,64 @@ export type ReviewEvent =
       data: { courseId: string; topic: string; studentId: string; rating: number };
     };
 
+/**
+ * studentId -> rating. A Map, so that any string is a student id (`constructor`, `__proto__`);
+ * it is written to snapshots as its entries and read back from them.
+ */
+class Ratings extends Map<string, number> {
+  toJSON(): [string, number][] {
+    return [...this];
+  }
+}
+
+/** The ratings of a state, from a Map or from the entries a snapshot holds. */
+function ratingsOf(state: CourseReviewsState): Ratings {
+  const r = state.ratings as ReadonlyMap<string, number> | [string, number][];
+  return r instanceof Ratings ? r : new Ratings(r instanceof Map ? r : (r as [string, number][]));
+}
+
 export interface CourseReviewsState {
   topic: string | null;
   /** studentId -> rating */
-  ratings: Record<string, number>;
+  ratings: ReadonlyMap<string, number>;
 }
 
 export const courseReviews: Decider<ReviewCommand, ReviewEvent, CourseReviewsState> = {
   name: 'course-reviews',
-  version: 1,
-  initialState: () => ({ topic: null, ratings: {} }),
+  // 2: ratings became a Map (snapshots of version 1 held a plain object and are ignored).
+  version: 2,
+  initialState: () => ({ topic: null, ratings: new Ratings() }),
   evolve(state, event) {
     switch (event.type) {
       case 'ReviewSubmitted':
-      case 'ReviewRevised':
-        return {
-          topic: event.data.topic,
-          ratings: { ...state.ratings, [event.data.studentId]: event.data.rating },
-        };
+      case 'ReviewRevised': {
+        const ratings = new Ratings(ratingsOf(state));
+        ratings.set(event.data.studentId, event.data.rating);
+        return { topic: event.data.topic, ratings };
+      }
       case 'ReviewWithdrawn': {
-        const { [event.data.studentId]: _gone, ...rest } = state.ratings;
-        return { topic: state.topic, ratings: rest };
+        const ratings = new Ratings(ratingsOf(state));
+        ratings.delete(event.data.studentId);
+        return { topic: state.topic, ratings };
       }
       default:
         return state;
     }
   },
   decide(command, state) {
-    const current = state.ratings[command.studentId];
+    const current = ratingsOf(state).get(command.studentId);
     switch (command.type) {
       case 'SubmitReview':
         if (current !== undefined) {
           throw new DomainError(
-            `student ${command.studentId} already reviewed course ${command.courseId}; revise that review instead`,
+            `student ${command.studentId} already reviewed course ${command.courseId}; revise that review instead (PUT)`,
+            'ALREADY_REVIEWED',
           );
         }
         if (state.topic !== null && state.topic !== command.topic) {
           throw new DomainError(
             `course ${command.courseId} is in topic "${state.topic}", not "${command.topic}"`,
+            'TOPIC_MISMATCH',
           );
         }
         return [
@@ -112,7 +132,8 @@ export const courseReviews: Decider<ReviewCommand, ReviewEvent, CourseReviewsSta
       case 'ReviseReview':
         if (current === undefined) {
           throw new DomainError(
-            `student ${command.studentId} has no review of course ${command.courseId} to revise`,
+            `student ${command.studentId} has no review of course ${command.courseId} to revise; submit one first (POST)`,
+            'REVIEW_NOT_FOUND',
           );
         }
         if (current === command.rating) return [];
@@ -161,7 +182,7 @@ export const PayForCourse = defineCommand(
   z.object({
     studentId: z.string().min(1).max(100),
     courseId: z.string().min(1).max(100),
-    amountCents: z.number().int().positive().max(1_000_000_00),
+    amountCents: z.number().int().min(0).max(1_000_000_00),
   }),
 );
 export type WalletCommand =
@@ -206,6 +227,7 @@ export const studentWallet: Decider<WalletCommand, WalletEvent, WalletState> = {
         if (state.balanceCents < command.amountCents) {
           throw new DomainError(
             `wallet of ${command.studentId} holds ${state.balanceCents} cents, the course costs ${command.amountCents}: top it up first`,
+            'INSUFFICIENT_FUNDS',
           );
         }
         return [

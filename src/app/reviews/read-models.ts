@@ -100,16 +100,16 @@ interface ReviewBatchRow {
   rating: number | null;
 }
 
-const REVIEW_KINDS: Readonly<Record<string, ReviewBatchRow['kind']>> = {
-  ReviewSubmitted: 'S',
-  ReviewRevised: 'R',
-  ReviewWithdrawn: 'W',
-};
+const REVIEW_KINDS: ReadonlyMap<string, ReviewBatchRow['kind']> = new Map([
+  ['ReviewSubmitted', 'S'],
+  ['ReviewRevised', 'R'],
+  ['ReviewWithdrawn', 'W'],
+]);
 
 function reviewBatchRows(events: readonly RecordedEvent[]): ReviewBatchRow[] {
   const rows: ReviewBatchRow[] = [];
   for (const e of events) {
-    const kind = REVIEW_KINDS[e.type];
+    const kind = REVIEW_KINDS.get(e.type);
     if (!kind) continue;
     const d = e.data as ReviewData;
     rows.push({
