@@ -17,13 +17,16 @@ import { valetKeyMigrations } from '../../../src/storage/valet-key.js';
  * text and put the change in a new version.
  */
 const PINNED: readonly (readonly [module: string, version: number, checksum: string])[] = [
+  ['auth-app', 1, '313909cb43c1d3ed'],
   ['catalog', 1, '00277230bb02693e'],
   ['enrollment-app', 1, '38942536674c9d2a'],
+  ['enrollment-app', 2, '9599a5f452b0b7ca'],
   ['events', 1, '148fe36a318600e7'],
   ['events', 2, '46180e2d95827fe5'],
   ['events', 3, 'd272e89e92df0d41'],
   ['events', 4, '119ab65c0cb18f5b'],
   ['events', 5, '4304f4affa57e07b'],
+  ['media-app', 1, 'a14b6f10c82864ca'],
   ['messaging', 1, '73d89e15bfc564a7'],
   ['messaging', 2, 'be5273014cdeac7f'],
   ['reviews-app', 1, '235392ad42b63237'],
