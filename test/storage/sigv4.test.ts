@@ -27,8 +27,8 @@ import {
   stringToSign,
   UNSIGNED_PAYLOAD,
   uriEncode,
-} from '../../src/storage/sigv4.js';
-import { parseExpires, verifyRequest } from '../../src/storage/sigv4-verify.js';
+} from '../../src/storage/sigv4/sign.js';
+import { parseExpires, verifyRequest } from '../../src/storage/sigv4/verify.js';
 import { AuthError } from '../../src/storage/storage-error.js';
 
 const creds = { accessKeyId: 'AKIDCDPTEST', secretAccessKey: 'c2VjcmV0+/key/for/tests/only' };

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { migrate, PgSqlClient } from '../../src/engines/sql/index.js';
-import { ValetKeyService, valetKeyMigrations } from '../../src/storage/valet-key.js';
+import { ValetKeyService, valetKeyMigrations } from '../../src/storage/valet-key/valet-key.js';
 import { createTempDatabase, describeServer } from '../support/servers.js';
 
 const ROOT = { accessKeyId: 'AKROOT', secretAccessKey: 'root-secret' };

@@ -19,12 +19,13 @@ import {
   silentLogger,
   systemClock,
   ValidationError,
-} from '../core/index.js';
-import type { Migration, SqlClient } from '../engines/sql/index.js';
-import type { AccessRequest, AuditEvent, KeyResolver } from './s3-server.js';
-import { presign, s3ObjectPath } from './sigv4.js';
-import { createPostPolicy, type PostPolicy } from './sigv4-post-policy.js';
-import { AuthError } from './storage-error.js';
+} from '../../core/index.js';
+import type { Migration, SqlClient } from '../../engines/sql/index.js';
+import type { AccessRequest, KeyResolver } from '../server/key-resolver.js';
+import type { AuditEvent } from '../server/storage-server.js';
+import { createPostPolicy, type PostPolicy } from '../sigv4/post-policy.js';
+import { presign, s3ObjectPath } from '../sigv4/sign.js';
+import { AuthError } from '../storage-error.js';
 
 export const valetKeyMigrations: Migration[] = [
   {

@@ -16,9 +16,9 @@ import type { AddressInfo } from 'node:net';
 import { extname, join, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { type Clock, systemClock } from '../core/index.js';
-import { parseRangeHeader, resolveRange } from './blob-store.js';
-import { percentDecode, utf8OrThrow } from './sigv4.js';
+import { type Clock, systemClock } from '../../core/index.js';
+import { parseRangeHeader, resolveRange } from '../blob/blob-store.js';
+import { percentDecode, utf8OrThrow } from '../sigv4/sign.js';
 
 const MIME: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -496,12 +496,11 @@ export class StaticSite {
   }
 }
 
-/** Run a static server (for `cdp static serve`): prints `listening on http://127.0.0.1:<port>`. */
-export async function serveStaticSite(o: {
+/** Start a static server for `source` on `host:port` (0 picks a free port). Close it when done. */
+export async function startStaticSite(o: {
   source: StaticSource;
   port?: number;
   host?: string;
-  out?: (line: string) => void;
 }): Promise<{ url: string; port: number; server: Server; close(): Promise<void> }> {
   const site = new StaticSite({ source: o.source });
   const server = createServer((req, res) => void site.handle(req, res));
@@ -512,7 +511,6 @@ export async function serveStaticSite(o: {
   });
   const port = (server.address() as AddressInfo).port;
   const url = `http://${o.host ?? '127.0.0.1'}:${port}`;
-  (o.out ?? ((l: string) => process.stdout.write(`${l}\n`)))(`listening on ${url}`);
   return {
     url,
     port,

@@ -4,7 +4,8 @@
  * with a precise reason; the signature itself is compared in constant time.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { CdpError } from '../core/index.js';
+import { CdpError } from '../../core/index.js';
+import { AuthError } from '../storage-error.js';
 import {
   ALGORITHM,
   canonicalUri,
@@ -23,8 +24,7 @@ import {
   stringToSign,
   UNSIGNED_PAYLOAD,
   uriEncode,
-} from './sigv4.js';
-import { AuthError } from './storage-error.js';
+} from './sign.js';
 
 export interface IncomingRequestParts {
   method: string;

@@ -13,7 +13,8 @@ import { createHash } from 'node:crypto';
 import { type FileHandle, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { type Clock, newId, systemClock } from '../core/index.js';
+import { type Clock, newId, systemClock } from '../../core/index.js';
+import { noSuchKey, StorageError } from '../storage-error.js';
 import {
   type BlobBody,
   type BlobStore,
@@ -31,7 +32,6 @@ import {
   toReadable,
   validateKey,
 } from './blob-store.js';
-import { noSuchKey, StorageError } from './storage-error.js';
 
 const MAGIC = 0x43445042; // 'CDPB'
 const FOOTER = 8;

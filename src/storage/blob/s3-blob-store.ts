@@ -19,6 +19,8 @@ import {
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
+import { uriEncode } from '../sigv4/sign.js';
+import { noSuchKey, StorageError } from '../storage-error.js';
 import {
   type BlobBody,
   type BlobStore,
@@ -33,8 +35,6 @@ import {
   toReadable,
   validateKey,
 } from './blob-store.js';
-import { uriEncode } from './sigv4.js';
-import { noSuchKey, StorageError } from './storage-error.js';
 
 export interface S3BlobStoreOptions {
   client: S3Client;

@@ -4,7 +4,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
-import { StorageError } from './storage-error.js';
+import { StorageError } from '../storage-error.js';
 
 export interface ObjectInfo {
   key: string;
