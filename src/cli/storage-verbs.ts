@@ -3,13 +3,12 @@
  * store a `cdp static` verb names. The module returns servers and data; the lines a user reads
  * are printed here.
  */
-import type { Logger, Registry } from '../core/index.js';
+import { importOptional, type Logger, type Registry } from '../core/index.js';
 import {
   type BlobStore,
   DeploymentSource,
   FolderSource,
   FsBlobStore,
-  S3BlobStore,
   StorageServer,
   type StorageServerOptions,
   startStaticSite,
@@ -34,6 +33,11 @@ export type SiteStore =
 /** Open the blob store a CLI verb names. Close it when done. */
 export async function openSiteStore(s: SiteStore): Promise<BlobStore> {
   if (s.kind === 'fs') return FsBlobStore.open({ dir: s.dir });
+  const { S3BlobStore } = await importOptional(
+    '@aws-sdk/client-s3',
+    'a site store in an S3 bucket',
+    () => import('../storage/s3.js'),
+  );
   const o: Parameters<typeof S3BlobStore.connect>[0] = {
     endpoint: s.endpoint,
     bucket: s.bucket,

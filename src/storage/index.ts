@@ -4,7 +4,8 @@
  *
  * Named exports only: what a user of the module needs. The helpers the adapters share (key
  * checks, range parsing, URI encoding, the aws-chunked decoder, the form reader) stay inside.
- * No engine client is imported here: S3BlobStore signs with the module's own SigV4.
+ * No engine client is imported here, statically or transitively: S3BlobStore, on the AWS SDK,
+ * is exported from the `storage/s3` subpath (`src/storage/s3.ts`).
  */
 export type {
   BlobBody,
@@ -19,7 +20,6 @@ export type {
   RangeRequest,
 } from './blob/blob-store.js';
 export { FsBlobStore, type FsBlobStoreOptions } from './blob/fs-blob-store.js';
-export { S3BlobStore, type S3BlobStoreOptions } from './blob/s3-blob-store.js';
 export type { CorsRule } from './server/cors.js';
 export {
   type AccessDecision,

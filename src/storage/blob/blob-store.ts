@@ -37,6 +37,8 @@ export interface PutOptions {
   minBytes?: number;
   /** Store this ETag instead of the MD5 (multipart completion). */
   etag?: string;
+  /** Object tags (S3 tagging): FsBlobStore keeps them with the metadata, S3BlobStore sends them. */
+  tags?: Record<string, string>;
 }
 
 /** Inclusive byte range. */

@@ -38,6 +38,8 @@ const FOOTER = 8;
 
 interface Meta extends ObjectInfo {
   v: 1;
+  /** Object tags (S3 tagging), kept with the metadata. */
+  tags?: Record<string, string>;
 }
 
 export interface FsBlobStoreOptions {
@@ -201,7 +203,41 @@ export class FsBlobStore implements BlobStore {
       contentType: o.contentType ?? 'application/octet-stream',
       lastModified: this.#clock.now(),
       metadata: { ...(o.metadata ?? {}) },
+      ...(o.tags ? { tags: { ...o.tags } } : {}),
     }));
+  }
+
+  /** The object's tags (empty when it has none); NoSuchKey when absent. */
+  async tags(key: string): Promise<Record<string, string>> {
+    validateKey(key);
+    const obj = await this.#openObject(key);
+    if (!obj) throw noSuchKey(key);
+    await obj.fh.close();
+    return { ...(obj.meta.tags ?? {}) };
+  }
+
+  /**
+   * Replace the object's tags. The object file is rewritten (same bytes, ETag and
+   * Last-Modified) and renamed into place, as a put is; NoSuchKey when absent.
+   */
+  async setTags(key: string, tags: Record<string, string>): Promise<void> {
+    validateKey(key);
+    const src = await this.#openObject(key);
+    if (!src) throw noSuchKey(key);
+    const { fh, meta } = src;
+    try {
+      const body =
+        meta.size === 0
+          ? toReadable(Buffer.alloc(0))
+          : fh.createReadStream({ start: 0, end: meta.size - 1, autoClose: false });
+      const { tags: _old, ...rest } = meta;
+      await this.#write(key, body, {}, () => ({
+        ...rest,
+        ...(Object.keys(tags).length ? { tags: { ...tags } } : {}),
+      }));
+    } finally {
+      await fh.close();
+    }
   }
 
   async get(key: string, o: { range?: RangeRequest } = {}): Promise<GetResult> {
@@ -285,7 +321,12 @@ export class FsBlobStore implements BlobStore {
   async copy(
     fromKey: string,
     toKey: string,
-    o: { metadata?: Record<string, string>; contentType?: string } = {},
+    o: {
+      metadata?: Record<string, string>;
+      contentType?: string;
+      /** Tags of the copy (default: the source's). */
+      tags?: Record<string, string>;
+    } = {},
   ): Promise<ObjectInfo> {
     validateKey(fromKey);
     const src = await this.#openObject(fromKey);
@@ -305,6 +346,7 @@ export class FsBlobStore implements BlobStore {
         contentType: o.contentType ?? meta.contentType,
         lastModified: this.#clock.now(),
         metadata: o.metadata ? { ...o.metadata } : { ...meta.metadata },
+        ...((o.tags ?? meta.tags) ? { tags: { ...(o.tags ?? meta.tags) } } : {}),
       }));
     } finally {
       await fh.close();

@@ -5,6 +5,7 @@
 import { percentDecode, utf8OrThrow } from '../sigv4/sign.js';
 import { verifyRequest } from '../sigv4/verify.js';
 import { StorageError } from '../storage-error.js';
+import { invalidBucketName, isBucketName } from './buckets.js';
 import type { Authed, Ctx } from './context.js';
 import type { AccessRequest } from './key-resolver.js';
 import type { S3Op } from './operations.js';
@@ -21,7 +22,9 @@ export function parseCopySource(raw: string): { bucket: string; key: string } {
   const i = s.indexOf('/');
   if (i < 1 || i === s.length - 1)
     throw new StorageError('InvalidArgument', 400, 'x-amz-copy-source must be bucket/key');
-  return { bucket: s.slice(0, i), key: s.slice(i + 1) };
+  const bucket = s.slice(0, i);
+  if (!isBucketName(bucket)) throw invalidBucketName(bucket);
+  return { bucket, key: s.slice(i + 1) };
 }
 
 export async function authenticate(c: Ctx, op: S3Op, bucket: string, key: string): Promise<Authed> {

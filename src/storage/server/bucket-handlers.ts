@@ -1,9 +1,12 @@
-/** Operations on a bucket: create, head, delete, list its objects. */
-import type { FsBlobStore } from '../blob/fs-blob-store.js';
+/**
+ * Operations on a bucket: create, head, delete, and the bucket sub-resources the server
+ * answers: ?acl (a fixed private ACL), ?versioning (unversioned), ?location.
+ */
 import { StorageError } from '../storage-error.js';
 import { notFoundBucket } from './buckets.js';
 import { type Authed, drain, sendXml } from './context.js';
-import { isoDate, XMLNS, xmlEscape } from './xml.js';
+import { OWNER, XMLNS } from './xml.js';
+import { child, children, readXml, text } from './xml-body.js';
 
 export async function createBucket(c: Authed) {
   await drain(c.req);
@@ -17,55 +20,78 @@ export async function headBucket(c: Authed) {
 }
 
 export async function deleteBucket(c: Authed) {
-  const s = await c.env.buckets.store(c.b);
-  const page = await s.list({ maxKeys: 1 });
-  if (page.objects.length)
-    throw new StorageError(
-      'BucketNotEmpty',
-      409,
-      'the bucket is not empty; delete its objects first',
-    );
   await c.env.buckets.remove(c.b);
   c.res.writeHead(204).end();
 }
 
-export async function listObjectsV2(c: Authed) {
-  const p = c.params;
-  const s = await c.env.buckets.store(c.b);
-  const maxKeys = p.has('max-keys') ? Number(p.get('max-keys')) : 1000;
-  if (!Number.isInteger(maxKeys) || maxKeys < 0)
-    throw new StorageError('InvalidArgument', 400, 'max-keys must be a non-negative integer');
-  const urlEnc = p.get('encoding-type') === 'url';
-  const enc = (v: string) => xmlEscape(urlEnc ? encodeURIComponent(v).replaceAll('%2F', '/') : v);
-  const opts: Parameters<FsBlobStore['list']>[0] = { maxKeys: Math.max(1, maxKeys) };
-  for (const [q, k] of [
-    ['prefix', 'prefix'],
-    ['delimiter', 'delimiter'],
-    ['start-after', 'startAfter'],
-    ['continuation-token', 'continuationToken'],
-  ] as const) {
-    const v = p.get(q);
-    if (v) opts[k] = v;
+/** The one ACL every bucket and object has: the owner has full control, nobody else anything. */
+export function privateAcl(): string {
+  return `<AccessControlPolicy xmlns="${XMLNS}"><Owner><ID>${OWNER.id}</ID><DisplayName>${OWNER.displayName}</DisplayName></Owner><AccessControlList><Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="CanonicalUser"><ID>${OWNER.id}</ID><DisplayName>${OWNER.displayName}</DisplayName></Grantee><Permission>FULL_CONTROL</Permission></Grant></AccessControlList></AccessControlPolicy>`;
+}
+
+/**
+ * PutBucketAcl and PutObjectAcl: the private ACL (the canned `x-amz-acl: private`, or a
+ * policy granting FULL_CONTROL to the owner only) is what every resource has already, so it is
+ * accepted and changes nothing. Any other ACL is 501 NotImplemented: the server has one
+ * account and no sharing by ACL.
+ */
+export async function checkPrivateAcl(c: Authed): Promise<void> {
+  const refuse = (what: string) =>
+    new StorageError(
+      'NotImplemented',
+      501,
+      `${what}: only the private ACL is supported (this server has one account); nothing was changed`,
+    );
+  for (const h of Object.keys(c.req.headers)) {
+    if (h.startsWith('x-amz-grant-')) throw refuse(`the ${h} header`);
   }
-  const page =
-    maxKeys === 0
-      ? { objects: [], commonPrefixes: [], isTruncated: false, nextContinuationToken: undefined }
-      : await s.list(opts);
-  let x = `<ListBucketResult xmlns="${XMLNS}"><Name>${xmlEscape(c.b)}</Name><Prefix>${enc(p.get('prefix') ?? '')}</Prefix>`;
-  x += `<KeyCount>${page.objects.length + page.commonPrefixes.length}</KeyCount><MaxKeys>${maxKeys}</MaxKeys>`;
-  if (p.get('delimiter')) x += `<Delimiter>${enc(p.get('delimiter')!)}</Delimiter>`;
-  if (urlEnc) x += '<EncodingType>url</EncodingType>';
-  x += `<IsTruncated>${page.isTruncated}</IsTruncated>`;
-  if (p.get('continuation-token'))
-    x += `<ContinuationToken>${xmlEscape(p.get('continuation-token')!)}</ContinuationToken>`;
-  if (page.nextContinuationToken)
-    x += `<NextContinuationToken>${page.nextContinuationToken}</NextContinuationToken>`;
-  if (p.get('start-after')) x += `<StartAfter>${enc(p.get('start-after')!)}</StartAfter>`;
-  for (const o of page.objects) {
-    x += `<Contents><Key>${enc(o.key)}</Key><LastModified>${isoDate(o.lastModified)}</LastModified><ETag>"${o.etag}"</ETag><Size>${o.size}</Size><StorageClass>STANDARD</StorageClass></Contents>`;
+  const canned = c.req.headers['x-amz-acl'];
+  if (canned !== undefined && canned !== 'private') throw refuse(`the canned ACL ${canned}`);
+  const hasBody =
+    c.req.headers['transfer-encoding'] !== undefined ||
+    Number(c.req.headers['content-length'] ?? 0) > 0;
+  if (!hasBody) {
+    await drain(c.req);
+    if (canned === undefined)
+      throw new StorageError(
+        'MissingSecurityHeader',
+        400,
+        'send x-amz-acl: private or an AccessControlPolicy body',
+      );
+    return;
   }
-  for (const cp of page.commonPrefixes)
-    x += `<CommonPrefixes><Prefix>${enc(cp)}</Prefix></CommonPrefixes>`;
-  x += '</ListBucketResult>';
-  sendXml(c, 200, x);
+  const { root, body } = await readXml(c.req, 64 * 1024);
+  if (root !== 'AccessControlPolicy')
+    throw new StorageError('MalformedACLError', 400, 'the body must be an AccessControlPolicy');
+  const grants = children(child(body, 'AccessControlList'), 'Grant');
+  const ownerOnly =
+    grants.length > 0 &&
+    grants.every(
+      (g) =>
+        text(g, 'Permission') === 'FULL_CONTROL' && text(child(g, 'Grantee'), 'ID') === OWNER.id,
+    );
+  if (!ownerOnly) throw refuse('an ACL granting to others');
+}
+
+export async function getBucketAcl(c: Authed) {
+  if (!(await c.env.buckets.exists(c.b))) throw notFoundBucket(c.b);
+  sendXml(c, 200, privateAcl());
+}
+
+export async function putBucketAcl(c: Authed) {
+  if (!(await c.env.buckets.exists(c.b))) throw notFoundBucket(c.b);
+  await checkPrivateAcl(c);
+  c.res.writeHead(200, { 'Content-Length': 0 }).end();
+}
+
+export async function getBucketVersioning(c: Authed) {
+  if (!(await c.env.buckets.exists(c.b))) throw notFoundBucket(c.b);
+  sendXml(c, 200, `<VersioningConfiguration xmlns="${XMLNS}"/>`);
+}
+
+/** us-east-1 is reported as an empty LocationConstraint, as S3 does. */
+export async function getBucketLocation(c: Authed) {
+  if (!(await c.env.buckets.exists(c.b))) throw notFoundBucket(c.b);
+  const r = c.env.region === 'us-east-1' ? '' : c.env.region;
+  sendXml(c, 200, `<LocationConstraint xmlns="${XMLNS}">${r}</LocationConstraint>`);
 }

@@ -14,7 +14,7 @@ import type { Buckets } from './buckets.js';
 import type { CorsRule } from './cors.js';
 import type { AccessDecision, KeyResolver } from './key-resolver.js';
 import type { S3Op } from './operations.js';
-import { httpDate } from './xml.js';
+import { httpDate, xmlRepresentable } from './xml.js';
 
 export interface ServerMetrics {
   requests: Counter<'op' | 'outcome'>;
@@ -177,4 +177,18 @@ export async function receive(
   const info = await write(body, o);
   c.env.metrics?.bytes.inc({ direction: 'in' }, c.bytes);
   return info;
+}
+
+/**
+ * A key a write may create: one an XML listing can carry. Keys with control characters other
+ * than tab, LF and CR are refused (XML 1.0 cannot hold them, even as character references).
+ */
+export function checkNewKey(key: string): void {
+  if (!xmlRepresentable(key)) {
+    throw new StorageError(
+      'InvalidArgument',
+      400,
+      'object keys must not contain control characters other than tab, LF and CR (XML listings cannot carry them); choose another key',
+    );
+  }
 }

@@ -1,9 +1,11 @@
 /**
  * Browser POST uploads (`POST /<bucket>` with multipart/form-data): the form's signed policy
  * authenticates the request, the file streams into the bucket within the policy's size range.
+ * The bucket is looked up after the signature is checked: an unauthenticated form learns
+ * nothing about which buckets exist.
  */
 import { checkPostSize, type VerifiedPost, verifyPostForm } from '../sigv4/post-policy.js';
-import { type Ctx, counted, sendXml } from './context.js';
+import { type Ctx, checkNewKey, counted, sendXml } from './context.js';
 import { corsHeaders } from './cors.js';
 import { boundaryOf, readPostForm } from './post-form.js';
 import { xmlEscape } from './xml.js';
@@ -11,7 +13,6 @@ import { xmlEscape } from './xml.js';
 export async function postObject(c: Ctx, bucket: string) {
   const { req, env } = c;
   const boundary = boundaryOf(req.headers['content-type']);
-  const s = await env.buckets.store(bucket);
   const result = await readPostForm(req, boundary, async (fields, file) => {
     let v: VerifiedPost;
     try {
@@ -42,15 +43,24 @@ export async function postObject(c: Ctx, bucket: string) {
         sizeSigned: v.maxBytes < Number.MAX_SAFE_INTEGER,
       })) ?? {};
     const max = Math.min(v.maxBytes, decision.maxBytes ?? Number.MAX_SAFE_INTEGER);
-    const body = counted(file.body, (n) => {
-      c.bytes += n;
-    });
-    const info = await s.put(v.key, body, {
-      contentType: v.contentType ?? file.contentType ?? 'application/octet-stream',
-      metadata: v.metadata,
-      maxBytes: max,
-      minBytes: v.minBytes,
-    });
+    // Only now, authenticated, may the answer tell whether the bucket exists.
+    const info = await env.buckets
+      .writing(bucket, (s) => {
+        checkNewKey(v.key);
+        const body = counted(file.body, (n) => {
+          c.bytes += n;
+        });
+        return s.put(v.key, body, {
+          contentType: v.contentType ?? file.contentType ?? 'application/octet-stream',
+          metadata: v.metadata,
+          maxBytes: max,
+          minBytes: v.minBytes,
+        });
+      })
+      .catch((err) => {
+        file.body.resume();
+        throw err;
+      });
     checkPostSize(v, info.size);
     return { info, v };
   });

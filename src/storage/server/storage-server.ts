@@ -27,18 +27,50 @@ import { FsBlobStore } from '../blob/fs-blob-store.js';
 import { percentDecode, utf8OrThrow } from '../sigv4/sign.js';
 import { StorageError } from '../storage-error.js';
 import { authenticate } from './auth.js';
-import { createBucket, deleteBucket, headBucket, listObjectsV2 } from './bucket-handlers.js';
-import { BUCKET_RE, Buckets } from './buckets.js';
+import {
+  createBucket,
+  deleteBucket,
+  getBucketAcl,
+  getBucketLocation,
+  getBucketVersioning,
+  headBucket,
+  putBucketAcl,
+} from './bucket-handlers.js';
+import { Buckets, invalidBucketName, isBucketName } from './buckets.js';
+import {
+  type ConnectionLimits,
+  DEFAULT_LIMITS,
+  guardConnections,
+  isRefusedConnection,
+  wasCutForRate,
+  watchBodyRate,
+} from './connection-limits.js';
 import type { Authed, Ctx, ServerEnv, ServerMetrics } from './context.js';
 import { type CorsRule, corsHeaders, preflight } from './cors.js';
+import { deleteObjects } from './delete-objects.js';
 import type { KeyResolver } from './key-resolver.js';
+import { listObjects, listObjectsV2 } from './list-handlers.js';
 import {
   abortMultipartUpload,
   completeMultipartUpload,
   createMultipartUpload,
+  listMultipartUploads,
+  listParts,
+  sweepUploads,
   uploadPart,
 } from './multipart-handlers.js';
-import { copyObject, deleteObject, getObject, headObject, putObject } from './object-handlers.js';
+import {
+  copyObject,
+  deleteObject,
+  deleteObjectTagging,
+  getObject,
+  getObjectAcl,
+  getObjectTagging,
+  headObject,
+  putObject,
+  putObjectAcl,
+  putObjectTagging,
+} from './object-handlers.js';
 import { classify, type S3Op } from './operations.js';
 import { postObject } from './post-object.js';
 import { listBuckets } from './service-handlers.js';
@@ -77,6 +109,15 @@ export interface StorageServerOptions {
   minPartBytes?: number;
   /** fsync each object (default true). */
   fsync?: boolean;
+  /** Time limits, body rate and connections per client: see ConnectionLimits for defaults. */
+  limits?: Partial<ConnectionLimits>;
+  /**
+   * Multipart uploads initiated longer ago than this are dropped by the sweep (default 7
+   * days, as a typical S3 lifecycle rule for incomplete uploads).
+   */
+  abandonedUploadMs?: number;
+  /** How often the sweep runs, on the clock (default 1 hour; 0 turns it off). */
+  sweepEveryMs?: number;
 }
 
 type Handler = (c: Authed) => Promise<void>;
@@ -87,14 +128,27 @@ const HANDLERS: Record<Exclude<S3Op, 'PostObject'>, Handler> = {
   CreateBucket: createBucket,
   HeadBucket: headBucket,
   DeleteBucket: deleteBucket,
+  ListObjects: listObjects,
   ListObjectsV2: listObjectsV2,
+  GetBucketAcl: getBucketAcl,
+  PutBucketAcl: putBucketAcl,
+  GetBucketVersioning: getBucketVersioning,
+  GetBucketLocation: getBucketLocation,
+  ListMultipartUploads: listMultipartUploads,
+  DeleteObjects: deleteObjects,
   PutObject: putObject,
   GetObject: getObject,
   HeadObject: headObject,
   DeleteObject: deleteObject,
   CopyObject: copyObject,
+  GetObjectAcl: getObjectAcl,
+  PutObjectAcl: putObjectAcl,
+  GetObjectTagging: getObjectTagging,
+  PutObjectTagging: putObjectTagging,
+  DeleteObjectTagging: deleteObjectTagging,
   CreateMultipartUpload: createMultipartUpload,
   UploadPart: uploadPart,
+  ListParts: listParts,
   CompleteMultipartUpload: completeMultipartUpload,
   AbortMultipartUpload: abortMultipartUpload,
 };
@@ -108,6 +162,9 @@ export class StorageServer {
   readonly #cors: Map<string, CorsRule[]>;
   readonly #metrics: ServerMetrics | null;
   readonly #buckets: Buckets;
+  readonly #limits: ConnectionLimits;
+  readonly #stop = new AbortController();
+  #sweeping: Promise<void> | undefined;
   #env: ServerEnv | undefined;
   #port = 0;
 
@@ -138,10 +195,25 @@ export class StorageServer {
           ),
         }
       : null;
-    this.#server = createServer({ requestTimeout: 0 }, (req, res) => {
-      void this.#handle(req, res);
-    });
-    this.#server.keepAliveTimeout = 5000;
+    this.#limits = { ...DEFAULT_LIMITS, ...o.limits };
+    const l = this.#limits;
+    this.#server = createServer(
+      {
+        // The whole-request timeout stays off: a long upload at a good rate is legitimate.
+        // Trickled bodies are cut by the body-rate watch, trickled headers by headersTimeout.
+        requestTimeout: 0,
+        headersTimeout: l.headersTimeoutMs,
+        keepAliveTimeout: l.keepAliveTimeoutMs,
+        connectionsCheckingInterval: Math.max(10, Math.min(1000, l.headersTimeoutMs / 4)),
+      },
+      (req, res) => {
+        if (isRefusedConnection(req.socket)) return;
+        watchBodyRate(req, res, l, this.#clock);
+        void this.#handle(req, res);
+      },
+    );
+    this.#server.timeout = l.idleTimeoutMs;
+    guardConnections(this.#server, l);
   }
 
   static async start(o: StorageServerOptions): Promise<StorageServer> {
@@ -171,7 +243,34 @@ export class StorageServer {
       s.#server.listen(o.port ?? 0, o.host ?? '127.0.0.1', () => resolve());
     });
     s.#port = (s.#server.address() as AddressInfo).port;
+    const every = o.sweepEveryMs ?? 3_600_000;
+    if (every > 0) s.#sweeping = s.#sweepLoop(every);
     return s;
+  }
+
+  /**
+   * Drop the multipart uploads initiated more than `abandonedUploadMs` ago (by the clock);
+   * returns how many. Runs every `sweepEveryMs` on its own.
+   */
+  sweepUploads(): Promise<number> {
+    return sweepUploads(this.#env!, this.#o.abandonedUploadMs ?? 7 * 86_400_000);
+  }
+
+  async #sweepLoop(every: number): Promise<void> {
+    const signal = this.#stop.signal;
+    while (!signal.aborted) {
+      try {
+        await this.#clock.sleep(every, signal);
+      } catch {
+        return;
+      }
+      try {
+        const n = await this.sweepUploads();
+        if (n) this.#log.info({ dropped: n }, 'dropped abandoned multipart uploads');
+      } catch (err) {
+        this.#log.error({ err }, 'sweeping abandoned multipart uploads failed');
+      }
+    }
   }
 
   get port(): number {
@@ -188,6 +287,8 @@ export class StorageServer {
   }
 
   async close(): Promise<void> {
+    this.#stop.abort();
+    await this.#sweeping;
     await new Promise<void>((resolve) => {
       this.#server.close(() => resolve());
       this.#server.closeAllConnections();
@@ -235,9 +336,11 @@ export class StorageServer {
       const se =
         err instanceof StorageError
           ? err
-          : new StorageError('InternalError', 500, 'internal error; see the server log', {
-              cause: err,
-            });
+          : wasCutForRate(req)
+            ? new StorageError('RequestTimeout', 408, 'the body arrived too slowly', { cause: err })
+            : new StorageError('InternalError', 500, 'internal error; see the server log', {
+                cause: err,
+              });
       if (se.status >= 500) this.#log.error({ err }, 'storage request failed');
       this.#audit(c, se.status < 500 ? 'refused' : 'error', se.status, se.s3Code);
       this.#sendError(c, se);
@@ -288,13 +391,7 @@ export class StorageServer {
     const key = slash < 0 ? '' : path.slice(slash + 1);
     c.bucket = bucket || null;
     c.key = key || null;
-    if (bucket && !BUCKET_RE.test(bucket)) {
-      throw new StorageError(
-        'InvalidBucketName',
-        400,
-        'bucket names are 3-63 characters of a-z 0-9 . -',
-      );
-    }
+    if (bucket && !isBucketName(bucket)) throw invalidBucketName(bucket);
     if ((req.method ?? 'GET') === 'OPTIONS') {
       preflight(c);
       return;
