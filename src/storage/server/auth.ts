@@ -4,6 +4,7 @@
  */
 import { percentDecode, utf8OrThrow } from '../sigv4/sign.js';
 import { verifyRequest } from '../sigv4/verify.js';
+import { hasV2QueryAuth, verifyQueryV2 } from '../sigv4/verify-v2.js';
 import { StorageError } from '../storage-error.js';
 import { invalidBucketName, isBucketName } from './buckets.js';
 import type { Authed, Ctx } from './context.js';
@@ -32,12 +33,25 @@ export async function authenticate(c: Ctx, op: S3Op, bucket: string, key: string
   const method = req.method ?? 'GET';
   const named =
     /Credential=([^/,\s]+)\//.exec(String(req.headers.authorization ?? ''))?.[1] ??
-    c.params.get('X-Amz-Credential')?.split('/')[0];
+    c.params.get('X-Amz-Credential')?.split('/')[0] ??
+    c.params.get('AWSAccessKeyId');
   if (named && env.keys.prepare) await env.keys.prepare(named);
-  const auth = verifyRequest(
-    { method, url: req.url ?? '/', headers: req.headersDistinct as Record<string, string[]> },
-    { region: env.region, now: env.clock.now(), lookup: (id) => env.keys.lookup(id) },
-  );
+  const parts = {
+    method,
+    url: req.url ?? '/',
+    headers: req.headersDistinct as Record<string, string[]>,
+  };
+  const lookup = (id: string) => env.keys.lookup(id);
+  const now = env.clock.now();
+  const auth = hasV2QueryAuth(parts.url)
+    ? verifyQueryV2(parts, { now, lookup })
+    : verifyRequest(parts, {
+        region: env.region,
+        // S3's legacy name for us-east-1, which s3cmd's default configuration signs with.
+        ...(env.region === 'us-east-1' ? { regionAliases: ['US'] } : {}),
+        now,
+        lookup,
+      });
   c.keyId = auth.accessKeyId;
   const chunked = auth.payloadHash.startsWith('STREAMING-');
   const declared = chunked

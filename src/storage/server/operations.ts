@@ -162,7 +162,14 @@ const PARAMS: Partial<Record<S3Op, readonly string[]>> = {
 
 /** Query parameters every operation tolerates: query authentication and SDK markers. */
 function isAuthOrMarker(name: string): boolean {
-  return name.startsWith('X-Amz-') || name.startsWith('x-amz-') || name === 'x-id';
+  return (
+    name.startsWith('X-Amz-') ||
+    name.startsWith('x-amz-') ||
+    name === 'x-id' ||
+    name === 'AWSAccessKeyId' ||
+    name === 'Signature' ||
+    name === 'Expires'
+  );
 }
 
 const notImplemented = (what: string) =>
