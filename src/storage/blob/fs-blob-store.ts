@@ -14,23 +14,19 @@ import { type FileHandle, mkdir, open, readdir, rename, rm, stat, unlink } from 
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { type Clock, newId, systemClock } from '../../core/index.js';
+import { compareKeys, pageKeys, validateKey } from '../internal/keys.js';
+import { checkPut, MeasuringStream, toReadable } from '../internal/measuring-stream.js';
+import { resolveRange } from '../internal/ranges.js';
 import { noSuchKey, StorageError } from '../storage-error.js';
-import {
-  type BlobBody,
-  type BlobStore,
-  checkPut,
-  compareKeys,
-  type GetResult,
-  type ListOptions,
-  type ListPage,
-  MeasuringStream,
-  type ObjectInfo,
-  type PutOptions,
-  pageKeys,
-  type RangeRequest,
-  resolveRange,
-  toReadable,
-  validateKey,
+import type {
+  BlobBody,
+  BlobStore,
+  GetResult,
+  ListOptions,
+  ListPage,
+  ObjectInfo,
+  PutOptions,
+  RangeRequest,
 } from './blob-store.js';
 
 const MAGIC = 0x43445042; // 'CDPB'

@@ -20,21 +20,19 @@ import {
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { uriEncode } from '../sigv4/sign.js';
+import { validateKey } from '../internal/keys.js';
+import { checkPut, MeasuringStream, toReadable } from '../internal/measuring-stream.js';
+import { uriEncode } from '../internal/uri-encoding.js';
 import { noSuchKey, StorageError } from '../storage-error.js';
-import {
-  type BlobBody,
-  type BlobStore,
-  checkPut,
-  type GetResult,
-  type ListOptions,
-  type ListPage,
-  MeasuringStream,
-  type ObjectInfo,
-  type PutOptions,
-  type RangeRequest,
-  toReadable,
-  validateKey,
+import type {
+  BlobBody,
+  BlobStore,
+  GetResult,
+  ListOptions,
+  ListPage,
+  ObjectInfo,
+  PutOptions,
+  RangeRequest,
 } from './blob-store.js';
 
 export interface S3BlobStoreOptions {

@@ -2,7 +2,7 @@
  * Authentication and authorization of a request: SigV4 (Authorization header or presigned
  * query) against the KeyResolver's secrets, then the resolver's decision for this operation.
  */
-import { percentDecode, utf8OrThrow } from '../sigv4/sign.js';
+import { percentDecode, utf8OrThrow } from '../internal/uri-encoding.js';
 import { verifyRequest } from '../sigv4/verify.js';
 import { hasV2QueryAuth, verifyQueryV2 } from '../sigv4/verify-v2.js';
 import { StorageError } from '../storage-error.js';

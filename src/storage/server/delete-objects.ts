@@ -2,7 +2,7 @@
  * DeleteObjects (`POST /<bucket>?delete`): up to 1,000 keys in one request, each authorized as
  * a DeleteObject of its own; `Quiet` answers only the failures.
  */
-import { validateKey } from '../blob/blob-store.js';
+import { validateKey } from '../internal/keys.js';
 import { StorageError } from '../storage-error.js';
 import { checkBodyDigests } from './checksums.js';
 import { type Authed, sendXml } from './context.js';

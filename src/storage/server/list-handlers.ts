@@ -2,7 +2,9 @@
  * Listing a bucket: ListObjects (v1: marker, NextMarker) and ListObjectsV2 (continuation
  * tokens), with prefix, delimiter, max-keys and encoding-type=url.
  */
-import { decodeToken, type ListOptions, type ListPage } from '../blob/blob-store.js';
+
+import type { ListOptions, ListPage } from '../blob/blob-store.js';
+import { decodeToken } from '../internal/keys.js';
 import { StorageError } from '../storage-error.js';
 import { type Authed, sendXml } from './context.js';
 import { isoDate, OWNER, XMLNS, xmlEscape } from './xml.js';

@@ -4,7 +4,8 @@
  */
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { type ObjectInfo, parseRangeHeader } from '../blob/blob-store.js';
+import type { ObjectInfo } from '../blob/blob-store.js';
+import { parseRangeHeader } from '../internal/ranges.js';
 import { StorageError } from '../storage-error.js';
 import { checkPrivateAcl, privateAcl } from './bucket-handlers.js';
 import {

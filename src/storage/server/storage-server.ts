@@ -24,7 +24,7 @@ import {
   systemClock,
 } from '../../core/index.js';
 import { FsBlobStore } from '../blob/fs-blob-store.js';
-import { percentDecode, utf8OrThrow } from '../sigv4/sign.js';
+import { percentDecode, utf8OrThrow } from '../internal/uri-encoding.js';
 import { StorageError } from '../storage-error.js';
 import { authenticate } from './auth.js';
 import {

@@ -8,9 +8,9 @@
  * the x-amz-* headers, then the resource (the raw path and the sub-resources, sorted).
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { decodeComponent } from '../internal/uri-encoding.js';
 import { AuthError } from '../storage-error.js';
 import {
-  decodeComponent,
   type HeaderBag,
   headerValue,
   MAX_EXPIRES_SECONDS,

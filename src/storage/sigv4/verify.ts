@@ -5,16 +5,19 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { CdpError } from '../../core/index.js';
+import {
+  canonicalUri,
+  decodeComponent,
+  isCanonicalEncoded,
+  uriEncode,
+} from '../internal/uri-encoding.js';
 import { AuthError } from '../storage-error.js';
 import {
   ALGORITHM,
-  canonicalUri,
   credentialScope,
-  decodeComponent,
   EMPTY_SHA256,
   type HeaderBag,
   headerValue,
-  isCanonicalEncoded,
   MAX_EXPIRES_SECONDS,
   type PathMode,
   parseAmzDate,
@@ -23,7 +26,6 @@ import {
   signingKey,
   stringToSign,
   UNSIGNED_PAYLOAD,
-  uriEncode,
 } from './sign.js';
 
 export interface IncomingRequestParts {

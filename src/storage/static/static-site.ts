@@ -17,8 +17,8 @@ import { extname, join, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Clock, systemClock } from '../../core/index.js';
-import { parseRangeHeader, resolveRange } from '../blob/blob-store.js';
-import { percentDecode, utf8OrThrow } from '../sigv4/sign.js';
+import { parseRangeHeader, resolveRange } from '../internal/ranges.js';
+import { percentDecode, utf8OrThrow } from '../internal/uri-encoding.js';
 
 const MIME: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
