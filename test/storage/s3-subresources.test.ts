@@ -328,6 +328,24 @@ describe('operations of default client configurations', () => {
     expect(await body('go')).toBe('hello world');
   });
 
+  it('refuses XML bodies nested past the stack, and references to control characters (which the parser would drop, naming another key), with 400', async () => {
+    await client.send(new PutObjectCommand({ Bucket: 'sub', Key: 'guarded', Body: 'guarded' }));
+    const deep = `<Delete>${'<a>'.repeat(200_000)}${'</a>'.repeat(200_000)}</Delete>`;
+    const d = await req('POST', '/sub', [['delete', '']], { body: deep });
+    expect([d.status, d.text]).toEqual([400, expect.stringContaining('MalformedXML')]);
+    const t = await req('PUT', '/sub/guarded', [['tagging', '']], {
+      body: '<Tagging><TagSet><Tag><Key>a&#0;</Key><Value>b</Value></Tag></TagSet></Tagging>',
+    });
+    expect([t.status, t.text]).toEqual([400, expect.stringContaining('MalformedXML')]);
+    const k = await req('POST', '/sub', [['delete', '']], {
+      body: '<Delete><Object><Key>guarded</Key></Object><Object><Key>a&#1;</Key></Object></Delete>',
+    });
+    expect([k.status, k.text]).toEqual([400, expect.stringContaining('MalformedXML')]);
+    expect(await body('guarded')).toBe('guarded');
+    const tags = await req('GET', '/sub/guarded', [['tagging', '']]);
+    expect(XMLValidator.validate(tags.text)).toBe(true);
+  });
+
   it('DeleteObjects: per-key results, Quiet, per-key errors, a Content-MD5 that does not match deletes nothing', async () => {
     for (const k of ['d1', 'd2', 'd3'])
       await client.send(new PutObjectCommand({ Bucket: 'sub', Key: k, Body: k }));

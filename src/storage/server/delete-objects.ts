@@ -6,7 +6,7 @@ import { validateKey } from '../internal/keys.js';
 import { StorageError } from '../storage-error.js';
 import { checkBodyDigests } from './checksums.js';
 import { type Authed, sendXml } from './context.js';
-import { XMLNS, xmlEscape } from './xml.js';
+import { XMLNS, xmlEscape, xmlRepresentable } from './xml.js';
 import { children, readXml, text } from './xml-body.js';
 
 export async function deleteObjects(c: Authed) {
@@ -19,6 +19,14 @@ export async function deleteObjects(c: Authed) {
   if (objects.length === 0 || objects.length > 1000)
     throw new StorageError('MalformedXML', 400, 'list 1 to 1000 Object elements');
   const quiet = (text(body, 'Quiet') ?? 'false').toLowerCase() === 'true';
+  // The answer names each key: one XML cannot carry is refused before anything is deleted.
+  if (objects.some((o) => !xmlRepresentable(text(o, 'Key') ?? ''))) {
+    throw new StorageError(
+      'InvalidArgument',
+      400,
+      'a key holds a control character no object can have; nothing was deleted',
+    );
+  }
   let out = '';
   for (const o of objects) {
     const key = text(o, 'Key') ?? '';

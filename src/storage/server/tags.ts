@@ -1,6 +1,6 @@
 /** Object tags: the `x-amz-tagging` header's form, the Tagging XML, and S3's limits. */
 import { StorageError } from '../storage-error.js';
-import { XMLNS, xmlEscape } from './xml.js';
+import { XMLNS, xmlEscape, xmlRepresentable } from './xml.js';
 import { child, children, text, type XmlNode } from './xml-body.js';
 
 const invalid = (msg: string) => new StorageError('InvalidTag', 400, msg);
@@ -14,6 +14,8 @@ export function checkTags(pairs: [string, string][]): Record<string, string> {
     if (k.length < 1 || k.length > 128) throw invalid('a tag key must be 1 to 128 characters');
     if (v.length > 256) throw invalid('a tag value must be at most 256 characters');
     if (seen.has(k)) throw invalid(`the tag key ${JSON.stringify(k)} appears twice`);
+    if (!xmlRepresentable(k) || !xmlRepresentable(v))
+      throw invalid('tag keys and values must not contain control characters');
     seen.add(k);
     Object.defineProperty(out, k, {
       value: v,

@@ -7,6 +7,7 @@
 import type { IncomingMessage } from 'node:http';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { StorageError } from '../storage-error.js';
+import { xmlRepresentable } from './xml.js';
 
 const malformed = (msg: string) =>
   new StorageError('MalformedXML', 400, `the XML body is not valid: ${msg}`);
@@ -31,9 +32,24 @@ export type XmlValue = string | XmlNode | XmlValue[];
 /** Parse an XML document: its root element's name and content. */
 export function parseXml(text: string): { root: string; body: XmlNode } {
   if (/<!DOCTYPE/i.test(text)) throw malformed('a DOCTYPE is not allowed');
-  const v = XMLValidator.validate(text);
-  if (v !== true) throw malformed(`${v.err.msg} (line ${v.err.line})`);
-  const doc = parser.parse(text) as XmlNode;
+  // The parser drops references to characters XML 1.0 excludes (`k&#1;` would read as `k`,
+  // another key): refuse them instead.
+  for (const m of text.matchAll(/&#(x[0-9a-fA-F]{1,8}|[0-9]{1,10});/g)) {
+    const ref = m[1]!;
+    const cp = ref[0] === 'x' ? Number.parseInt(ref.slice(1), 16) : Number(ref);
+    if (cp > 0x10ffff || !xmlRepresentable(String.fromCodePoint(cp)))
+      throw malformed(`${m[0]} names a character XML cannot hold`);
+  }
+  let doc: XmlNode;
+  try {
+    const v = XMLValidator.validate(text);
+    if (v !== true) throw malformed(`${v.err.msg} (line ${v.err.line})`);
+    doc = parser.parse(text) as XmlNode;
+  } catch (err) {
+    if (err instanceof StorageError) throw err;
+    // The parsers recurse: a document nested deeper than the stack is refused, not a 500.
+    throw malformed('the document is nested too deeply or cannot be read');
+  }
   const names = Object.keys(doc);
   if (names.length !== 1) throw malformed('expected one root element');
   const root = names[0]!;
