@@ -25,10 +25,13 @@ function has(cmd: string, args: string[]): boolean {
   }
 }
 
+/** The first Python with boto3: the one on PATH, or Debian's (where python3-boto3 installs). */
+const python = ['python3', '/usr/bin/python3'].find((p) => has(p, ['-c', 'import boto3']));
+
 const missing = [
   has('rclone', ['version']) ? null : 'rclone',
   has('s3cmd', ['--version']) ? null : 's3cmd',
-  has('python3', ['-c', 'import boto3']) ? null : 'python3-boto3',
+  python ? null : 'python3-boto3',
 ].filter((m): m is string => m !== null);
 
 if (missing.length && process.env.CI !== 'true') {
@@ -163,7 +166,7 @@ describe.skipIf(missing.length > 0 && process.env.CI !== 'true')('third-party S3
 
   it('boto3: objects, listings v1 and v2, multipart transfer, copy, ACL, tagging, versioning, location, uploads, delete_objects, presigned GET and PUT', async () => {
     const { stdout } = await run(
-      'python3',
+      python!,
       [join(import.meta.dirname, 'fixtures', 'boto3-run.py'), server.url, 'boto3', work],
       {
         env: env({
