@@ -101,6 +101,7 @@ beforeAll(async () => {
   );
   site = await startStaticSite({
     source: new FolderSource({ root, revalidateMs: 0 }),
+    headersTimeoutMs: 300,
   });
 });
 
@@ -189,6 +190,23 @@ describe('static site handler', () => {
     }
     const r = await raw('/leak', { Range: 'bytes=0-3' });
     expect(r.status).toBe(404);
+  });
+
+  it('cuts off a request whose headers trickle in (408, connection closed)', async () => {
+    const sock = connect(site.port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    sock.on('data', (d) => chunks.push(d));
+    const closed = new Promise<string>((r) =>
+      sock.on('close', () => r(Buffer.concat(chunks).toString('latin1'))),
+    );
+    sock.write('GET /index.html HTTP/1.1\r\n');
+    const rest = `Host: x\r\nX-Slow: ${'a'.repeat(10_000)}\r\n\r\n`;
+    let i = 0;
+    const t = setInterval(() => {
+      if (!sock.destroyed && i < rest.length) sock.write(rest[i++]!);
+    }, 50);
+    expect(await closed).toMatch(/^HTTP\/1\.1 408 /);
+    clearInterval(t);
   });
 
   it('mounts as a plain handler', async () => {
