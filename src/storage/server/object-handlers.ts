@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ObjectInfo } from '../blob/blob-store.js';
 import { parseRangeHeader } from '../internal/ranges.js';
 import { StorageError } from '../storage-error.js';
-import { checkPrivateAcl, privateAcl } from './bucket-handlers.js';
+import { checkPrivateAcl, privateAcl } from './acl.js';
 import {
   type Authed,
   checkNewKey,
