@@ -267,7 +267,7 @@ program
         ),
       );
     }
-    const { serveStorage } = await import('../storage/index.js');
+    const { serveStorage } = await import('./storage-verbs.js');
     try {
       const server = await serveStorage({
         dir: opts.dir,
@@ -295,7 +295,7 @@ interface StoreOptions {
 /** The blob store a `cdp static` verb names: a local store folder, or a bucket on CDP_S3_ENDPOINT. */
 async function siteStore(opts: StoreOptions) {
   const cfg = config();
-  const { openSiteStore } = await import('../storage/index.js');
+  const { openSiteStore } = await import('./storage-verbs.js');
   if (opts.bucket) {
     if (!cfg.s3?.accessKeyId || !cfg.s3.secretAccessKey) {
       throw new ConfigError(
@@ -344,7 +344,7 @@ staticCmd
   .action(
     async (target: string | undefined, opts: StoreOptions & { port: number; host: string }) => {
       const { stat } = await import('node:fs/promises');
-      const { serveStatic } = await import('../storage/index.js');
+      const { serveStatic } = await import('./storage-verbs.js');
       const cfg = config();
       try {
         const isDir = target !== undefined && (await stat(target).catch(() => null))?.isDirectory();

@@ -1,73 +1,90 @@
 /**
  * cloud-data-patterns/storage: blob stores (filesystem, S3), an S3-compatible storage server,
  * SigV4 signing and verification, the Valet Key service and Static Content Hosting.
+ *
+ * Named exports only: what a user of the module needs. The helpers the adapters share (key
+ * checks, range parsing, URI encoding, the aws-chunked decoder, the form reader) stay inside.
+ * No engine client is imported here, statically or transitively: S3BlobStore, on the AWS SDK,
+ * is exported from the `storage/s3` subpath (`src/storage/s3.ts`).
  */
-export * from './aws-chunked.js';
-export * from './blob-store.js';
-export * from './fs-blob-store.js';
-export * from './post-form.js';
-export * from './s3-blob-store.js';
-export * from './s3-server.js';
-export * from './sigv4.js';
-export * from './sigv4-post-policy.js';
-export * from './sigv4-verify.js';
-export * from './static-deploy.js';
-export * from './static-site.js';
-export * from './storage-error.js';
-export * from './valet-key.js';
-
-import type { Logger } from '../core/index.js';
-import type { BlobStore } from './blob-store.js';
-import { FsBlobStore } from './fs-blob-store.js';
-import { S3BlobStore } from './s3-blob-store.js';
-import { DeploymentSource } from './static-deploy.js';
-import { FolderSource, serveStaticSite } from './static-site.js';
-
-/** Where `cdp static` reads or writes a deployed site: a local store folder or an S3 bucket. */
-export type SiteStore =
-  | { kind: 'fs'; dir: string }
-  | {
-      kind: 's3';
-      endpoint: string;
-      bucket: string;
-      accessKeyId: string;
-      secretAccessKey: string;
-      region?: string;
-    };
-
-/** Open the blob store a CLI verb names. Close it when done. */
-export async function openSiteStore(s: SiteStore): Promise<BlobStore> {
-  if (s.kind === 'fs') return FsBlobStore.open({ dir: s.dir });
-  const o: Parameters<typeof S3BlobStore.connect>[0] = {
-    endpoint: s.endpoint,
-    bucket: s.bucket,
-    accessKeyId: s.accessKeyId,
-    secretAccessKey: s.secretAccessKey,
-  };
-  if (s.region) o.region = s.region;
-  return S3BlobStore.connect(o);
-}
-
-/**
- * `cdp static serve <dir>` or `cdp static serve <bucket/prefix>`: serve a folder, or the live
- * deployed version in a store. Prints `listening on http://127.0.0.1:<port>`.
- */
-export async function serveStatic(o: {
-  dir?: string;
-  store?: BlobStore;
-  prefix?: string;
-  port?: number;
-  host?: string;
-  logger?: Logger;
-  out?: (line: string) => void;
-}) {
-  const source = o.dir
-    ? new FolderSource({ root: o.dir })
-    : new DeploymentSource({ store: o.store!, ...(o.prefix ? { prefix: o.prefix } : {}) });
-  return serveStaticSite({
-    source,
-    ...(o.port !== undefined ? { port: o.port } : {}),
-    ...(o.host ? { host: o.host } : {}),
-    ...(o.out ? { out: o.out } : {}),
-  });
-}
+export type {
+  BlobBody,
+  BlobStore,
+  ByteRange,
+  GetResult,
+  ListedObject,
+  ListOptions,
+  ListPage,
+  ObjectInfo,
+  PutOptions,
+  RangeRequest,
+} from './blob/blob-store.js';
+export { FsBlobStore, type FsBlobStoreOptions } from './blob/fs-blob-store.js';
+export type { CorsRule } from './server/cors.js';
+export {
+  type AccessDecision,
+  type AccessRequest,
+  chainKeys,
+  type KeyResolver,
+  staticKeys,
+} from './server/key-resolver.js';
+export type { S3Op } from './server/operations.js';
+export type { AuditEvent, StorageServerOptions } from './server/storage-server.js';
+export { StorageServer } from './server/storage-server.js';
+export {
+  type CreatePostPolicyInput,
+  createPostPolicy,
+  type PolicyCondition,
+  type PostPolicy,
+  type PostPolicyDocument,
+  type VerifiedPost,
+  type VerifyPostOptions,
+  verifyPostForm,
+} from './sigv4/post-policy.js';
+export {
+  EMPTY_SHA256,
+  MAX_EXPIRES_SECONDS,
+  type PresignInput,
+  type PresignResult,
+  presign,
+  presignObject,
+  type SignedHeaders,
+  type SignInput,
+  type SigV4Credentials,
+  s3ObjectPath,
+  signHeaders,
+  UNSIGNED_PAYLOAD,
+} from './sigv4/sign.js';
+export {
+  type IncomingRequestParts,
+  isAuthError,
+  type VerifiedRequest,
+  type VerifyOptions,
+  verifyRequest,
+} from './sigv4/verify.js';
+export {
+  type DeployManifest,
+  DeploymentSource,
+  type DeployResult,
+  deployStatic,
+  type ManifestEntry,
+  rollbackStatic,
+} from './static/static-deploy.js';
+export {
+  FolderSource,
+  type FolderSourceOptions,
+  type StaticFile,
+  StaticSite,
+  type StaticSiteOptions,
+  type StaticSource,
+  startStaticSite,
+} from './static/static-site.js';
+export { AuthError, StorageError } from './storage-error.js';
+export {
+  type IssueValetKey,
+  type ValetKey,
+  ValetKeyService,
+  type ValetKeyServiceOptions,
+  type ValetMethod,
+  valetKeyMigrations,
+} from './valet-key/valet-key.js';

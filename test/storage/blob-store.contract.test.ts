@@ -10,10 +10,10 @@ import { Readable } from 'node:stream';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BlobStore } from '../../src/storage/blob-store.js';
-import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
-import { S3BlobStore } from '../../src/storage/s3-blob-store.js';
-import { StorageServer, staticKeys } from '../../src/storage/s3-server.js';
+import type { BlobStore } from '../../src/storage/blob/blob-store.js';
+import { FsBlobStore } from '../../src/storage/blob/fs-blob-store.js';
+import { S3BlobStore } from '../../src/storage/blob/s3-blob-store.js';
+import { StorageServer, staticKeys } from '../../src/storage/index.js';
 import { StorageError } from '../../src/storage/storage-error.js';
 
 async function text(r: Readable): Promise<Buffer> {

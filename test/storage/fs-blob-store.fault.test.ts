@@ -9,7 +9,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
+import { FsBlobStore } from '../../src/storage/blob/fs-blob-store.js';
 
 function killMidWrite(dir: string): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -19,14 +19,10 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type AuditEvent,
-  StorageServer,
-  serveStorage,
-  staticKeys,
-} from '../../src/storage/s3-server.js';
-import { presign, presignObject, s3ObjectPath } from '../../src/storage/sigv4.js';
-import { createPostPolicy } from '../../src/storage/sigv4-post-policy.js';
+import { serveStorage } from '../../src/cli/storage-verbs.js';
+import { type AuditEvent, StorageServer, staticKeys } from '../../src/storage/index.js';
+import { createPostPolicy } from '../../src/storage/sigv4/post-policy.js';
+import { presign, presignObject, s3ObjectPath } from '../../src/storage/sigv4/sign.js';
 
 const run = promisify(execFile);
 const creds = { accessKeyId: 'AKSERVER', secretAccessKey: 'server-secret' };

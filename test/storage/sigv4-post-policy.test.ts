@@ -4,7 +4,7 @@ import {
   createPostPolicy,
   signPolicy,
   verifyPostForm,
-} from '../../src/storage/sigv4-post-policy.js';
+} from '../../src/storage/sigv4/post-policy.js';
 import { AuthError } from '../../src/storage/storage-error.js';
 
 describe('POST policy: the S3 API reference example (sigv4-post-example)', () => {

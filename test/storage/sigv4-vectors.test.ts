@@ -12,8 +12,8 @@ import {
   presign,
   sha256Hex,
   signHeaders,
-} from '../../src/storage/sigv4.js';
-import { verifyRequest } from '../../src/storage/sigv4-verify.js';
+} from '../../src/storage/sigv4/sign.js';
+import { verifyRequest } from '../../src/storage/sigv4/verify.js';
 
 const DIR = resolve(process.cwd(), '../shared/vectors/aws-sigv4');
 const present = existsSync(DIR);

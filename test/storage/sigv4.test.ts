@@ -11,13 +11,16 @@ import { escapeUriPath, HttpRequest } from '@smithy/core/protocols';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  canonicalUri,
+  isCanonicalEncoded,
+  uriEncode,
+} from '../../src/storage/internal/uri-encoding.js';
+import {
   amzDate,
   canonicalQuery,
   canonicalRequest,
-  canonicalUri,
   checkExpires,
   credentialScope,
-  isCanonicalEncoded,
   presign,
   presignObject,
   s3ObjectPath,
@@ -26,9 +29,8 @@ import {
   signingKey,
   stringToSign,
   UNSIGNED_PAYLOAD,
-  uriEncode,
-} from '../../src/storage/sigv4.js';
-import { parseExpires, verifyRequest } from '../../src/storage/sigv4-verify.js';
+} from '../../src/storage/sigv4/sign.js';
+import { parseExpires, verifyRequest } from '../../src/storage/sigv4/verify.js';
 import { AuthError } from '../../src/storage/storage-error.js';
 
 const creds = { accessKeyId: 'AKIDCDPTEST', secretAccessKey: 'c2VjcmV0+/key/for/tests/only' };

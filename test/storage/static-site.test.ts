@@ -11,13 +11,17 @@ import { join } from 'node:path';
 import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/index.js';
-import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
-import { DeploymentSource, deployStatic, rollbackStatic } from '../../src/storage/static-deploy.js';
-import { FolderSource, StaticSite, serveStaticSite } from '../../src/storage/static-site.js';
+import { FsBlobStore } from '../../src/storage/blob/fs-blob-store.js';
+import {
+  DeploymentSource,
+  deployStatic,
+  rollbackStatic,
+} from '../../src/storage/static/static-deploy.js';
+import { FolderSource, StaticSite, startStaticSite } from '../../src/storage/static/static-site.js';
 
 let tmp: string;
 let root: string;
-let site: Awaited<ReturnType<typeof serveStaticSite>>;
+let site: Awaited<ReturnType<typeof startStaticSite>>;
 const SECRET = 'SECRET-OUTSIDE-THE-ROOT';
 const appJs = 'console.log("app");'.repeat(50);
 
@@ -95,9 +99,9 @@ beforeAll(async () => {
     new Date('2026-01-01T00:00:00Z'),
     new Date('2026-01-01T00:00:00Z'),
   );
-  site = await serveStaticSite({
+  site = await startStaticSite({
     source: new FolderSource({ root, revalidateMs: 0 }),
-    out: () => {},
+    headersTimeoutMs: 300,
   });
 });
 
@@ -188,6 +192,23 @@ describe('static site handler', () => {
     expect(r.status).toBe(404);
   });
 
+  it('cuts off a request whose headers trickle in (408, connection closed)', async () => {
+    const sock = connect(site.port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    sock.on('data', (d) => chunks.push(d));
+    const closed = new Promise<string>((r) =>
+      sock.on('close', () => r(Buffer.concat(chunks).toString('latin1'))),
+    );
+    sock.write('GET /index.html HTTP/1.1\r\n');
+    const rest = `Host: x\r\nX-Slow: ${'a'.repeat(10_000)}\r\n\r\n`;
+    let i = 0;
+    const t = setInterval(() => {
+      if (!sock.destroyed && i < rest.length) sock.write(rest[i++]!);
+    }, 50);
+    expect(await closed).toMatch(/^HTTP\/1\.1 408 /);
+    clearInterval(t);
+  });
+
   it('mounts as a plain handler', async () => {
     const s = new StaticSite({ source: new FolderSource({ root }) });
     const srv = createServer((req, res) => void s.handle(req, res));
@@ -204,7 +225,7 @@ describe('static site handler', () => {
 describe('static site caches (stat trusted for revalidateMs, headers computed once)', () => {
   let croot: string;
   let clock: ManualClock;
-  let cached: Awaited<ReturnType<typeof serveStaticSite>>;
+  let cached: Awaited<ReturnType<typeof startStaticSite>>;
   let source: FolderSource;
   const get = (t: string, h: Record<string, string> = {}) => raw(t, h, 'GET', cached.port);
   const strip = (headers: string) => headers.replace(/^Date: .*$/im, '');
@@ -218,7 +239,7 @@ describe('static site caches (stat trusted for revalidateMs, headers computed on
     await symlink(join(tmp, 'secret.txt'), join(croot, 'leak'));
     clock = new ManualClock(Date.parse('2026-03-01T00:00:00Z'));
     source = new FolderSource({ root: croot, clock, revalidateMs: 1000 });
-    cached = await serveStaticSite({ source, out: () => {} });
+    cached = await startStaticSite({ source });
   });
 
   afterAll(async () => {

@@ -6,11 +6,18 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CompleteMultipartUploadCommand,
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  HeadObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { migrate } from '../../src/engines/sql/index.js';
 import { PgSqlClient } from '../../src/engines/sql/pg.js';
-import { ValetKeyService, valetKeyMigrations } from '../../src/storage/valet-key.js';
+import { ValetKeyService, valetKeyMigrations } from '../../src/storage/valet-key/valet-key.js';
 import { createTempDatabase, describeServer } from '../support/servers.js';
 
 const ROOT = { accessKeyId: 'AKROOT', secretAccessKey: 'root-secret' };
@@ -81,6 +88,72 @@ describeServer('valet keys (PostgreSQL, two server processes)', 'CDP_DATABASE_UR
     await sql?.close();
     await db?.drop();
     if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('holds a size cap across multipart: no part past the running total, no completed object past the cap', async () => {
+    const MiB = 1024 * 1024;
+    const key = await valet.issue({
+      bucket: 'course-media',
+      key: 'videos/big.mp4',
+      methods: ['PUT', 'GET'],
+      expiresIn: 600,
+      maxBytes: 6 * MiB,
+    });
+    const client = (credentials: { accessKeyId: string; secretAccessKey: string }) =>
+      new S3Client({
+        region: 'us-east-1',
+        endpoint: servers[0]!.url,
+        forcePathStyle: true,
+        credentials,
+      });
+    const holder = client({ accessKeyId: key.keyId, secretAccessKey: key.secretAccessKey });
+    const root = client(ROOT);
+    const o = { Bucket: 'course-media', Key: 'videos/big.mp4' };
+    const part = Buffer.alloc(6 * MiB, 7);
+    // The key's holder: the second 6 MiB part passes the cap and is refused.
+    const up = await holder.send(new CreateMultipartUploadCommand(o));
+    const p1 = await holder.send(
+      new UploadPartCommand({ ...o, UploadId: up.UploadId!, PartNumber: 1, Body: part }),
+    );
+    for (const n of [2, 3]) {
+      await expect(
+        holder.send(
+          new UploadPartCommand({ ...o, UploadId: up.UploadId!, PartNumber: n, Body: part }),
+        ),
+      ).rejects.toMatchObject({ name: 'EntityTooLarge' });
+    }
+    // Parts uploaded by another key: the holder cannot complete them into 18 MiB.
+    const up2 = await root.send(new CreateMultipartUploadCommand(o));
+    const parts = [];
+    for (const n of [1, 2, 3]) {
+      const r = await root.send(
+        new UploadPartCommand({ ...o, UploadId: up2.UploadId!, PartNumber: n, Body: part }),
+      );
+      parts.push({ PartNumber: n, ETag: r.ETag! });
+    }
+    await expect(
+      holder.send(
+        new CompleteMultipartUploadCommand({
+          ...o,
+          UploadId: up2.UploadId!,
+          MultipartUpload: { Parts: parts },
+        }),
+      ),
+    ).rejects.toMatchObject({ name: 'EntityTooLarge' });
+    await expect(root.send(new HeadObjectCommand(o))).rejects.toMatchObject({
+      $metadata: { httpStatusCode: 404 },
+    });
+    // Within the cap, the holder completes.
+    await holder.send(
+      new CompleteMultipartUploadCommand({
+        ...o,
+        UploadId: up.UploadId!,
+        MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p1.ETag! }] },
+      }),
+    );
+    expect((await root.send(new HeadObjectCommand(o))).ContentLength).toBe(6 * MiB);
+    holder.destroy();
+    root.destroy();
   });
 
   it('scopes a key to one object, its methods and a size cap (signed Content-Length)', async () => {

@@ -17,9 +17,13 @@ import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { formatUrl } from '@aws-sdk/core/util';
 import { getSignedUrl, S3RequestPresigner } from '@aws-sdk/s3-request-presigner';
 import { HttpRequest } from '@smithy/core/protocols';
-import { staticKeys } from '../../storage/s3-server.js';
-import { presign, presignObject, s3ObjectPath } from '../../storage/sigv4.js';
-import { verifyRequest } from '../../storage/sigv4-verify.js';
+import {
+  presign,
+  presignObject,
+  s3ObjectPath,
+  staticKeys,
+  verifyRequest,
+} from '../../storage/index.js';
 import { type BenchSuite, interleave, opsPerSecond, result } from '../harness.js';
 
 const creds = { accessKeyId: 'AKBENCH', secretAccessKey: 'bench-secret-key' };
@@ -487,10 +491,11 @@ const suite: BenchSuite = {
     await mkdir(root);
     await writeFile(join(root, '1kb.bin'), randomBytes(1024));
     await writeFile(join(root, '1mb.bin'), randomBytes(1024 * 1024));
-    const sitePath = resolve('src/storage/static-site.ts');
+    const sitePath = resolve('src/storage/index.ts');
     const oursSrv = await startNodeServer(
-      `import { FolderSource, serveStaticSite } from ${JSON.stringify(sitePath)};
-      await serveStaticSite({ source: new FolderSource({ root: ${JSON.stringify(root)} }) });`,
+      `import { FolderSource, startStaticSite } from ${JSON.stringify(sitePath)};
+      const s = await startStaticSite({ source: new FolderSource({ root: ${JSON.stringify(root)} }) });
+      console.log('listening on ' + s.url);`,
       true,
     );
     const fastify = await startNodeServer(
@@ -579,7 +584,7 @@ const suite: BenchSuite = {
 
     // --- upload: app CPU per GB, valet key vs proxied ---------------------------------------
     const storeDir = join(dir, 'store');
-    const storagePath = resolve('src/storage/s3-server.ts');
+    const storagePath = resolve('src/storage/index.ts');
     const storage = spawn(
       process.execPath,
       [

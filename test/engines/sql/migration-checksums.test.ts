@@ -3,7 +3,7 @@ import { platformMigrations } from '../../../src/app/platform.js';
 import { checksum, type Migration } from '../../../src/engines/sql/migrations.js';
 import { eventStoreMigrations } from '../../../src/events/index.js';
 import { messagingMigrations } from '../../../src/messaging/index.js';
-import { valetKeyMigrations } from '../../../src/storage/valet-key.js';
+import { valetKeyMigrations } from '../../../src/storage/valet-key/valet-key.js';
 
 /**
  * Every shipped migration, pinned: module, version, checksum (`checksum(sql)` of

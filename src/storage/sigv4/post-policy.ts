@@ -9,6 +9,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
+import { AuthError } from '../storage-error.js';
 import {
   ALGORITHM,
   amzDate,
@@ -18,8 +19,7 @@ import {
   type SigV4Credentials,
   signatureHex,
   signingKey,
-} from './sigv4.js';
-import { AuthError } from './storage-error.js';
+} from './sign.js';
 
 export type PolicyCondition =
   | Record<string, string>

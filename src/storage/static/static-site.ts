@@ -16,9 +16,9 @@ import type { AddressInfo } from 'node:net';
 import { extname, join, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { type Clock, systemClock } from '../core/index.js';
-import { parseRangeHeader, resolveRange } from './blob-store.js';
-import { percentDecode, utf8OrThrow } from './sigv4.js';
+import { type Clock, systemClock } from '../../core/index.js';
+import { parseRangeHeader, resolveRange } from '../internal/ranges.js';
+import { percentDecode, utf8OrThrow } from '../internal/uri-encoding.js';
 
 const MIME: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -496,23 +496,37 @@ export class StaticSite {
   }
 }
 
-/** Run a static server (for `cdp static serve`): prints `listening on http://127.0.0.1:<port>`. */
-export async function serveStaticSite(o: {
+/**
+ * Start a static server for `source` on `host:port` (0 picks a free port). Close it when done.
+ * A request's headers must arrive within `headersTimeoutMs` (10 s) and the whole request
+ * within `requestTimeoutMs` (30 s; a static site takes no bodies), or the answer is 408 and
+ * the connection closes; idle keep-alive connections close after 5 s, silent ones after 120 s.
+ */
+export async function startStaticSite(o: {
   source: StaticSource;
   port?: number;
   host?: string;
-  out?: (line: string) => void;
+  headersTimeoutMs?: number;
+  requestTimeoutMs?: number;
 }): Promise<{ url: string; port: number; server: Server; close(): Promise<void> }> {
   const site = new StaticSite({ source: o.source });
-  const server = createServer((req, res) => void site.handle(req, res));
-  server.keepAliveTimeout = 5000;
+  const headersTimeout = o.headersTimeoutMs ?? 10_000;
+  const server = createServer(
+    {
+      headersTimeout,
+      requestTimeout: Math.max(headersTimeout, o.requestTimeoutMs ?? 30_000),
+      keepAliveTimeout: 5000,
+      connectionsCheckingInterval: Math.max(10, Math.min(1000, headersTimeout / 4)),
+    },
+    (req, res) => void site.handle(req, res),
+  );
+  server.timeout = 120_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(o.port ?? 0, o.host ?? '127.0.0.1', () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
   const url = `http://${o.host ?? '127.0.0.1'}:${port}`;
-  (o.out ?? ((l: string) => process.stdout.write(`${l}\n`)))(`listening on ${url}`);
   return {
     url,
     port,

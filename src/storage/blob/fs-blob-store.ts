@@ -13,31 +13,29 @@ import { createHash } from 'node:crypto';
 import { type FileHandle, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { type Clock, newId, systemClock } from '../core/index.js';
-import {
-  type BlobBody,
-  type BlobStore,
-  checkPut,
-  compareKeys,
-  type GetResult,
-  type ListOptions,
-  type ListPage,
-  MeasuringStream,
-  type ObjectInfo,
-  type PutOptions,
-  pageKeys,
-  type RangeRequest,
-  resolveRange,
-  toReadable,
-  validateKey,
+import { type Clock, newId, systemClock } from '../../core/index.js';
+import { compareKeys, pageKeys, validateKey } from '../internal/keys.js';
+import { checkPut, MeasuringStream, toReadable } from '../internal/measuring-stream.js';
+import { resolveRange } from '../internal/ranges.js';
+import { noSuchKey, StorageError } from '../storage-error.js';
+import type {
+  BlobBody,
+  BlobStore,
+  GetResult,
+  ListOptions,
+  ListPage,
+  ObjectInfo,
+  PutOptions,
+  RangeRequest,
 } from './blob-store.js';
-import { noSuchKey, StorageError } from './storage-error.js';
 
 const MAGIC = 0x43445042; // 'CDPB'
 const FOOTER = 8;
 
 interface Meta extends ObjectInfo {
   v: 1;
+  /** Object tags (S3 tagging), kept with the metadata. */
+  tags?: Record<string, string>;
 }
 
 export interface FsBlobStoreOptions {
@@ -201,7 +199,41 @@ export class FsBlobStore implements BlobStore {
       contentType: o.contentType ?? 'application/octet-stream',
       lastModified: this.#clock.now(),
       metadata: { ...(o.metadata ?? {}) },
+      ...(o.tags ? { tags: { ...o.tags } } : {}),
     }));
+  }
+
+  /** The object's tags (empty when it has none); NoSuchKey when absent. */
+  async tags(key: string): Promise<Record<string, string>> {
+    validateKey(key);
+    const obj = await this.#openObject(key);
+    if (!obj) throw noSuchKey(key);
+    await obj.fh.close();
+    return { ...(obj.meta.tags ?? {}) };
+  }
+
+  /**
+   * Replace the object's tags. The object file is rewritten (same bytes, ETag and
+   * Last-Modified) and renamed into place, as a put is; NoSuchKey when absent.
+   */
+  async setTags(key: string, tags: Record<string, string>): Promise<void> {
+    validateKey(key);
+    const src = await this.#openObject(key);
+    if (!src) throw noSuchKey(key);
+    const { fh, meta } = src;
+    try {
+      const body =
+        meta.size === 0
+          ? toReadable(Buffer.alloc(0))
+          : fh.createReadStream({ start: 0, end: meta.size - 1, autoClose: false });
+      const { tags: _old, ...rest } = meta;
+      await this.#write(key, body, {}, () => ({
+        ...rest,
+        ...(Object.keys(tags).length ? { tags: { ...tags } } : {}),
+      }));
+    } finally {
+      await fh.close();
+    }
   }
 
   async get(key: string, o: { range?: RangeRequest } = {}): Promise<GetResult> {
@@ -285,7 +317,12 @@ export class FsBlobStore implements BlobStore {
   async copy(
     fromKey: string,
     toKey: string,
-    o: { metadata?: Record<string, string>; contentType?: string } = {},
+    o: {
+      metadata?: Record<string, string>;
+      contentType?: string;
+      /** Tags of the copy (default: the source's). */
+      tags?: Record<string, string>;
+    } = {},
   ): Promise<ObjectInfo> {
     validateKey(fromKey);
     const src = await this.#openObject(fromKey);
@@ -305,6 +342,7 @@ export class FsBlobStore implements BlobStore {
         contentType: o.contentType ?? meta.contentType,
         lastModified: this.#clock.now(),
         metadata: o.metadata ? { ...o.metadata } : { ...meta.metadata },
+        ...((o.tags ?? meta.tags) ? { tags: { ...(o.tags ?? meta.tags) } } : {}),
       }));
     } finally {
       await fh.close();

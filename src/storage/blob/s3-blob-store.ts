@@ -1,6 +1,7 @@
 /**
  * S3 blob store over @aws-sdk/client-s3: works against AWS S3, MinIO and our own storage
- * server (s3-server.ts). Streams of unknown length are uploaded as multipart in parts of
+ * server (server/storage-server.ts). Exported from the `storage/s3` subpath, so that the
+ * module's entry never loads the AWS SDK. Streams of unknown length are uploaded as multipart in parts of
  * `partBytes` (memory bounded by one part); small bodies go in one PutObject. The SHA-256 of
  * what we wrote is kept in the `cdp-sha256` user metadata.
  */
@@ -19,22 +20,20 @@ import {
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import {
-  type BlobBody,
-  type BlobStore,
-  checkPut,
-  type GetResult,
-  type ListOptions,
-  type ListPage,
-  MeasuringStream,
-  type ObjectInfo,
-  type PutOptions,
-  type RangeRequest,
-  toReadable,
-  validateKey,
+import { validateKey } from '../internal/keys.js';
+import { checkPut, MeasuringStream, toReadable } from '../internal/measuring-stream.js';
+import { uriEncode } from '../internal/uri-encoding.js';
+import { noSuchKey, StorageError } from '../storage-error.js';
+import type {
+  BlobBody,
+  BlobStore,
+  GetResult,
+  ListOptions,
+  ListPage,
+  ObjectInfo,
+  PutOptions,
+  RangeRequest,
 } from './blob-store.js';
-import { uriEncode } from './sigv4.js';
-import { noSuchKey, StorageError } from './storage-error.js';
 
 export interface S3BlobStoreOptions {
   client: S3Client;
@@ -147,6 +146,7 @@ export class S3BlobStore implements BlobStore {
             ContentType: contentType,
             ContentMD5: d.md5.toString('base64'),
             Metadata: { ...metadata, 'cdp-sha256': d.sha256 },
+            ...(o.tags ? { Tagging: new URLSearchParams(o.tags).toString() } : {}),
           }),
         );
         return this.#infoAfterPut(
@@ -170,6 +170,7 @@ export class S3BlobStore implements BlobStore {
           Key: key,
           ContentType: contentType,
           Metadata: metadata,
+          ...(o.tags ? { Tagging: new URLSearchParams(o.tags).toString() } : {}),
         }),
       );
       uploadId = created.UploadId!;

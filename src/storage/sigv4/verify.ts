@@ -4,16 +4,20 @@
  * with a precise reason; the signature itself is compared in constant time.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { CdpError } from '../core/index.js';
+import { CdpError } from '../../core/index.js';
+import {
+  canonicalUri,
+  decodeComponent,
+  isCanonicalEncoded,
+  uriEncode,
+} from '../internal/uri-encoding.js';
+import { AuthError } from '../storage-error.js';
 import {
   ALGORITHM,
-  canonicalUri,
   credentialScope,
-  decodeComponent,
   EMPTY_SHA256,
   type HeaderBag,
   headerValue,
-  isCanonicalEncoded,
   MAX_EXPIRES_SECONDS,
   type PathMode,
   parseAmzDate,
@@ -22,9 +26,7 @@ import {
   signingKey,
   stringToSign,
   UNSIGNED_PAYLOAD,
-  uriEncode,
-} from './sigv4.js';
-import { AuthError } from './storage-error.js';
+} from './sign.js';
 
 export interface IncomingRequestParts {
   method: string;
@@ -42,6 +44,12 @@ export interface VerifyOptions {
   now: number;
   /** Secret for an access key id, or undefined when the key is unknown. */
   lookup(accessKeyId: string): { secretAccessKey: string } | undefined;
+  /**
+   * Other region names accepted in the credential scope; the signature is computed with the
+   * name as sent. The storage server accepts `US`, S3's legacy name for us-east-1, which
+   * s3cmd's default configuration signs with.
+   */
+  regionAliases?: readonly string[];
   /** Allowed clock skew; also the limit on dates in the future. Default 15 minutes. */
   maxSkewMs?: number;
   /**
@@ -145,7 +153,7 @@ function parseCredential(raw: string, o: VerifyOptions, service: string) {
   if (!/^\d{8}$/.test(date8)) {
     throw deny('AuthorizationHeaderMalformed', 'credential date must be yyyymmdd', 400);
   }
-  if (region !== o.region) {
+  if (region !== o.region && !o.regionAliases?.includes(region)) {
     throw deny(
       'AuthorizationHeaderMalformed',
       `credential region ${region} is wrong; this server expects ${o.region}`,
@@ -155,12 +163,13 @@ function parseCredential(raw: string, o: VerifyOptions, service: string) {
   if (svc !== service) {
     throw deny('AuthorizationHeaderMalformed', `credential service must be ${service}`, 400);
   }
-  return { accessKeyId, date8 };
+  return { accessKeyId, date8, region };
 }
 
 interface Common {
   accessKeyId: string;
   date8: string;
+  region: string;
   amz: string;
   signedHeaders: string[];
   /** The SignedHeaders text as sent (checked canonical: sorted, unique, lower case). */
@@ -380,6 +389,7 @@ export function verifyRequest(req: IncomingRequestParts, o: VerifyOptions): Veri
     common = {
       accessKeyId: cred.accessKeyId,
       date8: cred.date8,
+      region: cred.region,
       amz,
       signedHeaders,
       signedHeadersRaw: m[2]!,
@@ -429,6 +439,7 @@ export function verifyRequest(req: IncomingRequestParts, o: VerifyOptions): Veri
     common = {
       accessKeyId: cred.accessKeyId,
       date8: cred.date8,
+      region: cred.region,
       amz: qDate!,
       signedHeaders,
       signedHeadersRaw: qSignedHeaders!,
@@ -475,8 +486,8 @@ export function verifyRequest(req: IncomingRequestParts, o: VerifyOptions): Veri
   }
   const creq = `${req.method}\n${uri}\n${cq}\n${hdrs}\n${common.signedHeadersRaw}\n${payloadHash}`;
   const expected = signatureBytes(
-    signingKey(secret, common.date8, o.region, service),
-    stringToSign(common.amz, credentialScope(common.date8, o.region, service), creq),
+    signingKey(secret, common.date8, common.region, service),
+    stringToSign(common.amz, credentialScope(common.date8, common.region, service), creq),
   );
   // SIG_RE checked 64 lower-case hex digits: 32 bytes, the length of `expected`.
   if (!timingSafeEqual(expected, hexToScratch(common.signature))) {

@@ -10,10 +10,10 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
-import { type Clock, newId, systemClock, ValidationError } from '../core/index.js';
-import type { BlobStore } from './blob-store.js';
+import { type Clock, newId, systemClock, ValidationError } from '../../core/index.js';
+import type { BlobStore } from '../blob/blob-store.js';
+import { StorageError } from '../storage-error.js';
 import { FINGERPRINT, mimeType, type StaticFile, type StaticSource } from './static-site.js';
-import { StorageError } from './storage-error.js';
 
 export interface ManifestEntry {
   /** Object key in the store. */

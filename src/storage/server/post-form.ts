@@ -6,7 +6,7 @@
  */
 import { once } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
-import { StorageError } from './storage-error.js';
+import { StorageError } from '../storage-error.js';
 
 export interface FormFile {
   filename: string;

@@ -19,12 +19,13 @@ import {
   silentLogger,
   systemClock,
   ValidationError,
-} from '../core/index.js';
-import type { Migration, SqlClient } from '../engines/sql/index.js';
-import type { AccessRequest, AuditEvent, KeyResolver } from './s3-server.js';
-import { presign, s3ObjectPath } from './sigv4.js';
-import { createPostPolicy, type PostPolicy } from './sigv4-post-policy.js';
-import { AuthError } from './storage-error.js';
+} from '../../core/index.js';
+import type { Migration, SqlClient } from '../../engines/sql/index.js';
+import type { AccessRequest, KeyResolver } from '../server/key-resolver.js';
+import type { AuditEvent } from '../server/storage-server.js';
+import { createPostPolicy, type PostPolicy } from '../sigv4/post-policy.js';
+import { presign, s3ObjectPath } from '../sigv4/sign.js';
+import { AuthError } from '../storage-error.js';
 
 export const valetKeyMigrations: Migration[] = [
   {
@@ -157,12 +158,25 @@ const METHOD_OF_OP: Record<AccessRequest['op'], ValetMethod | null> = {
   UploadPart: 'PUT',
   CompleteMultipartUpload: 'PUT',
   AbortMultipartUpload: 'PUT',
+  ListParts: 'PUT',
   CopyObject: null,
   ListBuckets: null,
   CreateBucket: null,
   HeadBucket: null,
   DeleteBucket: null,
+  ListObjects: null,
   ListObjectsV2: null,
+  GetBucketAcl: null,
+  PutBucketAcl: null,
+  GetBucketVersioning: null,
+  GetBucketLocation: null,
+  ListMultipartUploads: null,
+  DeleteObjects: null,
+  GetObjectAcl: null,
+  PutObjectAcl: null,
+  GetObjectTagging: null,
+  PutObjectTagging: null,
+  DeleteObjectTagging: null,
 };
 
 export class ValetKeyService {

@@ -10,7 +10,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { crc32 } from 'node:zlib';
-import { StorageError } from './storage-error.js';
+import { StorageError } from '../storage-error.js';
 
 const bad = (msg: string) => new StorageError('InvalidRequest', 400, `aws-chunked body: ${msg}`);
 
