@@ -124,3 +124,29 @@ describe('platform HTTP server limits', () => {
     ).toThrow(/CDP_HTTP_HEADERS_TIMEOUT_MS/);
   });
 });
+
+describe('the media storage server under the platform limits', () => {
+  let m: Client;
+  beforeAll(async () => {
+    m = await startClient({
+      CDP_HTTP_HEADERS_TIMEOUT_MS: '400',
+      CDP_HTTP_REQUEST_TIMEOUT_MS: '60000',
+    });
+  });
+  afterAll(async () => m?.close());
+
+  it('holds the header timeout on the media storage server too', async () => {
+    const health = await m.call('GET', '/health');
+    const engines = (health.body as { engines: { role: string; detail?: string }[] }).engines;
+    const storage = engines.find((e) => e.role === 'blob storage');
+    expect(storage?.detail, 'the health report names the storage server').toBeDefined();
+    const conn = await open(Number(new URL(storage!.detail!).port));
+    trickle(
+      conn.socket,
+      'GET /cdp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n',
+      50,
+    );
+    await conn.closed;
+    expect(conn.received()).toMatch(/^HTTP\/1\.1 408|^$/);
+  });
+});

@@ -86,6 +86,15 @@ export const mediaFeature: PlatformFeature = {
       clock,
       logger,
       registry,
+      // The platform's HTTP limits hold on its storage server too (CDP_HTTP_*): a client that
+      // trickles headers or a presigned upload's body is cut off there as well.
+      limits: {
+        headersTimeoutMs: config.http.headersTimeoutMs,
+        keepAliveTimeoutMs: config.http.keepAliveTimeoutMs,
+        maxConnectionsPerClient: config.http.maxConnectionsPerClient,
+        minBodyBytes: config.http.minBodyBytesPerSecond * 10,
+        bodyRateWindowMs: 10_000,
+      },
       keys: chainKeys(staticKeys([root]), {
         prepare: (id) => valet!.resolver().prepare(id),
         lookup: (id) => valet?.resolver().lookup(id),
