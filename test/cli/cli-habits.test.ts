@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Progress } from '../../src/cli/progress.js';
-import { cleanEnv, runCdp } from '../support/cli.js';
+import { cleanEnv, collect, runCdp, spawnCdp, waitForOutput } from '../support/cli.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 let dir: string;
@@ -94,6 +94,22 @@ describe('--json on commands that print a table', () => {
     const checks = JSON.parse(run.stdout) as { role: string; ok: boolean }[];
     expect(checks.find((c) => c.role === 'cache')?.ok).toBe(false);
   });
+});
+
+describe('--json on dlq list', () => {
+  it('prints the dead letters as JSON on stdout and nothing else', async () => {
+    const child = spawnCdp(['start'], { CDP_DATA_DIR: 'memory://', CDP_PORT: '0' });
+    const done = collect(child);
+    try {
+      const [, url] = await waitForOutput(child, /listening on (http:\/\/127\.0\.0\.1:\d+)/);
+      const run = await runCdp(['dlq', 'list', '--json', '--platform', url!]);
+      expect(run.code).toBe(0);
+      expect(JSON.parse(run.stdout)).toEqual([]);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect((await done).code).toBe(0);
+  }, 90_000);
 });
 
 describe('options that take a URL', () => {

@@ -353,6 +353,8 @@ describe('static deploy as a deploy tool', () => {
         '<img src="./img/logo.png?x=1#top" alt="a &amp; b">',
         '<a href="docs/">docs</a> <a href="https://cdn.example/css/app.css">cdn</a>',
         '<img src="img/gone.png">',
+        '<img src="data:image/png;base64,AAAA"> <script src="//cdn.example/app.js"></script>',
+        '<a href="#top">top</a> <a href="mailto:a@example.com">mail</a>',
         '<p>css/app.css stays as text</p>',
         '</body></html>',
       ].join('\n'),
