@@ -107,7 +107,11 @@ program
   .argument('<suite>', 'suite name (sql, ...)')
   .option('--quick', 'a short run (under a minute)')
   .option('--out <dir>', 'results folder', 'bench/results')
-  .action(async (suite: string, opts: { quick?: boolean; out: string }) => {
+  .option(
+    '--json',
+    'print the results as JSON on stdout instead of the table (progress stays on stderr)',
+  )
+  .action(async (suite: string, opts: { quick?: boolean; out: string; json?: boolean }) => {
     const { runBench } = await import('../bench/run.js');
     const { Progress } = await import('./progress.js');
     const progress = new Progress({
@@ -115,15 +119,16 @@ program
       line: (l) => process.stderr.write(`[${suite}] ${l}\n`),
     });
     try {
-      await runBench(suite, {
+      const results = await runBench(suite, {
         quick: Boolean(opts.quick),
         outDir: opts.out,
         progress: (l) => progress.step(l),
         out: (l) => {
           progress.end();
-          process.stdout.write(`${l}\n`);
+          if (!opts.json) process.stdout.write(`${l}\n`);
         },
       });
+      if (opts.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
     } catch (err) {
       fail(err);
     }

@@ -13,7 +13,7 @@ import type { Readable } from 'node:stream';
 import { type Clock, newId, systemClock, ValidationError } from '../../core/index.js';
 import type { BlobStore } from '../blob/blob-store.js';
 import { StorageError } from '../storage-error.js';
-import { type MissingReference, type Rewrite, rewriteCss, rewriteHtml } from './references.js';
+import type { MissingReference, Rewrite } from './references.js';
 import { FINGERPRINT, mimeType, type StaticFile, type StaticSource } from './static-site.js';
 
 export interface ManifestEntry {
@@ -93,7 +93,9 @@ export interface DeployOptions {
  * The files as they will be served: assets (not HTML) fingerprinted, CSS after its references
  * are rewritten (so a stylesheet's name changes when an image it uses changes), HTML last.
  */
-function prepare(paths: string[], contents: Map<string, Buffer>) {
+async function prepare(paths: string[], contents: Map<string, Buffer>) {
+  // The HTML and CSS parsers load on the first deploy, not with the storage module.
+  const { rewriteCss, rewriteHtml } = await import('./references.js');
   const fingerprints: Record<string, string> = {};
   const rewrites: Rewrite[] = [];
   const missing: MissingReference[] = [];
@@ -154,7 +156,7 @@ export async function deployStatic(o: DeployOptions): Promise<DeployResult> {
     ]);
   const contents = new Map<string, Buffer>();
   for (const p of paths) contents.set(p, await readFile(join(o.dir, ...p.split('/'))));
-  const { fingerprints, rewrites, missing } = prepare(paths, contents);
+  const { fingerprints, rewrites, missing } = await prepare(paths, contents);
   const served = paths.map((p) => ({ path: fingerprints[p] ?? p, body: contents.get(p)! }));
   const hashes: Record<string, { sha256: string }> = {};
   let bytes = 0;
