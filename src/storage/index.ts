@@ -62,9 +62,11 @@ export {
   type VerifyOptions,
   verifyRequest,
 } from './sigv4/verify.js';
+export type { MissingReference, Rewrite } from './static/references.js';
 export {
   type DeployManifest,
   DeploymentSource,
+  type DeployOptions,
   type DeployResult,
   deployStatic,
   type ManifestEntry,

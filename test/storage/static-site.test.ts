@@ -341,3 +341,126 @@ describe('static deploy', () => {
     });
   });
 });
+
+describe('static deploy as a deploy tool', () => {
+  async function serve(store: FsBlobStore) {
+    const s = new StaticSite({ source: new DeploymentSource({ store, revalidateMs: 0 }) });
+    const srv = createServer((req, res) => void s.handle(req, res));
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    return {
+      base: `http://127.0.0.1:${(srv.address() as { port: number }).port}`,
+      close: () =>
+        new Promise<void>((r) => {
+          srv.close(() => r());
+          srv.closeAllConnections();
+        }),
+    };
+  }
+
+  async function relativeSite(at: string) {
+    await mkdir(join(at, 'css'), { recursive: true });
+    await mkdir(join(at, 'img'), { recursive: true });
+    await mkdir(join(at, 'docs'), { recursive: true });
+    await writeFile(
+      join(at, 'index.html'),
+      [
+        '<!doctype html><html><head>',
+        '<link rel="stylesheet" href="css/app.css">',
+        "<style>.hero{background:url('img/bg.png')}</style>",
+        '</head><body style="background-image: url(img/bg.png)">',
+        '<img src="./img/logo.png?x=1#top" alt="a &amp; b">',
+        '<a href="docs/">docs</a> <a href="https://cdn.example/css/app.css">cdn</a>',
+        '<img src="img/gone.png">',
+        '<img src="data:image/png;base64,AAAA"> <script src="//cdn.example/app.js"></script>',
+        '<a href="#top">top</a> <a href="mailto:a@example.com">mail</a>',
+        '<p>css/app.css stays as text</p>',
+        '</body></html>',
+      ].join('\n'),
+    );
+    await writeFile(
+      join(at, 'css', 'app.css'),
+      '@import "base.css";\nh1{background:url(../img/bg.png)}',
+    );
+    await writeFile(join(at, 'css', 'base.css'), 'body{margin:0}');
+    await writeFile(join(at, 'img', 'bg.png'), 'bg');
+    await writeFile(join(at, 'img', 'logo.png'), 'logo');
+    await writeFile(join(at, 'docs', 'index.html'), '<img src="../img/logo.png">');
+  }
+
+  it('rewrites relative references in HTML and CSS to fingerprinted names, reports them, and those files are cached as immutable', async () => {
+    const dir = join(tmp, 'relative');
+    await relativeSite(dir);
+    const store = await FsBlobStore.open({ dir: join(tmp, 'store-relative'), fsync: false });
+    const d = await deployStatic({ dir, store });
+    const s = await serve(store);
+    try {
+      const html = await (await fetch(`${s.base}/`)).text();
+      const css = /href="(css\/app\.[0-9a-f]{10}\.css)"/.exec(html)?.[1];
+      expect(css, html).toBeDefined();
+      expect(html).toMatch(/\.hero\{background:url\(img\/bg\.[0-9a-f]{10}\.png\)\}/);
+      expect(html).toMatch(/style="background-image: url\(img\/bg\.[0-9a-f]{10}\.png\)"/);
+      expect(html).toMatch(/src="\.\/img\/logo\.[0-9a-f]{10}\.png\?x=1#top" alt="a &amp; b"/);
+      expect(html).toContain('href="docs/"');
+      expect(html).toContain('href="https://cdn.example/css/app.css"');
+      expect(html).toContain('<p>css/app.css stays as text</p>');
+      const sheet = await fetch(`${s.base}/${css}`);
+      expect(sheet.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+      const text = await sheet.text();
+      const base = /@import "(base\.[0-9a-f]{10}\.css)"/.exec(text)?.[1];
+      expect(base, text).toBeDefined();
+      const bg = /url\(\.\.\/(img\/bg\.[0-9a-f]{10}\.png)\)/.exec(text)?.[1];
+      expect(bg, text).toBeDefined();
+      for (const path of [`css/${base}`, bg]) {
+        const r = await fetch(`${s.base}/${path}`);
+        expect([path, r.status, r.headers.get('cache-control')]).toEqual([
+          path,
+          200,
+          'public, max-age=31536000, immutable',
+        ]);
+      }
+      expect(await (await fetch(`${s.base}/docs/`)).text()).toMatch(
+        /src="\.\.\/img\/logo\.[0-9a-f]{10}\.png"/,
+      );
+      const rewritten = d.rewrites.map((r) => `${r.file}: ${r.from}`).sort();
+      expect(rewritten).toEqual([
+        'css/app.css: ../img/bg.png',
+        'css/app.css: base.css',
+        'docs/index.html: ../img/logo.png',
+        'index.html: ./img/logo.png?x=1#top',
+        'index.html: css/app.css',
+        'index.html: img/bg.png',
+        'index.html: img/bg.png',
+      ]);
+      expect(d.missing).toEqual([{ file: 'index.html', ref: 'img/gone.png' }]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('does not create a new version for identical content, and does for a changed image', async () => {
+    const dir = join(tmp, 'same');
+    await relativeSite(dir);
+    const store = await FsBlobStore.open({ dir: join(tmp, 'store-same'), fsync: false });
+    const d1 = await deployStatic({ dir, store });
+    const d2 = await deployStatic({ dir, store });
+    expect([d2.unchanged, d2.version]).toEqual([true, d1.version]);
+    const versions = await store.list({ prefix: 'site/v/', delimiter: '/' });
+    expect(versions.commonPrefixes).toEqual([`site/v/${d1.version}/`]);
+    // A new image changes the stylesheet that refers to it, hence a new version.
+    await writeFile(join(dir, 'img', 'bg.png'), 'bg two');
+    const d3 = await deployStatic({ dir, store });
+    expect([d3.unchanged, d3.previous]).toEqual([false, d1.version]);
+  });
+
+  it('answers a 404 that says no site is deployed', async () => {
+    const store = await FsBlobStore.open({ dir: join(tmp, 'store-empty'), fsync: false });
+    const s = await serve(store);
+    try {
+      const r = await fetch(`${s.base}/`);
+      expect(r.status).toBe(404);
+      expect(await r.text()).toMatch(/no site is deployed under "site\/"/);
+    } finally {
+      await s.close();
+    }
+  });
+});

@@ -1,7 +1,7 @@
 /**
  * Static site deploys into a blob store: every file of the folder is uploaded under a new
- * version prefix; assets (not HTML) are fingerprinted (`app.<sha256:10>.js`) and absolute
- * references to them (`"/assets/app.js"`, `url(/assets/app.js)`) in HTML and CSS are rewritten;
+ * version prefix; assets (not HTML) are fingerprinted (`app.<sha256:10>.js`) and references to
+ * them in HTML and CSS, relative or root-relative, are rewritten (references.ts) and reported;
  * a manifest lists the version; then ONE small object, `<prefix>live.json`, is replaced to make
  * the version live (a put is atomic on both adapters). Rollback points `live.json` back at the
  * previous version. Old versions stay until pruned, so a rollback never re-uploads.
@@ -13,6 +13,7 @@ import type { Readable } from 'node:stream';
 import { type Clock, newId, systemClock, ValidationError } from '../../core/index.js';
 import type { BlobStore } from '../blob/blob-store.js';
 import { StorageError } from '../storage-error.js';
+import type { MissingReference, Rewrite } from './references.js';
 import { FINGERPRINT, mimeType, type StaticFile, type StaticSource } from './static-site.js';
 
 export interface ManifestEntry {
@@ -62,27 +63,92 @@ async function readJson<T>(store: BlobStore, key: string): Promise<T | null> {
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-function escapeRe(s: string) {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
+const HTML_FILE = /\.html?$/i;
+const CSS_FILE = /\.css$/i;
 
 export interface DeployResult {
+  /** The live version: the new one, or the one already live when nothing changed. */
   version: string;
+  /** True when the folder's content is the live version's: nothing was uploaded. */
+  unchanged: boolean;
   files: number;
   bytes: number;
   previous: string | undefined;
+  /** References in HTML and CSS rewritten to fingerprinted names. */
+  rewrites: Rewrite[];
+  /** References to files that are not in the folder (left as they are). */
+  missing: MissingReference[];
 }
 
-/** Upload `dir` as a new version under `prefix` and make it live. */
-export async function deployStatic(o: {
+export interface DeployOptions {
   dir: string;
   store: BlobStore;
   prefix?: string;
   clock?: Clock;
-}): Promise<DeployResult> {
+  /** Called after each file is uploaded (not called when nothing changed). */
+  onUpload?: (done: number, total: number, path: string) => void;
+}
+
+/**
+ * The files as they will be served: assets (not HTML) fingerprinted, CSS after its references
+ * are rewritten (so a stylesheet's name changes when an image it uses changes), HTML last.
+ */
+async function prepare(paths: string[], contents: Map<string, Buffer>) {
+  // The HTML and CSS parsers load on the first deploy, not with the storage module.
+  const { rewriteCss, rewriteHtml } = await import('./references.js');
+  const fingerprints: Record<string, string> = {};
+  const rewrites: Rewrite[] = [];
+  const missing: MissingReference[] = [];
+  const ctx = { fingerprints, paths: new Set(paths) };
+  const name = (p: string, body: Buffer) => {
+    const ext = posix.extname(p);
+    return `${p.slice(0, p.length - ext.length)}.${sha(body).slice(0, 10)}${ext}`;
+  };
+  const skip = (p: string) => HTML_FILE.test(p) || FINGERPRINT.test(p) || /\.(br|gz)$/.test(p);
+  for (const p of paths) {
+    if (!skip(p) && !CSS_FILE.test(p)) fingerprints[p] = name(p, contents.get(p)!);
+  }
+  // Stylesheets in dependency order (one that @imports another is named after it).
+  const done = new Set<string>();
+  const css = (p: string, stack: Set<string>) => {
+    if (done.has(p) || stack.has(p)) return;
+    stack.add(p);
+    const text = contents.get(p)!.toString('utf8');
+    const deps = rewriteCss(p, text, { fingerprints: {}, paths: ctx.paths }).targets;
+    for (const dep of deps) if (CSS_FILE.test(dep) && ctx.paths.has(dep)) css(dep, stack);
+    const r = rewriteCss(p, text, ctx);
+    contents.set(p, Buffer.from(r.text, 'utf8'));
+    rewrites.push(...r.rewrites);
+    missing.push(...r.missing);
+    if (!skip(p)) fingerprints[p] = name(p, contents.get(p)!);
+    done.add(p);
+    stack.delete(p);
+  };
+  for (const p of paths) if (CSS_FILE.test(p)) css(p, new Set());
+  for (const p of paths) {
+    if (!HTML_FILE.test(p)) continue;
+    const r = rewriteHtml(p, contents.get(p)!.toString('utf8'), ctx);
+    contents.set(p, Buffer.from(r.text, 'utf8'));
+    rewrites.push(...r.rewrites);
+    missing.push(...r.missing);
+  }
+  return { fingerprints, rewrites, missing };
+}
+
+function sameContent(a: DeployManifest, files: Record<string, { sha256: string }>): boolean {
+  const names = Object.keys(files);
+  if (names.length !== Object.keys(a.files).length) return false;
+  return names.every((n) => a.files[n]?.sha256 === files[n]!.sha256);
+}
+
+/**
+ * Upload `dir` as a new version under `prefix` and make it live. When the folder, as it would
+ * be served, is the live version's content, nothing is uploaded and the result says
+ * `unchanged`.
+ */
+export async function deployStatic(o: DeployOptions): Promise<DeployResult> {
   const prefix = o.prefix ?? 'site/';
   const clock = o.clock ?? systemClock;
-  const version = `${clock.now().toString(36)}-${newId().slice(-8)}`;
   const paths = await walk(o.dir);
   if (paths.length === 0)
     throw new ValidationError(`${o.dir} has no files to deploy`, [
@@ -90,39 +156,41 @@ export async function deployStatic(o: {
     ]);
   const contents = new Map<string, Buffer>();
   for (const p of paths) contents.set(p, await readFile(join(o.dir, ...p.split('/'))));
-  // Fingerprint assets.
-  const fingerprints: Record<string, string> = {};
-  for (const p of paths) {
-    if (/\.html?$/i.test(p) || FINGERPRINT.test(p) || /\.(br|gz)$/.test(p)) continue;
-    const ext = posix.extname(p);
-    fingerprints[p] =
-      `${p.slice(0, p.length - ext.length)}.${sha(contents.get(p)!).slice(0, 10)}${ext}`;
-  }
-  // Rewrite absolute references in HTML and CSS.
-  for (const p of paths) {
-    if (!/\.(html?|css)$/i.test(p)) continue;
-    let text = contents.get(p)!.toString('utf8');
-    for (const [from, to] of Object.entries(fingerprints)) {
-      text = text.replace(new RegExp(`(["'(])/${escapeRe(from)}(["')?#])`, 'g'), `$1/${to}$2`);
-    }
-    contents.set(p, Buffer.from(text, 'utf8'));
-  }
-  const files: Record<string, ManifestEntry> = {};
+  const { fingerprints, rewrites, missing } = await prepare(paths, contents);
+  const served = paths.map((p) => ({ path: fingerprints[p] ?? p, body: contents.get(p)! }));
+  const hashes: Record<string, { sha256: string }> = {};
   let bytes = 0;
-  for (const p of paths) {
-    const served = fingerprints[p] ?? p;
-    const body = contents.get(p)!;
-    const key = `${prefix}v/${version}/${served}`;
-    const contentType = mimeType(served);
-    const info = await o.store.put(key, body, { contentType });
-    files[served] = { key, sha256: info.sha256 ?? sha(body), size: body.length, contentType };
-    bytes += body.length;
+  for (const f of served) {
+    hashes[f.path] = { sha256: sha(f.body) };
+    bytes += f.body.length;
+  }
+  const live = await readJson<Live>(o.store, `${prefix}live.json`);
+  const liveManifest = live
+    ? await readJson<DeployManifest>(o.store, `${prefix}v/${live.version}/manifest.json`)
+    : null;
+  const base = { files: paths.length, bytes, rewrites, missing };
+  if (live && liveManifest && sameContent(liveManifest, hashes)) {
+    return { ...base, version: live.version, unchanged: true, previous: live.previous[0] };
+  }
+  const version = `${clock.now().toString(36)}-${newId().slice(-8)}`;
+  const files: Record<string, ManifestEntry> = {};
+  let done = 0;
+  for (const f of served) {
+    const key = `${prefix}v/${version}/${f.path}`;
+    const contentType = mimeType(f.path);
+    const info = await o.store.put(key, f.body, { contentType });
+    files[f.path] = {
+      key,
+      sha256: info.sha256 ?? hashes[f.path]!.sha256,
+      size: f.body.length,
+      contentType,
+    };
+    o.onUpload?.(++done, served.length, f.path);
   }
   const manifest: DeployManifest = { version, createdAt: clock.now(), files, fingerprints };
   await o.store.put(`${prefix}v/${version}/manifest.json`, JSON.stringify(manifest), {
     contentType: 'application/json',
   });
-  const live = await readJson<Live>(o.store, `${prefix}live.json`);
   const next: Live = {
     version,
     previous: live ? [live.version, ...live.previous].slice(0, 20) : [],
@@ -130,7 +198,7 @@ export async function deployStatic(o: {
   await o.store.put(`${prefix}live.json`, JSON.stringify(next), {
     contentType: 'application/json',
   });
-  return { version, files: paths.length, bytes, previous: live?.version };
+  return { ...base, version, unchanged: false, previous: live?.version };
 }
 
 /** Make the previous version live again. */
@@ -212,6 +280,11 @@ export class DeploymentSource implements StaticSource {
     this.#older = older;
     this.#liveEtag = head.etag;
     return this.#manifest;
+  }
+
+  emptyReason(): string | undefined {
+    if (this.#manifest) return undefined;
+    return `no site is deployed under "${this.#prefix}" in this store: deploy a folder to it first`;
   }
 
   async resolve(segments: readonly string[]): Promise<StaticFile | null> {

@@ -78,6 +78,11 @@ export interface StaticSource {
    * undefined when `resolve` must be called. Lets the handler answer without an async hop.
    */
   resolveCached?(segments: readonly string[]): StaticFile | null | undefined;
+  /**
+   * Optional: a plain-text 404 body saying why nothing can be found at all (no site deployed),
+   * or undefined when the site is there and only this path is missing.
+   */
+  emptyReason?(): string | undefined;
   close?(): Promise<void>;
 }
 
@@ -365,7 +370,17 @@ export class StaticSite {
     const src = this.#o.source;
     const file = await src.resolve(route.path);
     if (!file) {
-      this.#end(res, { status: 404 });
+      const why = src.emptyReason?.();
+      if (why === undefined) this.#end(res, { status: 404 });
+      else {
+        const body = Buffer.from(`${why}\n`, 'utf8');
+        res.writeHead(404, {
+          'Content-Type': 'text/plain; charset=utf-8',
+          'Content-Length': String(body.length),
+          'Cache-Control': 'no-store',
+        });
+        res.end(req.method === 'HEAD' ? undefined : body);
+      }
       return;
     }
     const br = await src.resolve(route.brPath);
