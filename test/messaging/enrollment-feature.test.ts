@@ -8,7 +8,7 @@ import { Lifecycle } from '../../src/core/lifecycle.js';
 import { createRegistry } from '../../src/core/metrics.js';
 import { migrate } from '../../src/engines/sql/migrations.js';
 import { PgliteSqlClient } from '../../src/engines/sql/pglite-sql-client.js';
-import { waitFor } from './broker-contract.js';
+import { eventually } from '../../src/testing/index.js';
 import { capturingLogger } from './log-capture.js';
 
 it('enrollment platform feature: one request fans out to three services, traced and shown on the panel', async () => {
@@ -37,7 +37,7 @@ it('enrollment platform feature: one request fans out to three services, traced 
     expect(res.statusCode).toBe(202);
     const { correlationId } = res.json() as { correlationId: string };
     let steps: { type: string; depth: number; handledBy: string[] }[] = [];
-    await waitFor(async () => {
+    await eventually(async () => {
       const r = await http.inject({ method: 'GET', url: `/api/enrollment/flows/${correlationId}` });
       steps = r.statusCode === 200 ? (r.json() as { steps: typeof steps }).steps : [];
       return steps.length === 4 && steps[0]!.handledBy.length === 3;

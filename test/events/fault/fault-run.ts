@@ -17,7 +17,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { PgSqlClient } from '../../../src/engines/sql/pg-sql-client.js';
 import { SqlEventStore } from '../../../src/events/index.js';
-import { createTempDatabase } from '../../support/servers.js';
+import { createTempDatabase } from '../../../src/testing/index.js';
 
 export interface FaultRunOptions {
   url: string;
@@ -51,7 +51,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 export async function runFault(options: FaultRunOptions): Promise<FaultRunSummary> {
   const log = options.log ?? (() => {});
   const started = Date.now();
-  const db = await createTempDatabase(options.url, 'cdp_evfault');
+  const db = await createTempDatabase(options.url, { prefix: 'cdp_evfault' });
   const sql = await PgSqlClient.connect({ url: db.url, max: 4 });
   const store = await SqlEventStore.open(sql, { notify: false });
   const s = {
