@@ -3,6 +3,8 @@
  * one too), and the helpers they and this project's tests share. The suites register vitest
  * cases, so vitest is needed (an optional peer dependency); no engine client is imported here:
  * `createTempDatabase` loads `pg` when it is called.
+ * Scripts outside vitest (benchmarks, fault runs) import `eventually.js` and `temp-database.js`
+ * directly, as this entry loads vitest.
  */
 export type { BrokerFactory } from './broker-contract.js';
 export { brokerContract, uniq } from './broker-contract.js';

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { eventually } from '../../src/testing/index.js';
+import { eventually } from '../../src/testing/eventually.js';
 
 /**
  * Stop and start this machine's NATS and RabbitMQ for fault tests (messaging is their only

@@ -1,7 +1,7 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { eventually } from '../../src/testing/index.js';
+import { eventually } from '../../src/testing/eventually.js';
 
 /**
  * Test files that use the real NATS / RabbitMQ run one at a time (vitest runs files in

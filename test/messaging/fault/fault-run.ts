@@ -23,7 +23,7 @@ import { RabbitMqBroker } from '../../../src/messaging/rabbitmq.js';
 import { SqlInbox } from '../../../src/messaging/sql-inbox.js';
 import { messagingMigrations } from '../../../src/messaging/sql-migrations.js';
 import { Outbox, outboxStats } from '../../../src/messaging/sql-outbox.js';
-import { createTempDatabase } from '../../../src/testing/index.js';
+import { createTempDatabase } from '../../../src/testing/temp-database.js';
 import { restartNats, restartRabbit } from '../broker-control.js';
 
 export interface FaultRunOptions {
