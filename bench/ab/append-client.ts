@@ -18,10 +18,11 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
-import { tempDb } from '../../src/bench/harness.js';
+import { benchDatabaseName } from '../../src/bench/harness.js';
 import { PLAIN_TABLE, plainInsert, ratingData } from '../../src/bench/plain-insert.js';
 import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
 import { SqlEventStore } from '../../src/events/sql-event-store.js';
+import { createTempDatabase } from '../../src/testing/temp-database.js';
 
 const url = process.env.CDP_DATABASE_URL;
 if (!url) throw new Error('set CDP_DATABASE_URL to a PostgreSQL database this run may use');
@@ -37,7 +38,7 @@ interface Closable {
   close(): Promise<void>;
 }
 
-const db = await tempDb(url, 'ab_client');
+const db = await createTempDatabase(url, { name: benchDatabaseName('ab_client') });
 const dbUrl = new URL(db.url);
 if (process.env.AB_ASYNC === '1') dbUrl.searchParams.set('options', '-c synchronous_commit=off');
 const closing: Closable[] = [];

@@ -9,10 +9,11 @@
  */
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
-import { tempDb } from '../../src/bench/harness.js';
+import { benchDatabaseName } from '../../src/bench/harness.js';
 import { PLAIN_TABLE, plainInsert, ratingData } from '../../src/bench/plain-insert.js';
 import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
 import { SqlEventStore } from '../../src/events/sql-event-store.js';
+import { createTempDatabase } from '../../src/testing/temp-database.js';
 
 const url = process.env.CDP_DATABASE_URL;
 if (!url) throw new Error('set CDP_DATABASE_URL to a PostgreSQL database this run may use');
@@ -26,7 +27,7 @@ function cpuUs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
-const db = await tempDb(url, 'ab_cpu');
+const db = await createTempDatabase(url, { name: benchDatabaseName('ab_cpu') });
 const dbUrl = new URL(db.url);
 if (async) dbUrl.searchParams.set('options', '-c synchronous_commit=off');
 const sql = await PgSqlClient.connect({ url: dbUrl.toString(), max: 1 });

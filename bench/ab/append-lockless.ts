@@ -14,7 +14,7 @@
  *   (AB_ROUNDS=9, AB_MS=1000; AB_ASYNC=1 runs all with synchronous_commit = off)
  */
 import pg from 'pg';
-import { tempDb } from '../../src/bench/harness.js';
+import { benchDatabaseName } from '../../src/bench/harness.js';
 import { PLAIN_TABLE, plainInsert, ratingData } from '../../src/bench/plain-insert.js';
 import { UuidV7Generator } from '../../src/core/ids.js';
 import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
@@ -25,12 +25,13 @@ import {
   STREAM_LOCK_CLASS,
 } from '../../src/events/internal/advisory-locks.js';
 import { SqlEventStore } from '../../src/events/sql-event-store.js';
+import { createTempDatabase } from '../../src/testing/temp-database.js';
 
 const url = process.env.CDP_DATABASE_URL;
 if (!url) throw new Error('set CDP_DATABASE_URL to a PostgreSQL database this run may use');
 const rounds = Number(process.env.AB_ROUNDS ?? 9);
 const ms = Number(process.env.AB_MS ?? 1000);
-const db = await tempDb(url, 'ab_lockless');
+const db = await createTempDatabase(url, { name: benchDatabaseName('ab_lockless') });
 const u = new URL(db.url);
 if (process.env.AB_ASYNC === '1') u.searchParams.set('options', '-c synchronous_commit=off');
 const clients: PgSqlClient[] = [];

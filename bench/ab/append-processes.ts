@@ -11,9 +11,10 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { tempDb } from '../../src/bench/harness.js';
+import { benchDatabaseName } from '../../src/bench/harness.js';
 import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
 import { SqlEventStore } from '../../src/events/sql-event-store.js';
+import { createTempDatabase } from '../../src/testing/temp-database.js';
 
 const ms = Number(process.env.AB_MS ?? 8000);
 
@@ -39,7 +40,7 @@ if (process.env.AB_CHILD) {
   const url = process.env.CDP_DATABASE_URL;
   if (!url) throw new Error('set CDP_DATABASE_URL to a PostgreSQL database this run may use');
   const run = promisify(execFile);
-  const db = await tempDb(url, 'ab_proc');
+  const db = await createTempDatabase(url, { name: benchDatabaseName('ab_proc') });
   const dbUrl = new URL(db.url);
   try {
     const sql = await PgSqlClient.connect({ url: dbUrl.toString(), max: 2 });

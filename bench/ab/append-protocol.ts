@@ -18,12 +18,13 @@
  *   (AB_ROUNDS=11, AB_MS=1000 by default)
  */
 import pg from 'pg';
-import { tempDb } from '../../src/bench/harness.js';
+import { benchDatabaseName } from '../../src/bench/harness.js';
 import { PLAIN_TABLE, plainInsert, ratingData } from '../../src/bench/plain-insert.js';
 import { systemClock } from '../../src/core/clock.js';
 import { UuidV7Generator } from '../../src/core/ids.js';
 import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
 import { SqlEventStore } from '../../src/events/sql-event-store.js';
+import { createTempDatabase } from '../../src/testing/temp-database.js';
 import { ROW_STATEMENT, STREAM_TABLE } from './row-statement.js';
 
 const url = process.env.CDP_DATABASE_URL;
@@ -31,7 +32,7 @@ if (!url) throw new Error('set CDP_DATABASE_URL to a PostgreSQL database this ru
 const rounds = Number(process.env.AB_ROUNDS ?? 11);
 const ms = Number(process.env.AB_MS ?? 1000);
 
-const db = await tempDb(url, 'ab_protocol');
+const db = await createTempDatabase(url, { name: benchDatabaseName('ab_protocol') });
 const sql = await PgSqlClient.connect({ url: db.url, max: 1 });
 const rowSql = await PgSqlClient.connect({ url: db.url, max: 1 });
 const described = new pg.Pool({ connectionString: db.url, max: 1 });

@@ -16,10 +16,11 @@
  */
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
-import { tempDb } from '../../src/bench/harness.js';
+import { benchDatabaseName } from '../../src/bench/harness.js';
 import { PLAIN_TABLE, plainInsert, ratingData } from '../../src/bench/plain-insert.js';
 import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
 import { SqlEventStore } from '../../src/events/sql-event-store.js';
+import { createTempDatabase } from '../../src/testing/temp-database.js';
 
 const url = process.env.CDP_DATABASE_URL;
 if (!url) throw new Error('set CDP_DATABASE_URL to a PostgreSQL database this run may use');
@@ -33,7 +34,7 @@ function busyUs(): number {
   return (user! + nice! + system! + irq! + softirq!) * 10_000;
 }
 
-const db = await tempDb(url, 'ab_wakeup');
+const db = await createTempDatabase(url, { name: benchDatabaseName('ab_wakeup') });
 const dbUrl = new URL(db.url);
 const sql = await PgSqlClient.connect({ url: dbUrl.toString(), max: 16 });
 const plain = new pg.Pool({ connectionString: dbUrl.toString(), max: 16 });

@@ -12,17 +12,18 @@
  *   (AB_OPS=5000 by default)
  */
 import pg from 'pg';
-import { tempDb } from '../../src/bench/harness.js';
+import { benchDatabaseName } from '../../src/bench/harness.js';
 import { PLAIN_TABLE, plainInsert, ratingData } from '../../src/bench/plain-insert.js';
 import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
 import { SqlEventStore } from '../../src/events/sql-event-store.js';
+import { createTempDatabase } from '../../src/testing/temp-database.js';
 import { ROW_STATEMENT, STREAM_TABLE } from './row-statement.js';
 
 const url = process.env.CDP_DATABASE_URL;
 if (!url) throw new Error('set CDP_DATABASE_URL to a PostgreSQL database this run may use');
 const ops = Number(process.env.AB_OPS ?? 5000);
 
-const db = await tempDb(url, 'ab_wal');
+const db = await createTempDatabase(url, { name: benchDatabaseName('ab_wal') });
 const sql = await PgSqlClient.connect({ url: db.url, max: 1 });
 const plain = new pg.Client({ connectionString: db.url });
 await plain.connect();

@@ -1,6 +1,5 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import pg from 'pg';
 
 /** One row of `bench/results/<suite>.json`. */
 export interface BenchResult {
@@ -183,32 +182,10 @@ export async function writeResults(path: string, results: BenchResult[]): Promis
   await writeFile(path, `${JSON.stringify(results, null, 2)}\n`);
 }
 
-/** A fresh database `cdp_bench_<tag>_<pid>` on the server of `url` (dropped first if left over). */
-export async function tempDb(
-  url: string,
-  tag: string,
-): Promise<{ url: string; drop: () => Promise<void> }> {
-  const name = `cdp_bench_${tag}_${process.pid}`;
-  const admin = new pg.Client({ connectionString: url });
-  await admin.connect();
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await admin.end();
-  }
-  const u = new URL(url);
-  u.pathname = `/${name}`;
-  return {
-    url: u.toString(),
-    drop: async () => {
-      const c = new pg.Client({ connectionString: url });
-      await c.connect();
-      try {
-        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      } finally {
-        await c.end();
-      }
-    },
-  };
+/**
+ * The name of a benchmark run's database, `cdp_bench_<tag>_<pid>`, for `createTempDatabase`'s
+ * fixed-name form (`{ name }`), which drops a leftover of that name first.
+ */
+export function benchDatabaseName(tag: string): string {
+  return `cdp_bench_${tag}_${process.pid}`;
 }

@@ -26,7 +26,8 @@ import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
 import { PgliteSqlClient } from '../../src/engines/sql/pglite-sql-client.js';
 import type { SqlClient } from '../../src/engines/sql/sql-client.js';
 import { type EventStore, MemoryEventStore, SqlEventStore } from '../../src/events/index.js';
-import { createTempDatabase, describeServer } from '../support/servers.js';
+import { createTempDatabase } from '../../src/testing/index.js';
+import { describeServer } from '../support/servers.js';
 
 let n = 0;
 const uid = (p: string) => `${p}${process.pid}x${n++}`;
@@ -220,7 +221,7 @@ describeServer('CommandHandler and read models on PostgreSQL', 'CDP_DATABASE_URL
   let sql: PgSqlClient;
   let store: SqlEventStore;
   beforeAll(async () => {
-    db = await createTempDatabase(url, 'cdp_cqrs');
+    db = await createTempDatabase(url, { prefix: 'cdp_cqrs' });
     sql = await PgSqlClient.connect({ url: db.url, max: 8 });
     store = await SqlEventStore.open(sql);
     await migrate(sql, reviewsMigrations);

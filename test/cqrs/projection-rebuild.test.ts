@@ -18,7 +18,8 @@ import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
 import { PgliteSqlClient } from '../../src/engines/sql/pglite-sql-client.js';
 import type { SqlClient } from '../../src/engines/sql/sql-client.js';
 import { SqlEventStore } from '../../src/events/index.js';
-import { createTempDatabase, describeServer } from '../support/servers.js';
+import { createTempDatabase } from '../../src/testing/index.js';
+import { describeServer } from '../support/servers.js';
 
 /**
  * Rebuild without downtime: the course-ratings tables are rebuilt from position 0 while the
@@ -213,7 +214,7 @@ describeServer('projection rebuild on PostgreSQL', 'CDP_DATABASE_URL', (url) => 
   let sql: PgSqlClient;
   let store: SqlEventStore;
   beforeAll(async () => {
-    db = await createTempDatabase(url, 'cdp_rebuild');
+    db = await createTempDatabase(url, { prefix: 'cdp_rebuild' });
     sql = await PgSqlClient.connect({ url: db.url, max: 8 });
     store = await SqlEventStore.open(sql);
     await migrate(sql, reviewsMigrations);

@@ -8,8 +8,13 @@ import { PgliteSqlClient } from '../../src/engines/sql/pglite-sql-client.js';
 import type { SqlClient } from '../../src/engines/sql/sql-client.js';
 import { MemoryEventStore, SqlEventStore } from '../../src/events/index.js';
 import { eventStoreMigrations } from '../../src/events/sql-event-store-migrations.js';
-import { createTempDatabase, describeServer } from '../support/servers.js';
-import { eventStoreContract, sid, waitReadable } from './event-store.contract.js';
+import {
+  createTempDatabase,
+  eventStoreContract,
+  sid,
+  waitReadable,
+} from '../../src/testing/index.js';
+import { describeServer } from '../support/servers.js';
 import { capturingLogger } from './logger-capture.js';
 
 describe('MemoryEventStore', () => {
@@ -69,7 +74,7 @@ describeServer('SqlEventStore on PostgreSQL', 'CDP_DATABASE_URL', (url) => {
   let sql: PgSqlClient;
   let other: PgSqlClient;
   beforeAll(async () => {
-    db = await createTempDatabase(url, 'cdp_ev');
+    db = await createTempDatabase(url, { prefix: 'cdp_ev' });
     sql = await PgSqlClient.connect({ url: db.url, max: 8 });
     other = await PgSqlClient.connect({ url: db.url, max: 2 });
     await SqlEventStore.open(sql);
@@ -252,7 +257,7 @@ describeServer('SqlEventStore on PostgreSQL', 'CDP_DATABASE_URL', (url) => {
   });
 
   it('keeps every stream version across migration 5, which drops the stream table', async () => {
-    const old = await createTempDatabase(url, 'cdp_ev_m4');
+    const old = await createTempDatabase(url, { prefix: 'cdp_ev_m4' });
     const c = await PgSqlClient.connect({ url: old.url, max: 4 });
     try {
       // A database at migration 4, written by that version's function (stream row included).
@@ -329,7 +334,7 @@ describeServer(
     let db: { url: string; drop: () => Promise<void> };
     let sql: PgSqlClient;
     beforeAll(async () => {
-      db = await createTempDatabase(url, 'cdp_evcap');
+      db = await createTempDatabase(url, { prefix: 'cdp_evcap' });
       sql = await PgSqlClient.connect({ url: db.url, max: 8 });
       await SqlEventStore.open(sql);
     });

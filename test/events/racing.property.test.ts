@@ -12,7 +12,8 @@ import {
   type RecordedEvent,
   SqlEventStore,
 } from '../../src/events/index.js';
-import { createTempDatabase, describeServer } from '../support/servers.js';
+import { createTempDatabase } from '../../src/testing/index.js';
+import { describeServer } from '../support/servers.js';
 
 /**
  * Racing appends per expected-version mode, checked against a reference model: each stream's
@@ -268,7 +269,7 @@ describeServer(
     let sql: PgSqlClient;
     let store: SqlEventStore;
     beforeAll(async () => {
-      db = await createTempDatabase(url, 'cdp_evrace');
+      db = await createTempDatabase(url, { prefix: 'cdp_evrace' });
       // Races, not durability, are under test: commits need not wait for the disk (visibility
       // and ordering are the same), which keeps 40,000 appends within the test budget on a
       // shared machine. The fault run keeps synchronous commits.

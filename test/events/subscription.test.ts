@@ -11,20 +11,8 @@ import {
   type SubscriptionHandler,
   waitForSubscription,
 } from '../../src/events/index.js';
-import { createTempDatabase, describeServer } from '../support/servers.js';
-import { sid } from './event-store.contract.js';
-
-async function until(
-  cond: () => Promise<boolean> | boolean,
-  what: string,
-  ms = 10_000,
-): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+import { createTempDatabase, eventually, sid } from '../../src/testing/index.js';
+import { describeServer } from '../support/servers.js';
 
 /**
  * `oneConnection`: PGlite's single connection runs one transaction at a time, so an append
@@ -75,18 +63,20 @@ function subscriptionSuite(
     try {
       expect(await store.hasSubscribers()).toBe(false);
       for (let i = 0; i < 5; i++) await store.append(sid('quiet'), [{ type: 'Quiet', data: i }]);
-      // A wake-up would be on its way by now; give it time to arrive, behind a marker of ours.
-      await new Promise((r) => setTimeout(r, 300));
+      // The barrier: an append that wakes subscribers sends its NOTIFY before it returns (the
+      // first after a quiet spell at once), and notifications arrive in commit order, so a
+      // wake-up from these appends would arrive before this marker.
       await getSql().notify('cdp_events', 'marker');
-      await until(() => heard.includes('marker'), 'the marker notification');
-      await new Promise((r) => setTimeout(r, 100));
+      await eventually(() => heard.includes('marker'), 'the marker notification', {
+        timeoutMs: 10_000,
+      });
       expect(heard).toEqual(['marker']);
 
       await sub.start();
-      await until(() => sub.status().active, 'the lease');
+      await eventually(() => sub.status().active, 'the lease', { timeoutMs: 10_000 });
       expect(await store.hasSubscribers()).toBe(true);
       await store.append(sid('quiet'), [{ type: 'Quiet', data: 'heard' }]);
-      await until(() => heard.length > 1, 'the wake-up');
+      await eventually(() => heard.length > 1, 'the wake-up', { timeoutMs: 10_000 });
       expect(heard[1]).toBe('');
     } finally {
       await unlisten();
@@ -117,10 +107,12 @@ function subscriptionSuite(
     });
     try {
       await sub.start();
-      await until(() => sub.status().active, 'the lease');
+      await eventually(() => sub.status().active, 'the lease', { timeoutMs: 10_000 });
       await store.append(sid('warm'), [{ type: 'WarmT', data: 1 }]);
       // No wake-up is sent and the next poll is 10 minutes away: only warming up delivers.
-      await until(async () => (await count()) === 1, 'the event, while warming up', 15_000);
+      await eventually(async () => (await count()) === 1, 'the event, while warming up', {
+        timeoutMs: 15_000,
+      });
     } finally {
       await sub.close();
       await store.close();
@@ -145,11 +137,11 @@ function subscriptionSuite(
       batchSize: 2,
     });
     await sub.start();
-    await until(async () => (await count()) === base + 5, 'catch-up');
+    await eventually(async () => (await count()) === base + 5, 'catch-up', { timeoutMs: 10_000 });
     const r = await store.append(s, [{ type: 'SubT', data: 6 }]);
     // pollIntervalMs is 5 s and the wait up to 20 s: this checks delivery; the wake-up tests
     // below poll only every 10 minutes.
-    await until(async () => (await count()) === base + 6, 'live event', 20_000);
+    await eventually(async () => (await count()) === base + 6, 'live event', { timeoutMs: 20_000 });
     await waitForSubscription(getSql(), name, r.position, { timeoutMs: 20_000 });
     await sub.close();
     await store.append(
@@ -164,9 +156,13 @@ function subscriptionSuite(
       pollIntervalMs: 50,
     });
     await again.start();
-    await until(async () => (await count()) === base + 8, 'restart from checkpoint');
+    await eventually(async () => (await count()) === base + 8, 'restart from checkpoint', {
+      timeoutMs: 10_000,
+    });
     // The counter moves just after the handler's transaction commits.
-    await until(async () => again.status().processed >= 2, 'the processed counter');
+    await eventually(async () => again.status().processed >= 2, 'the processed counter', {
+      timeoutMs: 10_000,
+    });
     expect(again.status().processed).toBe(2);
     await again.close();
   });
@@ -189,7 +185,7 @@ function subscriptionSuite(
     });
     await sub.start();
     // The first read (from the checkpoint) finds nothing; then only a wake-up reads again.
-    await until(async () => sub.status().active, 'the lease');
+    await eventually(async () => sub.status().active, 'the lease', { timeoutMs: 10_000 });
     // Stores wake subscribers once they have seen one holding a lease.
     expect(await getStore().hasSubscribers()).toBe(true);
     return { sub, count };
@@ -202,7 +198,9 @@ function subscriptionSuite(
     expect(await store.hasSubscribers()).toBe(true);
     try {
       await store.append(sid('first'), [{ type: 'SubT', data: 1 }]);
-      await until(async () => (await count()) === 1, 'the first wake-up', 20_000);
+      await eventually(async () => (await count()) === 1, 'the first wake-up', {
+        timeoutMs: 20_000,
+      });
     } finally {
       await sub.close();
       await store.close();
@@ -216,7 +214,7 @@ function subscriptionSuite(
       // Back to back: the first wakes at once, the others fall inside its interval and share
       // the NOTIFY sent at the end of it.
       for (let i = 0; i < 5; i++) await store.append(sid('burst'), [{ type: 'SubT', data: i }]);
-      await until(async () => (await count()) === 5, 'the whole burst', 20_000);
+      await eventually(async () => (await count()) === 5, 'the whole burst', { timeoutMs: 20_000 });
     } finally {
       await sub.close();
     }
@@ -233,6 +231,8 @@ function subscriptionSuite(
         end,
       ]);
       const s = sid('during');
+      const heard: string[] = [];
+      const unlisten = await getSql().listen('cdp_events', (payload) => heard.push(payload));
       let appended = false;
       const sub = new SqlSubscription({
         name,
@@ -244,23 +244,28 @@ function subscriptionSuite(
           await project(e, tx);
           if (appended) return;
           appended = true;
-          // The next event commits, and its wake-up is delivered, while this handler still runs.
+          // The next event commits, and its wake-up is delivered, while this handler still runs:
+          // the barrier is this test's own listener on the wake-up channel hearing it.
+          const before = heard.length;
           await store.append(s, [{ type: 'SubT', data: 'second' }]);
-          await new Promise((r) => setTimeout(r, 300));
+          await eventually(() => heard.length > before, 'the wake-up of the second event', {
+            timeoutMs: 10_000,
+          });
         },
       });
       await sub.start();
-      await until(async () => sub.status().active, 'the lease');
+      await eventually(async () => sub.status().active, 'the lease', { timeoutMs: 10_000 });
       expect(await store.hasSubscribers()).toBe(true);
       try {
         await store.append(s, [{ type: 'SubT', data: 'first' }]);
-        await until(
+        await eventually(
           async () => (await count()) === 2,
           'the event appended during the handler',
-          20_000,
+          { timeoutMs: 20_000 },
         );
       } finally {
         await sub.close();
+        await unlisten();
       }
     });
 
@@ -338,16 +343,16 @@ function subscriptionSuite(
       instanceId: 'b',
     });
     await a.start();
-    await until(() => a.status().active, 'a active');
+    await eventually(() => a.status().active, 'a active', { timeoutMs: 10_000 });
     await b.start();
     const s = sid('lease');
     await store.append(s, [{ type: 'L', data: 1 }]);
-    await until(async () => (await count()) === 1, 'first event');
+    await eventually(async () => (await count()) === 1, 'first event', { timeoutMs: 10_000 });
     expect(b.status().active).toBe(false);
     expect(new Set(seen)).toEqual(new Set(['a']));
     await a.close({ releaseLease: false }); // a crash: the lease is left to expire
     await store.append(s, [{ type: 'L', data: 2 }]);
-    await until(async () => (await count()) === 2, 'takeover');
+    await eventually(async () => (await count()) === 2, 'takeover', { timeoutMs: 10_000 });
     expect(b.status().active).toBe(true);
     expect(seen.at(-1)).toBe('b');
     await b.close();
@@ -386,7 +391,7 @@ describeServer('SqlSubscription on PostgreSQL', 'CDP_DATABASE_URL', (url) => {
   let sql: PgSqlClient;
   let store: SqlEventStore;
   beforeAll(async () => {
-    db = await createTempDatabase(url, 'cdp_evsub');
+    db = await createTempDatabase(url, { prefix: 'cdp_evsub' });
     sql = await PgSqlClient.connect({ url: db.url, max: 6 });
     store = await Store.open(sql);
   });

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { eventually } from '../../src/testing/eventually.js';
 
 /**
  * Stop and start this machine's NATS and RabbitMQ for fault tests (messaging is their only
@@ -15,14 +16,6 @@ async function ok(cmd: string, args: string[]): Promise<boolean> {
     return true;
   } catch {
     return false;
-  }
-}
-
-async function until(cond: () => Promise<boolean>, what: string, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await sleep(200);
   }
 }
 
@@ -57,12 +50,15 @@ async function natsUp(): Promise<boolean> {
 
 export async function stopNats(): Promise<void> {
   await ok('start-stop-daemon', ['--stop', '--oknodo', '--exec', '/usr/sbin/nats-server']);
-  await until(async () => !(await natsUp()), 'NATS to stop', 20_000);
+  await eventually(async () => !(await natsUp()), 'NATS to stop', {
+    timeoutMs: 20_000,
+    intervalMs: 200,
+  });
 }
 
 export async function startNats(): Promise<void> {
   await ok('start-stop-daemon', NATS_ARGS);
-  await until(natsUp, 'NATS to start', 30_000);
+  await eventually(natsUp, 'NATS to start', { timeoutMs: 30_000, intervalMs: 200 });
 }
 
 /** Stop NATS, stay down `downMs`, start it again; resolves once it accepts connections. */
@@ -77,15 +73,18 @@ export async function restartNats(downMs = 500): Promise<void> {
 
 export async function stopRabbit(): Promise<void> {
   await ok('rabbitmqctl', ['stop']);
-  await until(async () => !(await ok('rabbitmqctl', ['status'])), 'RabbitMQ to stop', 60_000);
+  await eventually(async () => !(await ok('rabbitmqctl', ['status'])), 'RabbitMQ to stop', {
+    timeoutMs: 60_000,
+    intervalMs: 200,
+  });
 }
 
 export async function startRabbit(): Promise<void> {
   await ok('rabbitmq-server', ['-detached']);
-  await until(
+  await eventually(
     () => ok('rabbitmqctl', ['await_startup', '--timeout', '10']),
     'RabbitMQ to start',
-    90_000,
+    { timeoutMs: 90_000, intervalMs: 200 },
   );
 }
 

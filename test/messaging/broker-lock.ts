@@ -1,6 +1,7 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { eventually } from '../../src/testing/eventually.js';
 
 /**
  * Test files that use the real NATS / RabbitMQ run one at a time (vitest runs files in
@@ -18,22 +19,23 @@ function alive(pid: number): boolean {
   }
 }
 
-export async function lockBrokers(timeoutMs = 600_000): Promise<() => Promise<void>> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await mkdir(LOCK);
-      await writeFile(join(LOCK, 'pid'), String(process.pid));
-      return () => rm(LOCK, { recursive: true, force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const pid = Number.parseInt(await readFile(join(LOCK, 'pid'), 'utf8').catch(() => ''), 10);
-      if (Number.isInteger(pid) && !alive(pid)) {
-        await rm(LOCK, { recursive: true, force: true });
-        continue;
-      }
-      if (Date.now() > end) throw new Error(`could not lock the brokers within ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 200));
+/** Takes the lock: the unlock function, or `undefined` while a live process holds it. */
+async function tryLock(): Promise<(() => Promise<void>) | undefined> {
+  try {
+    await mkdir(LOCK);
+    await writeFile(join(LOCK, 'pid'), String(process.pid));
+    return () => rm(LOCK, { recursive: true, force: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    const pid = Number.parseInt(await readFile(join(LOCK, 'pid'), 'utf8').catch(() => ''), 10);
+    if (Number.isInteger(pid) && !alive(pid)) {
+      await rm(LOCK, { recursive: true, force: true });
+      return tryLock();
     }
+    return undefined;
   }
+}
+
+export function lockBrokers(timeoutMs = 600_000): Promise<() => Promise<void>> {
+  return eventually(tryLock, 'the lock on the brokers', { timeoutMs, intervalMs: 200 });
 }

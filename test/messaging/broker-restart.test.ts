@@ -4,8 +4,8 @@ import { connectNats, type NatsConnection } from '../../src/engines/nats/index.j
 import type { Broker } from '../../src/messaging/broker.js';
 import { NatsBroker } from '../../src/messaging/nats.js';
 import { RabbitMqBroker } from '../../src/messaging/rabbitmq.js';
+import { eventually, uniq } from '../../src/testing/index.js';
 import { describeServer } from '../support/servers.js';
-import { uniq, waitFor } from './broker-contract.js';
 import { restartNats, restartRabbit } from './broker-control.js';
 import { lockBrokers } from './broker-lock.js';
 
@@ -42,16 +42,18 @@ async function survivesRestart(broker: Broker, restart: () => Promise<void>): Pr
     }
   })();
   try {
-    await waitFor(() => confirmed.length >= 20, 'publishes before the restart');
+    await eventually(() => confirmed.length >= 20, 'publishes before the restart');
     await restart();
     const after = confirmed.length;
-    await waitFor(() => confirmed.length >= after + 20, 'publishes after the restart', 60_000);
+    await eventually(() => confirmed.length >= after + 20, 'publishes after the restart', {
+      timeoutMs: 60_000,
+    });
     stop = true;
     await publisher;
-    await waitFor(
+    await eventually(
       () => confirmed.every((id) => got.has(id)),
       'every confirmed message delivered',
-      60_000,
+      { timeoutMs: 60_000 },
     );
     expect(confirmed.filter((id) => !got.has(id))).toEqual([]);
   } finally {

@@ -5,8 +5,8 @@ import { connectNats, type NatsConnection } from '../../src/engines/nats/index.j
 import { MemoryBroker } from '../../src/messaging/memory-broker.js';
 import { NatsBroker } from '../../src/messaging/nats.js';
 import { RabbitMqBroker } from '../../src/messaging/rabbitmq.js';
+import { brokerContract, uniq } from '../../src/testing/index.js';
 import { describeServer } from '../support/servers.js';
-import { brokerContract, uniq } from './broker-contract.js';
 import { lockBrokers } from './broker-lock.js';
 
 let unlockBrokers: (() => Promise<void>) | undefined;

@@ -18,7 +18,7 @@ import { MemoryBroker } from '../../src/messaging/memory-broker.js';
 import { openBroker } from '../../src/messaging/open-broker.js';
 import { messagingMigrations } from '../../src/messaging/sql-migrations.js';
 import { OutboxRelay } from '../../src/messaging/sql-outbox-relay.js';
-import { waitFor } from './broker-contract.js';
+import { eventually } from '../../src/testing/index.js';
 
 let sql: PgliteSqlClient;
 beforeAll(async () => {
@@ -78,7 +78,7 @@ describe('choreography', () => {
           key: 'ada',
         }),
       );
-      await waitFor(() => seen.length === 3, 'the three events of the flow');
+      await eventually(() => seen.length === 3, 'the three events of the flow');
       expect(seen.every((e) => e.correlationid === first.id)).toBe(true);
       const reactions = seen.filter((e) => e.id !== first.id);
       expect(reactions.map((e) => e.causationid)).toEqual([first.id, first.id]);
@@ -90,7 +90,9 @@ describe('choreography', () => {
         id: `${first.id}-again`,
         body: JSON.stringify(first),
       });
-      await new Promise((r) => setTimeout(r, 200));
+      // The barrier: the in-process broker hands each message to a free consumer as it is
+      // published, and closing a service waits for the handlers in flight.
+      await Promise.all([email.close(), stats.close()]);
       expect((await sql.query('SELECT * FROM emails')).rows).toHaveLength(1);
       expect((await sql.query('SELECT enrolled FROM stats')).rows).toEqual([{ enrolled: 1 }]);
 
@@ -140,7 +142,7 @@ describe('choreography', () => {
       const unknown = createEnvelope({ type: 'course.retired', source: '/v3', data: {} });
       await publishEnvelope(broker, 'course.published', unknown);
       await broker.publish({ topic: 'course.published', id: 'not-json', body: 'hello' });
-      await waitFor(
+      await eventually(
         async () => (await broker.listDeadLetters()).length === 3,
         'three dead letters',
       );
@@ -209,7 +211,7 @@ describe('document outbox', () => {
       const relay = new DocumentOutboxRelay({ sql, broker, table: 'course_docs' });
       expect(await relay.runOnce()).toBe(3);
       expect(await relay.runOnce()).toBe(0);
-      await waitFor(() => got.length === 3, 'three messages');
+      await eventually(() => got.length === 3, 'three messages');
       expect(got.map((e) => [e.data, e.sequence, e.partitionkey])).toEqual([
         [1, 1, 'c1'],
         [2, 2, 'c1'],

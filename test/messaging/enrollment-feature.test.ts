@@ -10,7 +10,7 @@ import { Lifecycle } from '../../src/core/lifecycle.js';
 import { createRegistry } from '../../src/core/metrics.js';
 import { migrate } from '../../src/engines/sql/migrations.js';
 import { PgliteSqlClient } from '../../src/engines/sql/pglite-sql-client.js';
-import { waitFor } from './broker-contract.js';
+import { eventually } from '../../src/testing/index.js';
 import { capturingLogger } from './log-capture.js';
 
 it('enrollment platform feature: one request fans out to three services, traced and shown on the panel', async () => {
@@ -57,7 +57,7 @@ it('enrollment platform feature: one request fans out to three services, traced 
       authorization: `Bearer ${(await auth.issue({ role: 'admin', subject: 'root' })).token}`,
     };
     let steps: { type: string; depth: number; handledBy: string[] }[] = [];
-    await waitFor(async () => {
+    await eventually(async () => {
       const r = await http.inject({
         method: 'GET',
         url: `/api/enrollment/flows/${correlationId}`,

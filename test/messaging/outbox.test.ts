@@ -22,8 +22,8 @@ import { SqlInbox } from '../../src/messaging/sql-inbox.js';
 import { messagingMigrations } from '../../src/messaging/sql-migrations.js';
 import { listParked, Outbox, outboxStats } from '../../src/messaging/sql-outbox.js';
 import { OutboxRelay } from '../../src/messaging/sql-outbox-relay.js';
-import { createTempDatabase, describeServer } from '../support/servers.js';
-import { uniq, waitFor } from './broker-contract.js';
+import { createTempDatabase, eventually, uniq } from '../../src/testing/index.js';
+import { describeServer } from '../support/servers.js';
 
 async function reset(sql: SqlClient): Promise<void> {
   await sql.exec(
@@ -111,7 +111,7 @@ function outboxSuite(getSql: () => SqlClient) {
     const relay = new OutboxRelay({ sql, broker, mode: 'poll', batchSize: 2, perKey: 4 });
     await relay.start();
     try {
-      await waitFor(() => c.got.length === 30, 'all 30 messages');
+      await eventually(() => c.got.length === 30, 'all 30 messages');
       for (const k of ['k0', 'k1', 'k2']) {
         const seqs = c.got.filter((e) => e.partitionkey === k).map((e) => e.sequence);
         expect(seqs).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
@@ -120,7 +120,7 @@ function outboxSuite(getSql: () => SqlClient) {
       }
       expect(new Set(c.got.map((e) => e.id))).toEqual(new Set(written.map((e) => e.id)));
       expect(c.got.every((e) => e.source === '/test/outbox' && e.specversion === '1.0')).toBe(true);
-      await waitFor(async () => (await outboxStats(sql)).backlog === 0, 'empty outbox');
+      await eventually(async () => (await outboxStats(sql)).backlog === 0, 'empty outbox');
     } finally {
       await relay.close();
       await c.close();
@@ -137,7 +137,7 @@ function outboxSuite(getSql: () => SqlClient) {
     try {
       await relay.runOnce(); // settle: the loop is now idle for 60 s unless notified
       await sql.transaction((tx) => outbox.add(tx, { topic, type: 'x', data: 1, key: 'n' }));
-      await waitFor(() => c.got.length === 1, 'the notified message', 5_000);
+      await eventually(() => c.got.length === 1, 'the notified message', { timeoutMs: 5_000 });
     } finally {
       await relay.close();
       await c.close();
@@ -177,7 +177,7 @@ function outboxSuite(getSql: () => SqlClient) {
           'INSERT INTO cdp_outbox (message_id, topic, envelope) VALUES ($1, $2, $3)',
           [env.id, topic, JSON.stringify(env)],
         );
-        await waitFor(() => c.got.length === i + 1, `silent row ${i}`);
+        await eventually(() => c.got.length === i + 1, `silent row ${i}`);
       }
       const fallbacks = await registry.getSingleMetricAsString(
         'cdp_messaging_relay_poll_fallbacks_total',
@@ -218,8 +218,12 @@ function outboxSuite(getSql: () => SqlClient) {
             );
         }),
       );
-      await waitFor(() => published.length >= keys * per, 'all published', 30_000);
-      await new Promise((r) => setTimeout(r, 100));
+      await eventually(() => published.length >= keys * per, 'all published', {
+        timeoutMs: 30_000,
+      });
+      // The barrier: a relay's close waits for the batch in progress, so nothing is published
+      // after this.
+      for (const r of relays) await r.close();
       expect(published.length).toBe(keys * per);
       expect(new Set(published.map((p) => p.id)).size).toBe(keys * per);
       for (let k = 0; k < keys; k++) {
@@ -262,7 +266,7 @@ function outboxSuite(getSql: () => SqlClient) {
     });
     await relay.start();
     try {
-      await waitFor(() => c.got.length === 3, 'the three good messages');
+      await eventually(() => c.got.length === 3, 'the three good messages');
       const parked = await listParked(sql);
       expect(parked.map((p) => p.messageId).sort()).toEqual([bad.id, envs[1]!.id].sort());
       const huge = parked.find((p) => p.messageId === envs[1]!.id)!;
@@ -276,7 +280,7 @@ function outboxSuite(getSql: () => SqlClient) {
       ]);
       // A message can reach the consumer before the relay's transaction that deletes its row
       // has committed.
-      await waitFor(async () => (await outboxStats(sql)).backlog === 0, 'the outbox drained');
+      await eventually(async () => (await outboxStats(sql)).backlog === 0, 'the outbox drained');
       expect(await outboxStats(sql)).toMatchObject({ backlog: 0, parked: 2 });
     } finally {
       await relay.close();
@@ -392,9 +396,9 @@ function outboxSuite(getSql: () => SqlClient) {
             })),
           ),
         );
-        await waitFor(async () => (await count('cdp_outbox')) === 0, `round ${r} relayed`);
+        await eventually(async () => (await count('cdp_outbox')) === 0, `round ${r} relayed`);
       }
-      await waitFor(() => applied === total, 'every message applied');
+      await eventually(() => applied === total, 'every message applied');
       expect(relay.published).toBe(total);
       // The outbox holds nothing once published; the per-key rows grow with keys, not messages.
       const ids = await sql.query<{ last: number }>(
@@ -449,9 +453,9 @@ function outboxSuite(getSql: () => SqlClient) {
     await relay.start();
     try {
       const asleepAfter = async (n: number) =>
-        waitFor(() => attempts === n && clock.pendingSleeps === 1, `attempt ${n}, then asleep`);
+        eventually(() => attempts === n && clock.pendingSleeps === 1, `attempt ${n}, then asleep`);
+      // Asleep on the manual clock: nothing runs until the clock is advanced.
       await asleepAfter(1);
-      await new Promise((r) => setTimeout(r, 50));
       expect(attempts).toBe(1);
       await clock.advance(99);
       expect(attempts).toBe(1);
@@ -517,7 +521,7 @@ function outboxSuite(getSql: () => SqlClient) {
       expect(refused).toBe(1);
       const all = [...expected.values()].flat();
       expect(published).toBe(all.length);
-      await waitFor(() => c.got.length === all.length, 'every document message');
+      await eventually(() => c.got.length === all.length, 'every document message');
       expect(c.got.map((e) => e.id).sort()).toEqual([...all].sort());
       for (const [doc, ids] of expected) {
         const got = c.got.filter((e) => e.partitionkey === doc);

@@ -11,8 +11,8 @@ import { EventTypes } from '../../src/messaging/envelope.js';
 import { MemoryBroker } from '../../src/messaging/memory-broker.js';
 import { messagingMigrations } from '../../src/messaging/sql-migrations.js';
 import { OutboxRelay } from '../../src/messaging/sql-outbox-relay.js';
-import { createTempDatabase, describeServer } from '../support/servers.js';
-import { waitFor } from './broker-contract.js';
+import { createTempDatabase, eventually } from '../../src/testing/index.js';
+import { describeServer } from '../support/servers.js';
 import { capturingLogger } from './log-capture.js';
 
 /**
@@ -101,7 +101,7 @@ function relayDeliverySuite(getSql: () => SqlClient) {
           }),
         );
       }
-      await waitFor(async () => {
+      await eventually(async () => {
         const { rows } = await sql.query<{ n: number }>('SELECT count(*)::int AS n FROM seen');
         return rows[0]!.n === items.length * 3;
       }, 'every item seen by the three services');
@@ -140,7 +140,7 @@ function relayDeliverySuite(getSql: () => SqlClient) {
       }
       const relay = new DocumentOutboxRelay({ sql, broker, table: 'relay_docs', logger });
       while ((await relay.runOnce()) > 0);
-      await waitFor(async () => {
+      await eventually(async () => {
         const { rows } = await sql.query<{ n: number }>('SELECT count(*)::int AS n FROM doc_seen');
         return rows[0]!.n === 6;
       }, 'six documents seen');

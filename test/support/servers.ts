@@ -1,6 +1,8 @@
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { describe, it } from 'vitest';
+import {
+  createTempDatabase as createTempDatabaseWith,
+  type TempDatabase,
+} from '../../src/testing/index.js';
 
 /**
  * Server suites run when their engine's URL is set. Otherwise they print one line
@@ -46,31 +48,11 @@ export function describeServer(
   });
 }
 
-/** A fresh database on the server of `url`, dropped by `drop()`: suites never share state. */
-export async function createTempDatabase(
-  url: string,
-  prefix = 'cdp_t',
-): Promise<{ url: string; drop: () => Promise<void> }> {
-  const name = `${prefix}_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: url });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await admin.end();
-  }
-  const u = new URL(url);
-  u.pathname = `/${name}`;
-  return {
-    url: u.toString(),
-    drop: async () => {
-      const c = new pg.Client({ connectionString: url });
-      await c.connect();
-      try {
-        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      } finally {
-        await c.end();
-      }
-    },
-  };
+/**
+ * The temporary-database helper of `src/testing`, in the `(url, prefix)` form the suites of
+ * test/app, test/storage and test/cli call. New callers use `createTempDatabase` from
+ * src/testing directly.
+ */
+export function createTempDatabase(url: string, prefix?: string): Promise<TempDatabase> {
+  return createTempDatabaseWith(url, prefix === undefined ? {} : { prefix });
 }

@@ -7,8 +7,10 @@ import { CommandHandler } from '../../cqrs/command-handler.js';
 import { migrate } from '../../engines/sql/migrations.js';
 import { PgSqlClient } from '../../engines/sql/pg-sql-client.js';
 import { SqlEventStore } from '../../events/sql-event-store.js';
+import { createTempDatabase } from '../../testing/temp-database.js';
 import {
   type BenchSuite,
+  benchDatabaseName,
   interleave,
   interleaveRounds,
   median,
@@ -16,7 +18,6 @@ import {
   percentile,
   result,
   roundRatios,
-  tempDb,
   timeMs,
 } from '../harness.js';
 import { PLAIN_TABLE, plainInsert, ratingData } from '../plain-insert.js';
@@ -59,8 +60,8 @@ const suite: BenchSuite = {
     const rounds = quick ? 3 : 7;
     const durationMs = quick ? 500 : 2000;
     const viewRows = quick ? 100_000 : 1_000_000;
-    const dbOurs = await tempDb(url, 'ours');
-    const dbEmmett = await tempDb(url, 'emmett');
+    const dbOurs = await createTempDatabase(url, { name: benchDatabaseName('ours') });
+    const dbEmmett = await createTempDatabase(url, { name: benchDatabaseName('emmett') });
     const sql = await PgSqlClient.connect({ url: dbOurs.url, max: POOL });
     const emmettPool = new pg.Pool({ connectionString: dbEmmett.url, max: POOL });
     const plainPool = new pg.Pool({ connectionString: dbOurs.url, max: POOL });

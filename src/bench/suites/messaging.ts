@@ -1,7 +1,6 @@
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import PgBoss from 'pg-boss';
 import { connectAmqp } from '../../engines/amqp/amqp-connection.js';
 import { connectNats } from '../../engines/nats/nats-connection.js';
@@ -13,28 +12,10 @@ import { RabbitMqBroker } from '../../messaging/rabbitmq.js';
 import { messagingMigrations } from '../../messaging/sql-migrations.js';
 import { Outbox } from '../../messaging/sql-outbox.js';
 import { OutboxRelay } from '../../messaging/sql-outbox-relay.js';
+import { createTempDatabase } from '../../testing/temp-database.js';
 import { type BenchSuite, interleave, percentile, result } from '../harness.js';
 
 const KEYS = 100;
-
-async function tempDatabase(url: string, prefix: string) {
-  const name = `${prefix}_${randomBytes(5).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: url });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const u = new URL(url);
-  u.pathname = `/${name}`;
-  return {
-    url: u.toString(),
-    drop: async () => {
-      const c = new pg.Client({ connectionString: url });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
-}
 
 const outbox = new Outbox({ source: '/bench' });
 
@@ -245,8 +226,8 @@ const suite: BenchSuite = {
     const rounds = ctx.quick ? 1 : 3;
     const latencyMs = ctx.quick ? 3000 : 10_000;
     const rate = 1000;
-    const ours = await tempDatabase(url, 'cdp_bench_msg');
-    const peerDb = await tempDatabase(url, 'cdp_bench_boss');
+    const ours = await createTempDatabase(url, { prefix: 'cdp_bench_msg' });
+    const peerDb = await createTempDatabase(url, { prefix: 'cdp_bench_boss' });
     const sql = await PgSqlClient.connect({ url: ours.url, max: 50 });
     const prefix = `cdpb_${randomBytes(4).toString('hex')}`;
     const nc = await connectNats({ url: ctx.env.CDP_NATS_URL! });

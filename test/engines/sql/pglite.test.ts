@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EngineUnavailableError } from '../../../src/core/errors.js';
 import { migrate, PgliteSqlClient, SqlError } from '../../../src/engines/sql/index.js';
-import { sqlClientContract } from './sql-client.contract.js';
+import { sqlClientContract } from '../../../src/testing/index.js';
 
 sqlClientContract('PGlite (in memory)', async () => {
   const client = await PgliteSqlClient.open({});

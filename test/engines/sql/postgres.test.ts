@@ -2,8 +2,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { EngineUnavailableError } from '../../../src/core/errors.js';
 import type { SqlError } from '../../../src/engines/sql/index.js';
 import { PgSqlClient } from '../../../src/engines/sql/pg.js';
-import { createTempDatabase, describeServer } from '../../support/servers.js';
-import { sqlClientContract } from './sql-client.contract.js';
+import { createTempDatabase, eventually, sqlClientContract } from '../../../src/testing/index.js';
+import { describeServer } from '../../support/servers.js';
 
 describeServer('SqlClient on PostgreSQL', 'CDP_DATABASE_URL', (serverUrl) => {
   sqlClientContract('PostgreSQL server', async () => {
@@ -49,17 +49,18 @@ describeServer('SqlClient on PostgreSQL', 'CDP_DATABASE_URL', (serverUrl) => {
    * Whether session lock (4242, key) becomes free within 5 s, seen from another client (the
    * backend exits shortly after its client closes it; 5 s is under the pool's 10 s idle timeout).
    */
-  const lockFreed = async (key: number): Promise<boolean> => {
-    for (let i = 0; i < 100; i++) {
-      const r = await b.query<{ got: boolean }>(
-        'SELECT CASE WHEN pg_try_advisory_lock(4242, $1) THEN pg_advisory_unlock(4242, $1) ELSE false END AS got',
-        [key],
-      );
-      if (r.rows[0]!.got) return true;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    return false;
-  };
+  const lockFreed = (key: number): Promise<boolean> =>
+    eventually(
+      async () =>
+        (
+          await b.query<{ got: boolean }>(
+            'SELECT CASE WHEN pg_try_advisory_lock(4242, $1) THEN pg_advisory_unlock(4242, $1) ELSE false END AS got',
+            [key],
+          )
+        ).rows[0]!.got,
+      `session lock (4242, ${key}) to be free`,
+      { timeoutMs: 5000, intervalMs: 50 },
+    );
 
   it('repeatable read sees one snapshot while another client commits', async () => {
     const seen = await a.transaction(
@@ -192,18 +193,37 @@ describeServer('SqlClient on PostgreSQL', 'CDP_DATABASE_URL', (serverUrl) => {
       const count = { name: 'cdp_test_pipe_count', text: 'SELECT count(*) FROM pipe_log' };
       let holding!: () => void;
       const held = new Promise<void>((r) => (holding = r));
+      let release!: () => void;
+      const released = new Promise<void>((r) => (release = r));
       // Another transaction holds the lock, and inserts a row before it commits.
       const other = b.transaction(async (tx) => {
         await tx.query('SELECT pg_advisory_xact_lock(4242, 9)');
         holding();
-        await new Promise((r) => setTimeout(r, 300));
+        await released;
         await tx.query('INSERT INTO pipe_log VALUES (1)');
       });
       await held;
-      const rows = await c.preparedPipeline([
+      const pipeline = c.preparedPipeline([
         { statement: wait, values: [] },
         { statement: count, values: [] },
       ]);
+      // The barrier: the pipeline's first statement is waiting for the lock before the other
+      // transaction goes on.
+      try {
+        await eventually(
+          async () =>
+            (
+              await a.query<{ waiting: boolean }>(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = 4242 AND objid = 9 AND NOT granted) AS waiting",
+              )
+            ).rows[0]!.waiting,
+          'the pipeline to wait for the lock',
+          { timeoutMs: 10_000 },
+        );
+      } finally {
+        release();
+      }
+      const rows = await pipeline;
       await other;
       // The count started after the lock was granted, so it sees the other's row.
       expect(rows).toEqual([[['']], [['1']]]);
@@ -251,10 +271,16 @@ describeServer('SqlClient on PostgreSQL', 'CDP_DATABASE_URL', (serverUrl) => {
       "SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'cdp-listen'",
     );
     expect(killed.rows[0]!.n).toBeGreaterThanOrEqual(1);
-    for (let i = 0; i < 100 && reconnects === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    await eventually(() => reconnects > 0, 'the listener to reconnect', {
+      timeoutMs: 5000,
+      intervalMs: 50,
+    });
     expect(reconnects).toBe(1);
     await b.notify('cdp_reconnect', 'after');
-    for (let i = 0; i < 100 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    await eventually(() => got.length > 0, 'the notification after the reconnect', {
+      timeoutMs: 2000,
+      intervalMs: 20,
+    });
     expect(got).toEqual(['after']);
     await stop();
   });

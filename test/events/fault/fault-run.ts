@@ -17,7 +17,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { PgSqlClient } from '../../../src/engines/sql/pg-sql-client.js';
 import { SqlEventStore } from '../../../src/events/index.js';
-import { createTempDatabase } from '../../support/servers.js';
+import { eventually } from '../../../src/testing/eventually.js';
+import { createTempDatabase } from '../../../src/testing/temp-database.js';
 
 export interface FaultRunOptions {
   url: string;
@@ -51,7 +52,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 export async function runFault(options: FaultRunOptions): Promise<FaultRunSummary> {
   const log = options.log ?? (() => {});
   const started = Date.now();
-  const db = await createTempDatabase(options.url, 'cdp_evfault');
+  const db = await createTempDatabase(options.url, { prefix: 'cdp_evfault' });
   const sql = await PgSqlClient.connect({ url: db.url, max: 4 });
   const store = await SqlEventStore.open(sql, { notify: false });
   const s = {
@@ -166,13 +167,16 @@ export async function runFault(options: FaultRunOptions): Promise<FaultRunSummar
   );
   await idle;
   // Killed writers' transactions are gone with their connections once the server notices.
-  for (;;) {
-    const { rows } = await sql.query<{ n: number }>(
-      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'cdp-fault-writer' AND datname = current_database()",
-    );
-    if (rows[0]!.n === 0) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await eventually(
+    async () =>
+      (
+        await sql.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'cdp-fault-writer' AND datname = current_database()",
+        )
+      ).rows[0]!.n === 0,
+    "the killed writers' connections to be gone",
+    { timeoutMs: 120_000, intervalMs: 50 },
+  );
   // Drain up to the table's last committed position: other transactions on the server (any
   // database) may hold the reader back for a while; it waits, it never skips.
   const { rows: topRows } = await sql.query<{ top: number | null }>(

@@ -23,7 +23,7 @@ import { RabbitMqBroker } from '../../../src/messaging/rabbitmq.js';
 import { SqlInbox } from '../../../src/messaging/sql-inbox.js';
 import { messagingMigrations } from '../../../src/messaging/sql-migrations.js';
 import { Outbox, outboxStats } from '../../../src/messaging/sql-outbox.js';
-import { createTempDatabase } from '../../support/servers.js';
+import { createTempDatabase } from '../../../src/testing/temp-database.js';
 import { restartNats, restartRabbit } from '../broker-control.js';
 
 export interface FaultRunOptions {
@@ -63,7 +63,7 @@ export async function runFault(o: FaultRunOptions): Promise<FaultRunReport> {
   const log = o.log ?? (() => {});
   const started = Date.now();
   const prefix = `cdpf_${randomBytes(4).toString('hex')}`;
-  const db = await createTempDatabase(o.databaseUrl, 'cdp_fault');
+  const db = await createTempDatabase(o.databaseUrl, { prefix: 'cdp_fault' });
   const sql = await PgSqlClient.connect({ url: db.url, max: 12 });
   let broker: Broker | undefined;
   let closeConn: () => Promise<void> = async () => {};

@@ -1,14 +1,15 @@
 import { expect, it } from 'vitest';
-import { ManualClock } from '../../src/core/clock.js';
-import { ConcurrencyError, ValidationError } from '../../src/core/errors.js';
-import { newId } from '../../src/core/ids.js';
+import { ManualClock } from '../core/clock.js';
+import { ConcurrencyError, ValidationError } from '../core/errors.js';
+import { newId } from '../core/ids.js';
 import {
   EventIdReusedError,
   type EventStore,
   type RecordedEvent,
   UnknownEventError,
   Upcasters,
-} from '../../src/events/index.js';
+} from '../events/index.js';
+import { eventually } from './eventually.js';
 
 export interface StoreFactory {
   /** A store over the shared engine, with these options. */
@@ -37,11 +38,11 @@ async function readAllOf(store: EventStore, after = 0): Promise<RecordedEvent[]>
  * open transaction (of any database) holds readers back for a while: they wait, never skip.
  */
 export async function waitReadable(store: EventStore, position: number): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while ((await store.readAll({ after: position - 1, limit: 1 })).next < position) {
-    if (Date.now() > deadline) throw new Error(`position ${position} not readable within 30 s`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  await eventually(
+    async () => (await store.readAll({ after: position - 1, limit: 1 })).next >= position,
+    `position ${position} to be readable`,
+    { timeoutMs: 30_000, intervalMs: 5 },
+  );
 }
 
 /** The event store contract: every adapter passes the same tests. */

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ClosedError } from '../../../src/core/errors.js';
+import { ClosedError } from '../core/errors.js';
 import {
   appliedMigrations,
   type Migration,
@@ -8,7 +8,8 @@ import {
   SchemaTooNewError,
   type SqlClient,
   SqlError,
-} from '../../../src/engines/sql/index.js';
+} from '../engines/sql/index.js';
+import { eventually } from './eventually.js';
 
 export interface SqlHarness {
   client: SqlClient;
@@ -20,18 +21,6 @@ export interface SqlHarness {
    */
   peers(n: number): Promise<{ clients: SqlClient[]; close(): Promise<void> }>;
   cleanup(): Promise<void>;
-}
-
-function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
-  const start = Date.now();
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      if (cond()) return resolve();
-      if (Date.now() - start > ms) return reject(new Error('condition not met in time'));
-      setTimeout(tick, 10);
-    };
-    tick();
-  });
 }
 
 /** Every SqlClient adapter passes this suite: adapters cannot drift apart. */
@@ -164,6 +153,9 @@ export function sqlClientContract(name: string, setup: () => Promise<SqlHarness>
 
     it('delivers NOTIFY from a transaction only when it commits', async () => {
       const got: string[] = [];
+      // A second listener stays on after the first stops: the barrier for "nothing arrived".
+      const after: string[] = [];
+      const stopAfter = await sql.listen('cdp_contract', (payload) => after.push(payload));
       const stop = await sql.listen('cdp_contract', (payload) => got.push(payload));
       await sql.transaction(async (tx) => {
         await tx.notify('cdp_contract', 'committed');
@@ -176,13 +168,20 @@ export function sqlClientContract(name: string, setup: () => Promise<SqlHarness>
         })
         .catch(() => {});
       await sql.notify('cdp_contract', 'direct');
-      await waitFor(() => got.length >= 2);
-      await new Promise((r) => setTimeout(r, 100));
-      expect(got).toEqual(['committed', 'direct']);
+      // Notifications arrive in commit order: once the marker is here, anything before it is.
+      await sql.notify('cdp_contract', 'marker-1');
+      await eventually(() => got.includes('marker-1'), 'the first marker notification', {
+        timeoutMs: 3000,
+      });
+      expect(got).toEqual(['committed', 'direct', 'marker-1']);
       await stop();
       await sql.notify('cdp_contract', 'after-stop');
-      await new Promise((r) => setTimeout(r, 100));
-      expect(got).toEqual(['committed', 'direct']);
+      await sql.notify('cdp_contract', 'marker-2');
+      await eventually(() => after.includes('marker-2'), 'the second marker notification', {
+        timeoutMs: 3000,
+      });
+      expect(got).toEqual(['committed', 'direct', 'marker-1']);
+      await stopAfter();
     });
 
     it('rejects a channel name that is not an identifier', async () => {
