@@ -60,7 +60,9 @@ export type ReviewEvent =
 
 /**
  * studentId -> rating. A Map, so that any string is a student id (`constructor`, `__proto__`);
- * it is written to snapshots as its entries and read back from them.
+ * it is written to snapshots as its entries and read back from them. Snapshots written before
+ * it became a Map hold a plain object (from JSON, so its keys are own properties): those are read
+ * through `Object.entries` and keep loading.
  */
 class Ratings extends Map<string, number> {
   toJSON(): [string, number][] {
@@ -68,10 +70,15 @@ class Ratings extends Map<string, number> {
   }
 }
 
-/** The ratings of a state, from a Map or from the entries a snapshot holds. */
+/** The ratings of a state: a Map, or what a snapshot holds (its entries, or an older plain object). */
 function ratingsOf(state: CourseReviewsState): Ratings {
-  const r = state.ratings as ReadonlyMap<string, number> | [string, number][];
-  return r instanceof Ratings ? r : new Ratings(r instanceof Map ? r : (r as [string, number][]));
+  const r = state.ratings as
+    | ReadonlyMap<string, number>
+    | [string, number][]
+    | Record<string, number>;
+  if (r instanceof Ratings) return r;
+  if (r instanceof Map || Array.isArray(r)) return new Ratings(r);
+  return new Ratings(Object.entries(r));
 }
 
 export interface CourseReviewsState {
@@ -82,8 +89,8 @@ export interface CourseReviewsState {
 
 export const courseReviews: Decider<ReviewCommand, ReviewEvent, CourseReviewsState> = {
   name: 'course-reviews',
-  // 2: ratings became a Map (snapshots of version 1 held a plain object and are ignored).
-  version: 2,
+  // Snapshots of this version hold ratings as entries, or (written before) as a plain object.
+  version: 1,
   initialState: () => ({ topic: null, ratings: new Ratings() }),
   evolve(state, event) {
     switch (event.type) {

@@ -207,7 +207,7 @@ function forwardSuite(getSql: () => SqlClient, getFresh: () => SqlClient): void 
         courseReviews.initialState(),
         events as unknown as Parameters<typeof courseReviews.evolve>[1][],
       );
-      const ratings = Object.values(state.ratings);
+      const ratings = [...state.ratings.values()];
       const loaded = await reviews.load(reviewStream({ courseId }));
       expect(loaded.snapshotVersion, courseId).toBeGreaterThan(0);
       expect(loaded.state).toEqual(state);
