@@ -81,7 +81,7 @@ describe('--json on commands that print a table', () => {
     const run = await runCdp(['doctor', '--json'], { CDP_DATA_DIR: join(dir, 'data') });
     expect(run.code).toBe(0);
     const checks = JSON.parse(run.stdout) as { role: string; ok: boolean }[];
-    expect(checks.map((c) => c.role).sort()).toEqual(['blobs', 'broker', 'cache', 'sql']);
+    expect(checks.map((c) => c.role).sort()).toEqual(['broker', 'cache', 'media storage', 'sql']);
     expect(checks.every((c) => c.ok)).toBe(true);
   });
 
@@ -101,8 +101,18 @@ describe('--json on dlq list', () => {
     const child = spawnCdp(['start'], { CDP_DATA_DIR: 'memory://', CDP_PORT: '0' });
     const done = collect(child);
     try {
-      const [, url] = await waitForOutput(child, /listening on (http:\/\/127\.0\.0\.1:\d+)/);
-      const run = await runCdp(['dlq', 'list', '--json', '--platform', url!]);
+      const [, keysFile, url] = await waitForOutput(
+        child,
+        /demo API keys \(shown once\) in (\S+)[\s\S]*?listening on (http:\/\/127\.0\.0\.1:\d+)/,
+      );
+      // The dead-letter routes are private: the command sends CDP_API_KEY, here an admin key.
+      const { keys } = JSON.parse(await readFile(keysFile!, 'utf8')) as {
+        keys: { role: string; token: string }[];
+      };
+      const admin = keys.find((k) => k.role === 'admin')!.token;
+      const run = await runCdp(['dlq', 'list', '--json', '--platform', url!], {
+        CDP_API_KEY: admin,
+      });
       expect(run.code).toBe(0);
       expect(JSON.parse(run.stdout)).toEqual([]);
     } finally {
