@@ -44,7 +44,7 @@ if (process.env.AB_ASYNC === '1') dbUrl.searchParams.set('options', '-c synchron
 const closing: Closable[] = [];
 const plain = new pg.Pool({ connectionString: dbUrl.toString(), max: 1 });
 try {
-  const sql = await PgSqlClient.connect({ url: dbUrl.toString(), max: 1 });
+  const sql = await PgSqlClient.open({ url: dbUrl.toString(), max: 1 });
   closing.push(sql);
   await SqlEventStore.open(sql);
   // No subscribers here: leave the wake-up out, to compare the append itself.
@@ -53,7 +53,7 @@ try {
     const from = (p: string) => pathToFileURL(resolve(baselineDir, p)).href;
     const old = await import(from('src/engines/sql/pg-sql-client.ts'));
     const oldStore = await import(from('src/events/sql-event-store.ts'));
-    const oldSql = await old.PgSqlClient.connect({ url: dbUrl.toString(), max: 1 });
+    const oldSql = await old.PgSqlClient.open({ url: dbUrl.toString(), max: 1 });
     closing.push(oldSql);
     stores.baseline = new oldStore.SqlEventStore(oldSql, { notify: false });
   }

@@ -30,7 +30,7 @@ function cpuUs(pid: number): number {
 const db = await createTempDatabase(url, { name: benchDatabaseName('ab_cpu') });
 const dbUrl = new URL(db.url);
 if (async) dbUrl.searchParams.set('options', '-c synchronous_commit=off');
-const sql = await PgSqlClient.connect({ url: dbUrl.toString(), max: 1 });
+const sql = await PgSqlClient.open({ url: dbUrl.toString(), max: 1 });
 const plain = new pg.Pool({ connectionString: dbUrl.toString(), max: 1, idleTimeoutMillis: 0 });
 try {
   await SqlEventStore.open(sql);

@@ -36,7 +36,7 @@ const u = new URL(db.url);
 if (process.env.AB_ASYNC === '1') u.searchParams.set('options', '-c synchronous_commit=off');
 const clients: PgSqlClient[] = [];
 const mk = async () => {
-  const c = await PgSqlClient.connect({ url: u.toString(), max: 1 });
+  const c = await PgSqlClient.open({ url: u.toString(), max: 1 });
   clients.push(c);
   return c;
 };

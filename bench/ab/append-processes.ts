@@ -20,7 +20,7 @@ const ms = Number(process.env.AB_MS ?? 8000);
 
 if (process.env.AB_CHILD) {
   // One writer process: AB_WRITERS concurrent appenders for AB_MS; prints how many it appended.
-  const sql = await PgSqlClient.connect({ url: process.env.AB_DB!, max: 10 });
+  const sql = await PgSqlClient.open({ url: process.env.AB_DB!, max: 10 });
   const store = new SqlEventStore(sql, { notify: process.env.AB_CHILD === 'wake' });
   const end = Date.now() + ms;
   let n = 0;
@@ -43,7 +43,7 @@ if (process.env.AB_CHILD) {
   const db = await createTempDatabase(url, { name: benchDatabaseName('ab_proc') });
   const dbUrl = new URL(db.url);
   try {
-    const sql = await PgSqlClient.connect({ url: dbUrl.toString(), max: 2 });
+    const sql = await PgSqlClient.open({ url: dbUrl.toString(), max: 2 });
     await SqlEventStore.open(sql);
     await sql.close();
     const script = fileURLToPath(import.meta.url);

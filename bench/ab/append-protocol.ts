@@ -33,8 +33,8 @@ const rounds = Number(process.env.AB_ROUNDS ?? 11);
 const ms = Number(process.env.AB_MS ?? 1000);
 
 const db = await createTempDatabase(url, { name: benchDatabaseName('ab_protocol') });
-const sql = await PgSqlClient.connect({ url: db.url, max: 1 });
-const rowSql = await PgSqlClient.connect({ url: db.url, max: 1 });
+const sql = await PgSqlClient.open({ url: db.url, max: 1 });
+const rowSql = await PgSqlClient.open({ url: db.url, max: 1 });
 const described = new pg.Pool({ connectionString: db.url, max: 1 });
 const plain = new pg.Pool({ connectionString: db.url, max: 1 });
 const ids = new UuidV7Generator(systemClock);

@@ -36,7 +36,7 @@ function busyUs(): number {
 
 const db = await createTempDatabase(url, { name: benchDatabaseName('ab_wakeup') });
 const dbUrl = new URL(db.url);
-const sql = await PgSqlClient.connect({ url: dbUrl.toString(), max: 16 });
+const sql = await PgSqlClient.open({ url: dbUrl.toString(), max: 16 });
 const plain = new pg.Pool({ connectionString: dbUrl.toString(), max: 16 });
 try {
   await SqlEventStore.open(sql);

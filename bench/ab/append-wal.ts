@@ -24,7 +24,7 @@ if (!url) throw new Error('set CDP_DATABASE_URL to a PostgreSQL database this ru
 const ops = Number(process.env.AB_OPS ?? 5000);
 
 const db = await createTempDatabase(url, { name: benchDatabaseName('ab_wal') });
-const sql = await PgSqlClient.connect({ url: db.url, max: 1 });
+const sql = await PgSqlClient.open({ url: db.url, max: 1 });
 const plain = new pg.Client({ connectionString: db.url });
 await plain.connect();
 try {

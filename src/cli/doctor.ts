@@ -76,7 +76,7 @@ export async function runDoctor(config: Config, timeoutMs = 3000): Promise<Docto
           'a PostgreSQL check',
           () => import('../engines/sql/pg-sql-client.js'),
         );
-        const c = await PgSqlClient.connect({ url, connectTimeoutMs: timeoutMs, max: 1 });
+        const c = await PgSqlClient.open({ url, connectTimeoutMs: timeoutMs, max: 1 });
         try {
           const { rows } = await c.query<{ v: string }>('SHOW server_version');
           return rows[0]?.v ?? '?';

@@ -38,14 +38,14 @@ export async function openSiteStore(s: SiteStore): Promise<BlobStore> {
     'a site store in an S3 bucket',
     () => import('../storage/s3.js'),
   );
-  const o: Parameters<typeof S3BlobStore.connect>[0] = {
+  const o: Parameters<typeof S3BlobStore.open>[0] = {
     endpoint: s.endpoint,
     bucket: s.bucket,
     accessKeyId: s.accessKeyId,
     secretAccessKey: s.secretAccessKey,
   };
   if (s.region) o.region = s.region;
-  return S3BlobStore.connect(o);
+  return S3BlobStore.open(o);
 }
 
 /**

@@ -10,7 +10,7 @@ export { CommandHandler } from './command-handler.js';
 export type { Decider, DomainEvent } from './decider.js';
 export { DomainError, deciderSpec, fold } from './decider.js';
 export type { QueryOptions, SqlProjection } from './projection.js';
-export { ReadModelQueries, startAsyncProjection } from './projection.js';
+export { openAsyncProjection, ReadModelQueries } from './projection.js';
 export type { RebuildableProjection, RebuildOptions, RebuildResult } from './projection-rebuild.js';
 export { RebuildError, rebuildProjection } from './projection-rebuild.js';
 export type { RefreshViewsOptions, ViewRefresherOptions } from './view-refresher.js';

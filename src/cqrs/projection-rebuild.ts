@@ -17,7 +17,7 @@ import type { SqlProjection } from './projection.js';
  * dependent materialized views, if any), and never see a half-built table.
  *
  * The live writer is named by `writer`:
- * - 'async' (default): the async projection (`startAsyncProjection`, subscription
+ * - 'async' (default): the async projection (`openAsyncProjection`, subscription
  *   `projection:<name>`) or nothing. Its checkpoint update is fenced by position, so a batch it
  *   was writing during the swap rolls back and it resumes from the moved checkpoint on the new
  *   tables.

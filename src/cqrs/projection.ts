@@ -19,7 +19,7 @@ import {
 /**
  * A projection writes a read model (SQL tables) from events. The same projection runs
  * - inline: in the append's transaction (CommandHandler `inline`), consistent at commit;
- * - async: behind a durable subscription (`startAsyncProjection`), eventually consistent, with
+ * - async: behind a durable subscription (`openAsyncProjection`), eventually consistent, with
  *   its checkpoint moved in the transaction of its writes (effects exactly once).
  * `apply` must only write through `tx`.
  */
@@ -117,7 +117,7 @@ function withBatchingClient(store: SqlEventStore, projection: SqlProjection): Sq
   });
 }
 
-export function startAsyncProjection(
+export function openAsyncProjection(
   store: SqlEventStore,
   projection: SqlProjection,
   options: {

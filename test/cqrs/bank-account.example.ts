@@ -5,11 +5,11 @@ import {
   type Decider,
   DomainError,
   defineCommand,
+  openAsyncProjection,
   ReadModelQueries,
   type RebuildableProjection,
   rebuildProjection,
   refreshMaterializedViews,
-  startAsyncProjection,
   ViewRefresher,
 } from '../../src/cqrs/index.js';
 import { type Migration, migrate, PgliteSqlClient } from '../../src/engines/sql/index.js';
@@ -129,7 +129,7 @@ export async function main() {
     decider: bankAccount,
     streamId: (c) => `account-${c.accountId}`,
   });
-  const live = await startAsyncProjection(store, balancesProjection());
+  const live = await openAsyncProjection(store, balancesProjection());
   const refresher = ViewRefresher.open(sql, {
     views: ['bank_owner_totals_mv'],
     intervalMs: 60_000,

@@ -20,7 +20,7 @@ import {
   topCourses,
 } from '../../src/app/reviews/read-models.js';
 import { ConcurrencyError, ValidationError } from '../../src/core/errors.js';
-import { CommandHandler, ReadModelQueries, startAsyncProjection } from '../../src/cqrs/index.js';
+import { CommandHandler, openAsyncProjection, ReadModelQueries } from '../../src/cqrs/index.js';
 import { migrate } from '../../src/engines/sql/migrations.js';
 import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
 import { PgliteSqlClient } from '../../src/engines/sql/pglite-sql-client.js';
@@ -177,7 +177,7 @@ function viewSuite(getSql: () => SqlClient, getStore: () => SqlEventStore): void
 
   it('async projection: a query with the consistency token reads its own write', async () => {
     const store = getStore();
-    const sub = await startAsyncProjection(store, customerSpendProjection, { pollIntervalMs: 50 });
+    const sub = await openAsyncProjection(store, customerSpendProjection, { pollIntervalMs: 50 });
     try {
       const h = new CommandHandler({ store, decider: studentWallet, streamId: walletStream });
       const studentId = uid('cust');
@@ -222,7 +222,7 @@ describeServer('CommandHandler and read models on PostgreSQL', 'CDP_DATABASE_URL
   let store: SqlEventStore;
   beforeAll(async () => {
     db = await createTempDatabase(url, { prefix: 'cdp_cqrs' });
-    sql = await PgSqlClient.connect({ url: db.url, max: 8 });
+    sql = await PgSqlClient.open({ url: db.url, max: 8 });
     store = await SqlEventStore.open(sql);
     await migrate(sql, reviewsMigrations);
   });

@@ -9,9 +9,9 @@ import {
 } from '../../src/app/reviews/read-models.js';
 import {
   CommandHandler,
+  openAsyncProjection,
   ReadModelQueries,
   rebuildProjection,
-  startAsyncProjection,
 } from '../../src/cqrs/index.js';
 import { migrate } from '../../src/engines/sql/migrations.js';
 import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
@@ -42,7 +42,7 @@ function rebuildSuite(
     // Inline: the command handler writes the read model in the append's transaction.
     const sub =
       writer === 'async'
-        ? await startAsyncProjection(store, courseRatingsProjection, { pollIntervalMs: 20 })
+        ? await openAsyncProjection(store, courseRatingsProjection, { pollIntervalMs: 20 })
         : undefined;
     const handler = new CommandHandler({
       store,
@@ -215,7 +215,7 @@ describeServer('projection rebuild on PostgreSQL', 'CDP_DATABASE_URL', (url) => 
   let store: SqlEventStore;
   beforeAll(async () => {
     db = await createTempDatabase(url, { prefix: 'cdp_rebuild' });
-    sql = await PgSqlClient.connect({ url: db.url, max: 8 });
+    sql = await PgSqlClient.open({ url: db.url, max: 8 });
     store = await SqlEventStore.open(sql);
     await migrate(sql, reviewsMigrations);
   });

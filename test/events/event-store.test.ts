@@ -75,8 +75,8 @@ describeServer('SqlEventStore on PostgreSQL', 'CDP_DATABASE_URL', (url) => {
   let other: PgSqlClient;
   beforeAll(async () => {
     db = await createTempDatabase(url, { prefix: 'cdp_ev' });
-    sql = await PgSqlClient.connect({ url: db.url, max: 8 });
-    other = await PgSqlClient.connect({ url: db.url, max: 2 });
+    sql = await PgSqlClient.open({ url: db.url, max: 8 });
+    other = await PgSqlClient.open({ url: db.url, max: 2 });
     await SqlEventStore.open(sql);
   });
   afterAll(async () => {
@@ -258,7 +258,7 @@ describeServer('SqlEventStore on PostgreSQL', 'CDP_DATABASE_URL', (url) => {
 
   it('keeps every stream version across migration 5, which drops the stream table', async () => {
     const old = await createTempDatabase(url, { prefix: 'cdp_ev_m4' });
-    const c = await PgSqlClient.connect({ url: old.url, max: 4 });
+    const c = await PgSqlClient.open({ url: old.url, max: 4 });
     try {
       // A database at migration 4, written by that version's function (stream row included).
       await migrate(c, eventStoreMigrations.slice(0, 4));
@@ -335,7 +335,7 @@ describeServer(
     let sql: PgSqlClient;
     beforeAll(async () => {
       db = await createTempDatabase(url, { prefix: 'cdp_evcap' });
-      sql = await PgSqlClient.connect({ url: db.url, max: 8 });
+      sql = await PgSqlClient.open({ url: db.url, max: 8 });
       await SqlEventStore.open(sql);
     });
     afterAll(async () => {

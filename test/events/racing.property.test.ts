@@ -273,12 +273,12 @@ describeServer(
       // Races, not durability, are under test: commits need not wait for the disk (visibility
       // and ordering are the same), which keeps 40,000 appends within the test budget on a
       // shared machine. The fault run keeps synchronous commits.
-      const setup = await PgSqlClient.connect({ url: db.url, max: 1 });
+      const setup = await PgSqlClient.open({ url: db.url, max: 1 });
       await setup.exec(
         "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET synchronous_commit = off', current_database()); END $$",
       );
       await setup.close();
-      sql = await PgSqlClient.connect({ url: db.url, max: 17 });
+      sql = await PgSqlClient.open({ url: db.url, max: 17 });
       store = await SqlEventStore.open(sql, { notify: false });
     });
     afterAll(async () => {

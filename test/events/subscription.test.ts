@@ -392,7 +392,7 @@ describeServer('SqlSubscription on PostgreSQL', 'CDP_DATABASE_URL', (url) => {
   let store: SqlEventStore;
   beforeAll(async () => {
     db = await createTempDatabase(url, { prefix: 'cdp_evsub' });
-    sql = await PgSqlClient.connect({ url: db.url, max: 6 });
+    sql = await PgSqlClient.open({ url: db.url, max: 6 });
     store = await Store.open(sql);
   });
   afterAll(async () => {

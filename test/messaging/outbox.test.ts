@@ -600,7 +600,7 @@ describeServer('outbox on PostgreSQL', 'CDP_DATABASE_URL', (url) => {
   let sql: PgSqlClient;
   beforeAll(async () => {
     db = await createTempDatabase(url);
-    sql = await PgSqlClient.connect({ url: db.url });
+    sql = await PgSqlClient.open({ url: db.url });
     await migrate(sql, messagingMigrations);
   });
   afterAll(async () => {

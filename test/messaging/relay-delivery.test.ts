@@ -170,7 +170,7 @@ describeServer('relay to the in-process broker on PostgreSQL', 'CDP_DATABASE_URL
   beforeAll(async () => {
     const db = await createTempDatabase(url);
     drop = db.drop;
-    sql = await PgSqlClient.connect({ url: db.url });
+    sql = await PgSqlClient.open({ url: db.url });
     await migrate(sql, messagingMigrations);
   });
   afterAll(async () => {

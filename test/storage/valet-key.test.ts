@@ -56,7 +56,7 @@ describeServer('valet keys (PostgreSQL, two server processes)', 'CDP_DATABASE_UR
 
   beforeAll(async () => {
     db = await createTempDatabase(url, 'cdp_storage');
-    sql = await PgSqlClient.connect({ url: db.url });
+    sql = await PgSqlClient.open({ url: db.url });
     await migrate(sql, valetKeyMigrations);
     dir = await mkdtemp(join(tmpdir(), 'cdp-valet-'));
     const env = {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { CommandHandler, ReadModelQueries, startAsyncProjection } from '../../cqrs/index.js';
+import { CommandHandler, openAsyncProjection, ReadModelQueries } from '../../cqrs/index.js';
 import {
   eventStoreMigrations,
   SqlEventStore,
@@ -93,7 +93,7 @@ export const reviewsFeature: PlatformFeature = {
       registry,
     });
     const subs: SqlSubscription[] = [
-      await startAsyncProjection(store, courseRatingsProjection, { clock, logger, registry }),
+      await openAsyncProjection(store, courseRatingsProjection, { clock, logger, registry }),
     ];
     const refresher = openReviewViewRefresher(sql, { intervalMs: 60_000, clock, logger });
     lifecycle.defer('reviews', async () => {

@@ -106,7 +106,7 @@ type LoadMessage =
  * relay and not the generator.
  */
 async function generateLoad(spec: LoadSpec, report: (m: LoadMessage) => void): Promise<void> {
-  const sql = await PgSqlClient.connect({ url: spec.url, max: 50 });
+  const sql = await PgSqlClient.open({ url: spec.url, max: 50 });
   const start = monoMs();
   let sent = 0;
   let pending: [string, number][] = [];
@@ -228,7 +228,7 @@ const suite: BenchSuite = {
     const rate = 1000;
     const ours = await createTempDatabase(url, { prefix: 'cdp_bench_msg' });
     const peerDb = await createTempDatabase(url, { prefix: 'cdp_bench_boss' });
-    const sql = await PgSqlClient.connect({ url: ours.url, max: 50 });
+    const sql = await PgSqlClient.open({ url: ours.url, max: 50 });
     const prefix = `cdpb_${randomBytes(4).toString('hex')}`;
     const nc = await connectNats({ url: ctx.env.CDP_NATS_URL! });
     const amqp = await connectAmqp({ url: ctx.env.CDP_AMQP_URL! });

@@ -42,7 +42,7 @@ const suite: BenchSuite = {
     const rounds = ctx.quick ? 5 : 15;
     const durationMs = ctx.quick ? 400 : 1500;
     const insertRepeats = ctx.quick ? 2 : 5;
-    const ours = await PgSqlClient.connect({ url, max: 10 });
+    const ours = await PgSqlClient.open({ url, max: 10 });
     const raw = new pg.Pool({ connectionString: url, max: 10 });
     let lite: SqlClient | undefined;
     try {

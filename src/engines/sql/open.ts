@@ -18,7 +18,7 @@ export async function openSql(
       'the PostgreSQL engine (CDP_DATABASE_URL)',
       () => import('./pg-sql-client.js'),
     );
-    return PgSqlClient.connect({ url: database.url, logger: options.logger, max: options.max });
+    return PgSqlClient.open({ url: database.url, logger: options.logger, max: options.max });
   }
   return PgliteSqlClient.open({ dataDir: database.dataDir });
 }

@@ -95,7 +95,7 @@ export class PgSqlClient implements SqlClient {
   }
 
   /** Connect and check the server answers; a clear error names the variable otherwise. */
-  static async connect(options: PgSqlClientOptions): Promise<PgSqlClient> {
+  static async open(options: PgSqlClientOptions): Promise<PgSqlClient> {
     const pool = new pg.Pool({
       connectionString: options.url,
       max: options.max ?? 10,

@@ -98,7 +98,7 @@ export class S3BlobStore implements BlobStore {
   readonly #owns: boolean;
 
   /** A store on an S3-compatible endpoint (path-style), owning its client. */
-  static connect(o: {
+  static open(o: {
     endpoint: string;
     bucket: string;
     accessKeyId: string;

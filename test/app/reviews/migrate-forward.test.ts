@@ -21,7 +21,7 @@ import {
   customerSpendProjection,
   refreshReviewViews,
 } from '../../../src/app/reviews/read-models.js';
-import { CommandHandler, fold, startAsyncProjection } from '../../../src/cqrs/index.js';
+import { CommandHandler, fold, openAsyncProjection } from '../../../src/cqrs/index.js';
 import { checksum, migrate } from '../../../src/engines/sql/migrations.js';
 import { PgSqlClient } from '../../../src/engines/sql/pg-sql-client.js';
 import { PgliteSqlClient } from '../../../src/engines/sql/pglite-sql-client.js';
@@ -187,7 +187,7 @@ function forwardSuite(getSql: () => SqlClient, getFresh: () => SqlClient): void 
     );
     const top = rows[0]!.top;
     // The events written after the old projection stopped are applied to the app_ tables.
-    const sub = await startAsyncProjection(store, courseRatingsProjection, { pollIntervalMs: 20 });
+    const sub = await openAsyncProjection(store, courseRatingsProjection, { pollIntervalMs: 20 });
     try {
       await waitForSubscription(sql, 'projection:course-ratings', top, { timeoutMs: 30_000 });
     } finally {
@@ -288,8 +288,8 @@ describeServer(
     beforeAll(async () => {
       db = await createTempDatabase(url, 'cdp_forward');
       freshDb = await createTempDatabase(url, 'cdp_fresh');
-      sql = await PgSqlClient.connect({ url: db.url, max: 4 });
-      fresh = await PgSqlClient.connect({ url: freshDb.url, max: 2 });
+      sql = await PgSqlClient.open({ url: db.url, max: 4 });
+      fresh = await PgSqlClient.open({ url: freshDb.url, max: 2 });
       await writeDatabaseAsBeforeDomainMove(sql);
       await migrate(fresh, platformMigrations());
     });

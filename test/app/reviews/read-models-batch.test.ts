@@ -11,9 +11,9 @@ import {
   topCourses,
 } from '../../../src/app/reviews/read-models.js';
 import {
+  openAsyncProjection,
   ReadModelQueries,
   type SqlProjection,
-  startAsyncProjection,
 } from '../../../src/cqrs/index.js';
 import { migrate } from '../../../src/engines/sql/migrations.js';
 import { PgSqlClient } from '../../../src/engines/sql/pg-sql-client.js';
@@ -312,11 +312,11 @@ function batchSuite(getSql: () => SqlClient, getStore: () => SqlEventStore, runs
       },
     });
     const subs = [
-      await startAsyncProjection(store, counting(courseRatingsProjection), {
+      await openAsyncProjection(store, counting(courseRatingsProjection), {
         pollIntervalMs: 20,
         batchSize: 37,
       }),
-      await startAsyncProjection(store, counting(customerSpendProjection), {
+      await openAsyncProjection(store, counting(customerSpendProjection), {
         pollIntervalMs: 20,
         batchSize: 37,
       }),
@@ -379,7 +379,7 @@ function batchSuite(getSql: () => SqlClient, getStore: () => SqlEventStore, runs
       },
     };
     const { position } = await store.append('fallback-probe', [{ type: 'Probe', data: {} }]);
-    const sub = await startAsyncProjection(store, failing, { pollIntervalMs: 20, batchSize: 50 });
+    const sub = await openAsyncProjection(store, failing, { pollIntervalMs: 20, batchSize: 50 });
     try {
       await new ReadModelQueries(sql).query('course-ratings-fallback', async () => undefined, {
         after: position,
@@ -424,7 +424,7 @@ describeServer('review views, batched apply on PostgreSQL', 'CDP_DATABASE_URL', 
   let store: SqlEventStore;
   beforeAll(async () => {
     db = await createTempDatabase(url, 'cdp_views');
-    sql = await PgSqlClient.connect({ url: db.url, max: 4 });
+    sql = await PgSqlClient.open({ url: db.url, max: 4 });
     store = await SqlEventStore.open(sql);
     await migrate(sql, reviewsMigrations);
   });

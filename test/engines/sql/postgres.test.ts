@@ -8,13 +8,13 @@ import { describeServer } from '../../support/servers.js';
 describeServer('SqlClient on PostgreSQL', 'CDP_DATABASE_URL', (serverUrl) => {
   sqlClientContract('PostgreSQL server', async () => {
     const db = await createTempDatabase(serverUrl);
-    const client = await PgSqlClient.connect({ url: db.url });
+    const client = await PgSqlClient.open({ url: db.url });
     return {
       client,
-      open: () => PgSqlClient.connect({ url: db.url }),
+      open: () => PgSqlClient.open({ url: db.url }),
       peers: async (n) => {
         const clients = await Promise.all(
-          Array.from({ length: n }, () => PgSqlClient.connect({ url: db.url, max: 2 })),
+          Array.from({ length: n }, () => PgSqlClient.open({ url: db.url, max: 2 })),
         );
         return {
           clients,
@@ -33,8 +33,8 @@ describeServer('SqlClient on PostgreSQL', 'CDP_DATABASE_URL', (serverUrl) => {
   let b: PgSqlClient;
   beforeAll(async () => {
     db = await createTempDatabase(serverUrl);
-    a = await PgSqlClient.connect({ url: db.url });
-    b = await PgSqlClient.connect({ url: db.url });
+    a = await PgSqlClient.open({ url: db.url });
+    b = await PgSqlClient.open({ url: db.url });
     await a.exec(
       'CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL); INSERT INTO acct VALUES (1, 100), (2, 100)',
     );
@@ -115,7 +115,7 @@ describeServer('SqlClient on PostgreSQL', 'CDP_DATABASE_URL', (serverUrl) => {
 
   it('a transaction whose statement is cancelled ends its session, with the session locks it held', async () => {
     // One connection: were it kept, the next transaction would reuse the session holding the lock.
-    const c = await PgSqlClient.connect({ url: db.url, max: 1 });
+    const c = await PgSqlClient.open({ url: db.url, max: 1 });
     try {
       const err = await c
         .transaction(async (tx) => {
@@ -134,7 +134,7 @@ describeServer('SqlClient on PostgreSQL', 'CDP_DATABASE_URL', (serverUrl) => {
   });
 
   it('preparedRows runs a named statement, prepared once per connection, and returns text rows', async () => {
-    const c = await PgSqlClient.connect({ url: db.url, max: 1 });
+    const c = await PgSqlClient.open({ url: db.url, max: 1 });
     const statement = {
       name: 'cdp_test_prepared_rows',
       text: 'SELECT $1::bigint + 1 AS n, ARRAY[$1::bigint, 2] AS a, NULL::text AS z, $2::text AS t',
@@ -163,7 +163,7 @@ describeServer('SqlClient on PostgreSQL', 'CDP_DATABASE_URL', (serverUrl) => {
   });
 
   it('preparedRows closes the connection of a failed statement, with the session locks it held', async () => {
-    const c = await PgSqlClient.connect({ url: db.url, max: 1 });
+    const c = await PgSqlClient.open({ url: db.url, max: 1 });
     try {
       const err = await c
         .preparedRows(
@@ -186,7 +186,7 @@ describeServer('SqlClient on PostgreSQL', 'CDP_DATABASE_URL', (serverUrl) => {
   });
 
   it('preparedPipeline runs its statements in one transaction, each seeing what committed before it started', async () => {
-    const c = await PgSqlClient.connect({ url: db.url, max: 1 });
+    const c = await PgSqlClient.open({ url: db.url, max: 1 });
     await a.exec('CREATE TABLE pipe_log (n int PRIMARY KEY)');
     try {
       const wait = { name: 'cdp_test_pipe_wait', text: 'SELECT pg_advisory_xact_lock(4242, 9)' };
@@ -286,7 +286,7 @@ describeServer('SqlClient on PostgreSQL', 'CDP_DATABASE_URL', (serverUrl) => {
   });
 
   it('an unreachable server gives an error naming the variable', async () => {
-    const err = await PgSqlClient.connect({
+    const err = await PgSqlClient.open({
       url: 'postgres://postgres@127.0.0.1:1/none',
       connectTimeoutMs: 1000,
     }).catch((e: unknown) => e);

@@ -53,7 +53,7 @@ export async function runFault(options: FaultRunOptions): Promise<FaultRunSummar
   const log = options.log ?? (() => {});
   const started = Date.now();
   const db = await createTempDatabase(options.url, { prefix: 'cdp_evfault' });
-  const sql = await PgSqlClient.connect({ url: db.url, max: 4 });
+  const sql = await PgSqlClient.open({ url: db.url, max: 4 });
   const store = await SqlEventStore.open(sql, { notify: false });
   const s = {
     appendsCommitted: 0,

@@ -16,7 +16,7 @@ const rollbackPct = Number(process.env.FAULT_ROLLBACK_PCT ?? 3);
 const slowPct = Number(process.env.FAULT_SLOW_PCT ?? 1);
 const streams = Number(process.env.FAULT_STREAMS ?? 200);
 
-const sql = await PgSqlClient.connect({
+const sql = await PgSqlClient.open({
   url,
   max: concurrency,
   applicationName: 'cdp-fault-writer',

@@ -64,7 +64,7 @@ export async function runFault(o: FaultRunOptions): Promise<FaultRunReport> {
   const started = Date.now();
   const prefix = `cdpf_${randomBytes(4).toString('hex')}`;
   const db = await createTempDatabase(o.databaseUrl, { prefix: 'cdp_fault' });
-  const sql = await PgSqlClient.connect({ url: db.url, max: 12 });
+  const sql = await PgSqlClient.open({ url: db.url, max: 12 });
   let broker: Broker | undefined;
   let closeConn: () => Promise<void> = async () => {};
   const children = new Set<ChildProcess>();

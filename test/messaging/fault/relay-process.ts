@@ -12,7 +12,7 @@ import { RabbitMqBroker } from '../../../src/messaging/rabbitmq.js';
 import { OutboxRelay } from '../../../src/messaging/sql-outbox-relay.js';
 
 const env = process.env;
-const sql = await PgSqlClient.connect({ url: env.FAULT_DB_URL!, max: 4 });
+const sql = await PgSqlClient.open({ url: env.FAULT_DB_URL!, max: 4 });
 let broker: Broker;
 if (env.FAULT_BROKER === 'nats') {
   const nc = await connectNats({ url: env.FAULT_BROKER_URL!, connectTimeoutMs: 2000 });
