@@ -12,6 +12,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/core/logger.js';
 import { deadLetter, openBroker } from '../../src/messaging/index.js';
+import { eventually } from '../../src/testing/eventually.js';
 import { collect, runCdp, spawnCdp, waitForOutput } from '../support/cli.js';
 import { describeServer } from '../support/servers.js';
 
@@ -19,16 +20,6 @@ const creds = {
   CDP_STORAGE_ACCESS_KEY_ID: 'clitestkey',
   CDP_STORAGE_SECRET_ACCESS_KEY: 'clitestsecret0123456789',
 };
-
-async function until<T>(fn: () => Promise<T | undefined>, what: string, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 let dir: string;
 beforeAll(async () => {
@@ -129,7 +120,7 @@ describe('cdp static', () => {
       expect(await script()).toBe('console.log("v2")');
       const back = await runCdp(['static', 'rollback', '--store', store]);
       expect(back.stdout).toMatch(/live version is now \S+ \(was \S+\)/);
-      await until(
+      await eventually(
         async () =>
           (await script().catch(() => undefined)) === 'console.log("v1")' ? true : undefined,
         'the rolled-back version to be served',
@@ -195,7 +186,7 @@ describeServer('cdp dlq (NATS JetStream)', 'CDP_NATS_URL', (natsUrl) => {
     );
     try {
       await broker.publish({ topic: 'cli.poison', id, body: JSON.stringify({ id }) });
-      const mine = await until(async () => {
+      const mine = await eventually(async () => {
         const all = await broker.listDeadLetters({ group: 'cli', limit: 1000 });
         return all.find((d) => d.body.includes(id));
       }, 'the dead letter');
@@ -210,7 +201,10 @@ describeServer('cdp dlq (NATS JetStream)', 'CDP_NATS_URL', (natsUrl) => {
       const before = seen.length;
       const replay = await runCdp(['dlq', 'replay', mine.id, '--prefix', prefix], env);
       expect(replay.stdout).toContain(`replayed ${mine.id}`);
-      await until(async () => (seen.length > before ? true : undefined), 'the replayed delivery');
+      await eventually(
+        async () => (seen.length > before ? true : undefined),
+        'the replayed delivery',
+      );
       const missing = await runCdp(['dlq', 'replay', 'no-such-id', '--prefix', prefix], env);
       expect(missing.code).toBe(1);
     } finally {

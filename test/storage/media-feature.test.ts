@@ -20,6 +20,7 @@ import {
   systemClock,
 } from '../../src/core/index.js';
 import { migrate, PgliteSqlClient } from '../../src/engines/sql/index.js';
+import { eventually } from '../../src/testing/eventually.js';
 
 let dir: string;
 let sql: PgliteSqlClient;
@@ -115,8 +116,11 @@ it('uploads a course video with a valet key and plays it back; the panel counts 
     payload: { courseId: c42, contentType: 'text/html' },
   });
   expect(bad.statusCode).toBe(400);
-  await new Promise((res) => setTimeout(res, 400)); // audit batch
-  const panel = await handle.panel!();
+  // The audit is written in batches: wait until the refused upload's row has landed.
+  const panel = await eventually(async () => {
+    const p = await handle.panel!();
+    return p.table!.rows.some((r) => r[0] === 'EntityTooLarge') && p;
+  }, 'the audit batch with the refused upload');
   expect(panel.stats[0]).toMatchObject({ label: 'keys issued', value: 2 });
   expect(Number(panel.stats[1]!.value)).toBeGreaterThanOrEqual(4100);
   expect(panel.table!.rows).toContainEqual(['EntityTooLarge', 1]);

@@ -18,6 +18,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { migrate } from '../../src/engines/sql/index.js';
 import { PgSqlClient } from '../../src/engines/sql/pg.js';
 import { ValetKeyService, valetKeyMigrations } from '../../src/storage/valet-key/valet-key.js';
+import { eventually } from '../../src/testing/eventually.js';
 import { createTempDatabase, describeServer } from '../support/servers.js';
 
 const ROOT = { accessKeyId: 'AKROOT', secretAccessKey: 'root-secret' };
@@ -276,11 +277,14 @@ describeServer('valet keys (PostgreSQL, two server processes)', 'CDP_DATABASE_UR
     await (
       await fetch(valet.presignUrl(key, { method: 'DELETE' }), { method: 'DELETE' })
     ).arrayBuffer();
-    let rows: Awaited<ReturnType<ValetKeyService['auditFor']>> = [];
-    for (let i = 0; i < 100 && rows.length < 3; i++) {
-      rows = await valet.auditFor(key.keyId);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const rows = await eventually(
+      async () => {
+        const r = await valet.auditFor(key.keyId);
+        return r.length >= 3 && r;
+      },
+      'three audit rows for the key',
+      { timeoutMs: 5_000, intervalMs: 50 },
+    );
     expect(rows[0]).toMatchObject({ event: 'issue', outcome: 'ok' });
     expect(rows).toContainEqual(
       expect.objectContaining({
