@@ -127,18 +127,22 @@ export const mediaFeature: PlatformFeature = {
       logger,
     });
     lifecycle.use('media valet keys', valet);
+    /** A request on the bucket signed with the root key (the platform's own, not audited). */
+    const rootRequest = (method: 'PUT' | 'HEAD') => {
+      const signed = presign({
+        method,
+        protocol: 'http:',
+        host: new URL(server.url).host,
+        path: `/${BUCKET}`,
+        credentials: root,
+        region: root.region,
+        date: clock.now(),
+        expiresIn: 60,
+      });
+      return fetch(signed.url, { method });
+    };
     // Create the bucket (idempotent) with the root key.
-    const create = presign({
-      method: 'PUT',
-      protocol: 'http:',
-      host: new URL(server.url).host,
-      path: `/${BUCKET}`,
-      credentials: root,
-      region: root.region,
-      date: clock.now(),
-      expiresIn: 60,
-    });
-    const res = await fetch(create.url, { method: 'PUT' });
+    const res = await rootRequest('PUT');
     if (!res.ok) throw new Error(`could not create bucket ${BUCKET}: ${res.status}`);
 
     // What the application itself carries for media: request and response bytes of its API
@@ -253,17 +257,7 @@ export const mediaFeature: PlatformFeature = {
       async health() {
         const t0 = performance.now();
         // A signed HeadBucket with the root key: an answer the server accepts, not a refusal.
-        const probe = presign({
-          method: 'HEAD',
-          protocol: 'http:',
-          host: new URL(server.url).host,
-          path: `/${BUCKET}`,
-          credentials: root,
-          region: root.region,
-          date: clock.now(),
-          expiresIn: 60,
-        });
-        const r = await fetch(probe.url, { method: 'HEAD' }).catch(() => null);
+        const r = await rootRequest('HEAD').catch(() => null);
         return [
           {
             role: 'blob storage',

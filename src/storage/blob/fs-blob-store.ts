@@ -217,23 +217,10 @@ export class FsBlobStore implements BlobStore {
    * Last-Modified) and renamed into place, as a put is; NoSuchKey when absent.
    */
   async setTags(key: string, tags: Record<string, string>): Promise<void> {
-    validateKey(key);
-    const src = await this.#openObject(key);
-    if (!src) throw noSuchKey(key);
-    const { fh, meta } = src;
-    try {
-      const body =
-        meta.size === 0
-          ? toReadable(Buffer.alloc(0))
-          : fh.createReadStream({ start: 0, end: meta.size - 1, autoClose: false });
+    await this.#rewrite(key, key, (meta) => {
       const { tags: _old, ...rest } = meta;
-      await this.#write(key, body, {}, () => ({
-        ...rest,
-        ...(Object.keys(tags).length ? { tags: { ...tags } } : {}),
-      }));
-    } finally {
-      await fh.close();
-    }
+      return () => ({ ...rest, ...(Object.keys(tags).length ? { tags: { ...tags } } : {}) });
+    });
   }
 
   async get(key: string, o: { range?: RangeRequest } = {}): Promise<GetResult> {
@@ -324,6 +311,28 @@ export class FsBlobStore implements BlobStore {
       tags?: Record<string, string>;
     } = {},
   ): Promise<ObjectInfo> {
+    return this.#rewrite(fromKey, toKey, (meta) => (size, sha256) => ({
+      v: 1,
+      key: toKey,
+      size,
+      etag: meta.etag,
+      sha256,
+      contentType: o.contentType ?? meta.contentType,
+      lastModified: this.#clock.now(),
+      metadata: o.metadata ? { ...o.metadata } : { ...meta.metadata },
+      ...((o.tags ?? meta.tags) ? { tags: { ...(o.tags ?? meta.tags) } } : {}),
+    }));
+  }
+
+  /**
+   * Write `toKey` from the bytes of `fromKey` (the same key for a metadata change): the object
+   * file is written anew and renamed into place, as a put is; NoSuchKey when `fromKey` is absent.
+   */
+  async #rewrite(
+    fromKey: string,
+    toKey: string,
+    metaFor: (meta: Meta) => (size: number, sha256: string, md5: Buffer) => Meta,
+  ): Promise<ObjectInfo> {
     validateKey(fromKey);
     const src = await this.#openObject(fromKey);
     if (!src) throw noSuchKey(fromKey);
@@ -333,17 +342,7 @@ export class FsBlobStore implements BlobStore {
         meta.size === 0
           ? toReadable(Buffer.alloc(0))
           : fh.createReadStream({ start: 0, end: meta.size - 1, autoClose: false });
-      return await this.#write(toKey, body, {}, (size, sha256) => ({
-        v: 1,
-        key: toKey,
-        size,
-        etag: meta.etag,
-        sha256,
-        contentType: o.contentType ?? meta.contentType,
-        lastModified: this.#clock.now(),
-        metadata: o.metadata ? { ...o.metadata } : { ...meta.metadata },
-        ...((o.tags ?? meta.tags) ? { tags: { ...(o.tags ?? meta.tags) } } : {}),
-      }));
+      return await this.#write(toKey, body, {}, metaFor(meta));
     } finally {
       await fh.close();
     }
