@@ -36,6 +36,8 @@ export interface StepOutcome {
 export interface DemoSummary {
   platform: string;
   startedHere: boolean;
+  /** Which engine serves each role, as the platform's /health says (empty when it did not answer). */
+  engines: { role: string; engine: string }[];
   held: boolean;
   steps: StepOutcome[];
   /** The first step that failed, when one did. */
@@ -121,6 +123,17 @@ async function target(options: DemoOptions): Promise<Target> {
   }
 }
 
+/** The platform's engines by role, from GET /health (none when it does not answer). */
+async function enginesOf(client: TourClient): Promise<DemoSummary['engines']> {
+  try {
+    const a = await client.call('GET', '/health');
+    const list = (a.body as { engines?: { role: string; engine: string }[] }).engines ?? [];
+    return list.map((e) => ({ role: e.role, engine: e.engine }));
+  } catch {
+    return [];
+  }
+}
+
 function exchangeLine(e: Exchange): string {
   return `  > ${e.method} ${e.path}  (${e.as})  -> ${e.status}`;
 }
@@ -149,12 +162,17 @@ function narrateStep(
 export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const where = await target(options);
   const outcomes: StepOutcome[] = [];
+  let engines: DemoSummary['engines'] = [];
   let failed: DemoSummary['failed'];
   try {
     const client = new TourClient(where.url);
     const admin: Key = { role: 'admin', subject: 'tour admin', token: where.adminToken };
     const state: TourState = { client, admin, run: newRunId() };
+    engines = await enginesOf(client);
     options.narrate(`Guided tour of ${where.url} (run ${state.run}): ${steps.length} steps.`);
+    if (engines.length)
+      options.narrate(`Engines: ${engines.map((e) => `${e.role} ${e.engine}`).join(', ')}.`);
+    client.take();
     for (const [i, step] of steps.entries()) {
       const base = { step: step.id, title: step.title, pattern: step.pattern };
       if (failed) {
@@ -189,6 +207,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   return {
     platform: where.url,
     startedHere: where.startedHere,
+    engines,
     held: failed === undefined,
     steps: outcomes,
     ...(failed ? { failed } : {}),
