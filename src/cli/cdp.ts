@@ -339,7 +339,8 @@ program
     try {
       const summary = await runDemo({
         platform: opts.platform,
-        key: opts.key ?? cfg.apiKey,
+        key: opts.key,
+        envKey: cfg.apiKey,
         keys: opts.keys,
         narrate: (l) => (opts.json ? process.stderr : process.stdout).write(`${l}\n`),
       });

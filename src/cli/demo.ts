@@ -14,8 +14,10 @@ import { UsageError } from './options.js';
 export interface DemoOptions {
   /** A started platform's base URL; without it the tour starts one. */
   platform?: string;
-  /** An admin API key (from --key or CDP_API_KEY). */
+  /** An admin API key (--key). */
   key?: string;
+  /** CDP_API_KEY: the key for a platform given without --key or --keys (unused otherwise). */
+  envKey?: string;
   /** The platform's demo-keys.json, to take its admin key from. */
   keys?: string;
   /** Where the narration goes (stdout, or stderr with --json). */
@@ -76,7 +78,10 @@ interface Target {
 /** The platform named by the options, or one started here on the embedded defaults. */
 async function target(options: DemoOptions): Promise<Target> {
   if (options.platform) {
-    const token = options.key ?? (options.keys ? await adminKeyFromFile(options.keys) : undefined);
+    const token =
+      options.key ??
+      (options.keys ? await adminKeyFromFile(options.keys) : undefined) ??
+      options.envKey;
     if (!token)
       throw new UsageError(
         'the tour needs an admin key of that platform: pass --key <token> (or set CDP_API_KEY), or --keys <its demo-keys.json>',

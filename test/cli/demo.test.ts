@@ -35,7 +35,15 @@ function expectEveryStepHeld(summary: DemoSummary): void {
 
 describe('cdp demo on the embedded defaults', () => {
   it('starts its own platform, holds every step, prints the summary as JSON and exits 0', async () => {
-    const run = await runCdp(['demo', '--json'], {}, 120_000);
+    // CDP_API_KEY and the engine variables of the shell do not apply to the platform it starts.
+    const run = await runCdp(
+      ['demo', '--json'],
+      {
+        CDP_API_KEY: `cdpk_${'1'.repeat(24)}.${'B'.repeat(43)}`,
+        CDP_DATABASE_URL: 'postgres://127.0.0.1:1/x',
+      },
+      120_000,
+    );
     expect(run.code, run.stderr).toBe(0);
     const summary = JSON.parse(run.stdout) as DemoSummary;
     expectEveryStepHeld(summary);
