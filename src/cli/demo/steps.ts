@@ -309,7 +309,7 @@ export const steps: Step[] = [
     id: 'idempotent-consumer',
     title: 'The same enrollment twice',
     pattern: 'idempotent consumer',
-    what: 'Send the same enrollment again. It is refused (409 ALREADY_ENROLLED), and each consumer recorded the first EnrollmentRequested in its inbox once: one email, one recommendation, one stats update.',
+    what: "Each consumer records a message's id in its inbox in the same transaction as its effect, so a message delivered twice (brokers deliver at least once) has one effect. Send the same enrollment again: it is refused (409 ALREADY_ENROLLED), and the inbox shows each consumer handled the EnrollmentRequested once: one email, one recommendation, one stats update.",
     dashboard: 'Enrollment choreography: the flow table (each service once)',
     async run(s) {
       const student = need(s.student, 'the student key');
