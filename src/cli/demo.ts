@@ -171,7 +171,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   let failed: DemoSummary['failed'];
   try {
     const client = new TourClient(where.url);
-    const admin: Key = { role: 'admin', subject: 'tour admin', token: where.adminToken };
+    const admin: Key = { role: 'admin', subject: 'key to check', token: where.adminToken };
     const state: TourState = { client, admin, run: newRunId() };
     engines = await enginesOf(client);
     options.narrate(`Guided tour of ${where.url} (run ${state.run}): ${steps.length} steps.`);

@@ -120,6 +120,7 @@ export const steps: Step[] = [
         'the admin key to be accepted (GET /api/auth/me: 200, role admin)',
         () => (me.status === 200 ? `role ${field(me, 'role')}` : describe(me)),
       );
+      s.admin.subject = String(field(me, 'subject'));
       s.instructor = await issueKey(s, 'instructor', `Tour Instructor ${s.run}`);
       s.student = await issueKey(s, 'student', `tour-student-${s.run}`);
       s.otherStudent = await issueKey(s, 'student', `tour-other-${s.run}`);
