@@ -3,9 +3,10 @@
  * its own platform), against a platform started on the real engines, and against a platform that
  * answers but refuses the tour's key (exit 1, naming the step and what it expected).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultFeatures } from '../../src/app/features/index.js';
 import { type Platform, startPlatform } from '../../src/app/platform.js';
@@ -14,6 +15,8 @@ import { loadConfig } from '../../src/core/config.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { collect, runCdp, spawnCdp, waitForOutput } from '../support/cli.js';
 import { createTempDatabase, describeServer, serverUrl } from '../support/servers.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
 
 const STEPS = [
   'keys',
@@ -32,6 +35,25 @@ function expectEveryStepHeld(summary: DemoSummary): void {
   expect(summary.held).toBe(true);
   expect(summary.failed).toBeUndefined();
 }
+
+describe('cdp demo, the command', () => {
+  it('is listed by --help and run by npm run demo', async () => {
+    const run = await runCdp(['--help']);
+    expect(run.stdout).toMatch(/^ {2}demo\b.*guided tour/m);
+    const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    expect(pkg.scripts.demo).toBe('tsx src/cli/cdp.ts demo');
+  });
+
+  it('says where it found nothing when the platform does not answer (exit 1)', async () => {
+    const run = await runCdp(['demo', '--platform', 'http://127.0.0.1:9', '--key', 'k']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(
+      'the tour failed at step "keys": expected an answer from http://127.0.0.1:9; got no answer',
+    );
+  });
+});
 
 describe('cdp demo on the embedded defaults', () => {
   it('starts its own platform, holds every step, prints the summary as JSON and exits 0', async () => {

@@ -74,7 +74,7 @@ async function traceUntil(
   s: TourState,
   correlationId: string,
   wanted: string[],
-  timeoutMs = 15_000,
+  timeoutMs = 30_000,
 ): Promise<{ type: string; handledBy: string[] }[]> {
   const deadline = Date.now() + timeoutMs;
   let steps: { type: string; handledBy: string[] }[] = [];
@@ -259,7 +259,7 @@ export const steps: Step[] = [
       const types = trace.map((t) => t.type);
       check(
         REACTIONS.every((r) => types.includes(r)),
-        `the relay to deliver the event and the flow to show ${REACTIONS.join(', ')} within 15 s`,
+        `the relay to deliver the event and the flow to show ${REACTIONS.join(', ')} within 30 s`,
         () => (types.length ? types.join(', ') : 'no step in the flow'),
       );
       const relayedAfter = await relayPublished(s);
