@@ -166,6 +166,18 @@ function narrateStep(
 /** Run every step in order; after a failure the rest do not run (they build on it). */
 export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const where = await target(options);
+  // Interrupted, the platform it started still stops and its temporary folder goes.
+  let stopping: Promise<void> | undefined;
+  const interrupted = (signal: NodeJS.Signals) => {
+    stopping ??= where.stop().finally(() => {
+      options.narrate(`interrupted (${signal}): stopped the platform the tour started`);
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    });
+  };
+  if (where.startedHere) {
+    process.once('SIGINT', interrupted);
+    process.once('SIGTERM', interrupted);
+  }
   const outcomes: StepOutcome[] = [];
   let engines: DemoSummary['engines'] = [];
   let failed: DemoSummary['failed'];
@@ -204,9 +216,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
         failed = { step: step.id, expected: f.expected, got: f.got };
       }
       outcomes.push(outcome);
-      narrateStep(i + 1, step, client.take(), outcome, options.narrate);
+      if (!stopping) narrateStep(i + 1, step, client.take(), outcome, options.narrate);
     }
   } finally {
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
+    // Once interrupted, the handler stops the platform and exits; no summary of a cut tour.
+    if (stopping) await new Promise<never>(() => {});
     await where.stop();
   }
   return {

@@ -3,7 +3,7 @@
  * its own platform), against a platform started on the real engines, and against a platform that
  * answers but refuses the tour's key (exit 1, naming the step and what it expected).
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -80,6 +80,21 @@ describe('cdp demo on the embedded defaults', () => {
     expect(run.stderr).toMatch(/> POST \/api\/catalog\/courses {2}\(no key\) {2}-> 401/);
     expect(run.stderr).toContain('on the dashboard: Course cache: hits, misses, hit ratio');
   }, 150_000);
+});
+
+describe('cdp demo interrupted', () => {
+  it('stops the platform it started, removes its folder and exits 130 on SIGINT', async () => {
+    const child = spawnCdp(['demo']);
+    const done = collect(child);
+    const [, dir] = await waitForOutput(child, /data in (\S+); it stops at the end/, 60_000);
+    await waitForOutput(child, /\[2\/9\]/, 60_000);
+    child.kill('SIGINT');
+    const run = await done;
+    expect(run.code, run.stderr).toBe(130);
+    expect(run.stdout).toContain('interrupted (SIGINT): stopped the platform the tour started');
+    expect(run.stdout).not.toContain('every step held');
+    await expect(stat(dir!)).rejects.toThrow(/ENOENT/);
+  }, 90_000);
 });
 
 describe('cdp demo against a platform that refuses its key', () => {
