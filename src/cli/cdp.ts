@@ -318,6 +318,44 @@ program
     }
   });
 
+// ------------------------------------------------------------------ guided tour
+
+program
+  .command('demo')
+  .description(
+    'a guided tour of every pattern on the platform: narrated steps, a summary, exit 0 only if each held (starts a platform on the embedded defaults unless --platform)',
+  )
+  .option(
+    '--platform <url>',
+    'a started platform to tour (needs an admin key)',
+    httpUrl('http://127.0.0.1:8080'),
+  )
+  .option('--key <token>', 'an admin API key of that platform (default: CDP_API_KEY)')
+  .option('--keys <file>', "take the admin key from the platform's demo-keys.json")
+  .option('--json', 'print the summary as JSON on stdout (the narration goes to stderr)')
+  .action(async (opts: { platform?: string; key?: string; keys?: string; json?: boolean }) => {
+    const cfg = await config();
+    const { runDemo, formatSummary } = await import('./demo.js');
+    try {
+      const summary = await runDemo({
+        platform: opts.platform,
+        key: opts.key,
+        envKey: cfg.apiKey,
+        keys: opts.keys,
+        narrate: (l) => (opts.json ? process.stderr : process.stdout).write(`${l}\n`),
+      });
+      if (opts.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+      else process.stdout.write(`\n${formatSummary(summary)}\n`);
+      if (!summary.held && summary.failed)
+        process.stderr.write(
+          `error: the tour failed at step "${summary.failed.step}": expected ${summary.failed.expected}; got ${summary.failed.got}\n`,
+        );
+      process.exit(summary.held ? 0 : 1);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
 registerStaticCommands(program);
 
 program.parseAsync(process.argv).catch(fail);
