@@ -1,6 +1,6 @@
-import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/core/config.js';
+import { openRaw as open, trickle } from '../support/raw-socket.js';
 import { type Client, startClient } from './support.js';
 
 /**
@@ -8,34 +8,6 @@ import { type Client, startClient } from './support.js';
  * set short here so that each cut comes quickly; the tests wait for the server to close the
  * connection (they would time out if it never did), never for a fixed time.
  */
-
-/** A raw connection that records what the server sent and resolves `closed` when it closes. */
-function open(
-  port: number,
-): Promise<{ socket: Socket; received: () => string; closed: Promise<void> }> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    let data = '';
-    socket.on('data', (d) => {
-      data += d.toString('latin1');
-    });
-    const closed = new Promise<void>((r) => socket.on('close', () => r()));
-    socket.once('error', () => {});
-    socket.once('connect', () => resolve({ socket, received: () => data, closed }));
-    socket.once('error', reject);
-  });
-}
-
-/** Write `text` one byte at a time, `everyMs` apart, until the socket closes. */
-function trickle(socket: Socket, text: string, everyMs: number): () => void {
-  let i = 0;
-  const timer = setInterval(() => {
-    if (socket.destroyed || i >= text.length) return;
-    socket.write(text[i++]!);
-  }, everyMs);
-  socket.on('close', () => clearInterval(timer));
-  return () => clearInterval(timer);
-}
 
 describe('platform HTTP server limits', () => {
   let c: Client;

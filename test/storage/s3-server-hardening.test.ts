@@ -5,12 +5,12 @@
  */
 import { watch } from 'node:fs';
 import { mkdtemp, readdir, readlink, rm } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostPolicy, StorageServer, staticKeys } from '../../src/storage/index.js';
 import { signHeaders, UNSIGNED_PAYLOAD } from '../../src/storage/sigv4/sign.js';
+import { openRaw } from '../support/raw-socket.js';
 import { s3Request } from './fixtures/s3-request.js';
 
 const creds = { accessKeyId: 'AKHARD', secretAccessKey: 'hard-secret' };
@@ -114,12 +114,7 @@ describe('storage server hardening', () => {
         resolve();
       });
     });
-    const sock = connect(server.port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    sock.on('data', (d) => chunks.push(d));
-    const closed = new Promise<string>((r) =>
-      sock.on('close', () => r(Buffer.concat(chunks).toString('latin1'))),
-    );
+    const { socket: sock, closed } = await openRaw(server.port);
     sock.write(
       `PUT /racing/obj HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 10\r\nConnection: close\r\nAuthorization: ${h.authorization}\r\nx-amz-date: ${h['x-amz-date']}\r\nx-amz-content-sha256: ${UNSIGNED_PAYLOAD}\r\n\r\nhello`,
     );
