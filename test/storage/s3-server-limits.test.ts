@@ -9,9 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StorageServer, staticKeys } from '../../src/storage/index.js';
-import { signHeaders, UNSIGNED_PAYLOAD } from '../../src/storage/sigv4/sign.js';
 import { openRaw, trickle } from '../support/raw-socket.js';
-import { s3Request } from './fixtures/s3-request.js';
+import { s3Request, signedPutHead } from './fixtures/s3-request.js';
 
 const creds = { accessKeyId: 'AKLIMITS', secretAccessKey: 'limits-secret' };
 let dir: string;
@@ -47,21 +46,8 @@ describe('storage server limits', () => {
   });
 
   it('cuts off a body trickled below the minimum rate (408, connection closed, nothing stored)', async () => {
-    const host = new URL(server.url).host;
-    const h = signHeaders({
-      method: 'PUT',
-      path: '/limits/slow',
-      host,
-      headers: { 'content-length': '4096' },
-      credentials: creds,
-      region: 'us-east-1',
-      date: Date.now(),
-      payloadHash: UNSIGNED_PAYLOAD,
-    });
     const { socket: sock, closed } = await openRaw(server.port);
-    sock.write(
-      `PUT /limits/slow HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 4096\r\nAuthorization: ${h.authorization}\r\nx-amz-date: ${h['x-amz-date']}\r\nx-amz-content-sha256: ${UNSIGNED_PAYLOAD}\r\n\r\n`,
-    );
+    sock.write(signedPutHead(server.url, creds, '/limits/slow', 4096));
     trickle(sock, 'x'.repeat(4096));
     const reply = await closed;
     expect(reply).toMatch(/^HTTP\/1\.1 408 /);
