@@ -9,6 +9,14 @@ import { type Client, startClient } from './support.js';
  * connection (they would time out if it never did), never for a fixed time.
  */
 
+/** A client that trickles `request` (headers only) is cut off: a 408, or a bare close. */
+async function expectHeadersCutOff(port: number, request: string): Promise<void> {
+  const conn = await open(port);
+  trickle(conn.socket, request, 50);
+  await conn.closed;
+  expect(conn.received()).toMatch(/^HTTP\/1\.1 408|^$/);
+}
+
 describe('platform HTTP server limits', () => {
   let c: Client;
   beforeAll(async () => {
@@ -26,14 +34,10 @@ describe('platform HTTP server limits', () => {
   afterAll(async () => c?.close());
 
   it('cuts off a client that trickles its request headers', async () => {
-    const conn = await open(c.platform.port);
-    trickle(
-      conn.socket,
+    await expectHeadersCutOff(
+      c.platform.port,
       'GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n',
-      50,
     );
-    await conn.closed;
-    expect(conn.received()).toMatch(/^HTTP\/1\.1 408|^$/);
   });
 
   it('cuts off a client that trickles a request body one byte at a time', async () => {
@@ -112,13 +116,9 @@ describe('the media storage server under the platform limits', () => {
     const engines = (health.body as { engines: { role: string; detail?: string }[] }).engines;
     const storage = engines.find((e) => e.role === 'blob storage');
     expect(storage?.detail, 'the health report names the storage server').toBeDefined();
-    const conn = await open(Number(new URL(storage!.detail!).port));
-    trickle(
-      conn.socket,
+    await expectHeadersCutOff(
+      Number(new URL(storage!.detail!).port),
       'GET /cdp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n',
-      50,
     );
-    await conn.closed;
-    expect(conn.received()).toMatch(/^HTTP\/1\.1 408|^$/);
   });
 });
