@@ -1,140 +1,28 @@
 import type { Logger } from 'pino';
-import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { type Clock, systemClock, withTimeout } from '../core/clock.js';
-import {
-  CdpError,
-  ClosedError,
-  errorMessage,
-  TimeoutError,
-  ValidationError,
-} from '../core/errors.js';
+import { CdpError, ClosedError, errorMessage } from '../core/errors.js';
 import { newId } from '../core/ids.js';
-import { counter, gauge, histogram } from '../core/metrics.js';
+import {
+  type CacheEntry,
+  type CacheOptions,
+  type CacheTimings,
+  cacheTimings,
+  type GetOrLoadOptions,
+  type Loader,
+} from './cache-options.js';
+import { CacheInstruments, type CacheStats } from './cache-stats.js';
 import type { CacheSetOptions, CacheStore } from './cache-store.js';
+import { Deadlines } from './internal/deadlines.js';
 import { checkTtl } from './internal/ttl.js';
+import { type Watch, Watches } from './internal/watches.js';
 import type { Invalidation, InvalidationBus } from './invalidation-bus.js';
-import type { LocalStoreOptions } from './local-store.js';
 import { MemoryCacheStore } from './memory-cache-store.js';
 import type { StampedeLock } from './stampede-lock.js';
-
-/**
- * What a tier holds for a key: the value with its freshness, so that stale-while-revalidate and
- * stale-if-error can serve a value past its ttl, and negative entries ("the loader found
- * nothing") can be told apart from misses.
- */
-export interface CacheEntry<V> {
-  /** The value; absent for a negative entry. */
-  v?: V;
-  /** Fresh until (ms since epoch); 0 = forever. */
-  f: number;
-  /** Kept (servable as stale) until; 0 = forever. */
-  s: number;
-  /** 1 for a negative entry. */
-  n?: 1;
-  /** Tags, so that a copy taken from L2 into another instance's L1 stays invalidatable by tag. */
-  t?: readonly string[];
-}
-
-export type Loader<V> = (key: string) => Promise<V | undefined>;
-
-export interface CacheOptions<V> {
-  /** Label on metrics. Default 'default'. */
-  name?: string;
-  /** Prefix of every key in L2, lock and bus: caches sharing L2 share a namespace. Default name. */
-  namespace?: string;
-  /** The in-process tier (L1). Default `{ maxEntries: 10_000 }` with W-TinyLFU. */
-  l1?: LocalStoreOptions<string, CacheEntry<V>>;
-  /** A shared tier (L2), e.g. RedisCacheStore. */
-  l2?: CacheStore<CacheEntry<V>>;
-  /** Time a value stays fresh, in ms; 0 = forever. Default 0. */
-  ttlMs?: number;
-  /** How long L1 keeps a copy at most (ms, 0 = as long as the value is kept). Default 0. */
-  l1TtlMs?: number;
-  /** Cache "not found" (the loader returned undefined) for this many ms. Default 0 = off. */
-  negativeTtlMs?: number;
-  /** After a value's ttl, serve it for this long while one background load refreshes it. */
-  staleWhileRevalidateMs?: number;
-  /** Within this many ms before a value's ttl ends, a read triggers a background refresh. */
-  refreshAheadMs?: number;
-  /** After a value's ttl, serve it for this long when the loader fails. */
-  staleIfErrorMs?: number;
-  /** Read-through: the loader `get` uses on a miss. */
-  loader?: Loader<V>;
-  /** Abandon a load after this many ms (TimeoutError); 0 = never. Default 0. */
-  loadTimeoutMs?: number;
-  /** Abandon an L2 call after this many ms and carry on without L2. Default 500. */
-  l2TimeoutMs?: number;
-  bus?: InvalidationBus;
-  /** Cross-process stampede protection (needs l2, where the winner's value appears). */
-  lock?: StampedeLock;
-  /** Lock lease (ms); also how long the others wait for the winner's value. Default 5000 / 2000. */
-  lockTtlMs?: number;
-  lockWaitMs?: number;
-  /** How often a waiter polls L2 for the winner's value. Default 25 ms. */
-  lockPollMs?: number;
-  clock?: Clock;
-  logger?: Logger;
-  registry?: Registry;
-}
-
-export interface GetOrLoadOptions {
-  ttlMs?: number;
-  tags?: readonly string[];
-}
-
-export interface CacheStats {
-  hits: number;
-  misses: number;
-  hitRatio: number;
-  loads: number;
-  loadErrors: number;
-  staleServed: number;
-  l2Errors: number;
-  lockFallbacks: number;
-  /** Loads whose L2 write was refused: the key was written or deleted while they loaded. */
-  fillsRefused: number;
-  l1: ReturnType<MemoryCacheStore['local']['stats']>;
-}
-
-/** A value the loader returned was not a value the tiers could take. */
-/**
- * Invalidations seen while a key's load (or an L2 read feeding L1) is in flight. An operation
- * takes the key's current watch when it starts; an invalidation of the key (delete, set, a
- * tag, clear, a bus message, a bus gap) marks the watch stale and detaches it, so operations
- * that start later get a fresh one. A stale operation still returns its value to the callers
- * that were waiting for it (they asked before the invalidation), but stores it in no tier.
- */
-interface Watch {
-  stale: boolean;
-  /** Operations holding it; it leaves the map when the last one ends. */
-  holders: number;
-  /**
-   * The load's plain L2 write has been issued (so a bus invalidation must delete it again). Never
-   * set with a versioned L2, whose conditional write refuses a stale fill by itself.
-   */
-  l2Written: boolean;
-}
 
 export class CacheLoadError extends CdpError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('CACHE_LOAD_FAILED', message, options);
   }
-}
-
-interface Metrics {
-  hitL1: Counter.Internal;
-  hitL2: Counter.Internal;
-  miss: Counter.Internal;
-  evictions: Counter<'cache' | 'cause'>;
-  loadsOk: Counter.Internal;
-  loadsErr: Counter.Internal;
-  loadDuration: Histogram.Internal<'cache'>;
-  l2Errors: Counter<'cache' | 'op'>;
-  stale: Counter<'cache' | 'reason'>;
-  lockFallbacks: Counter.Internal;
-  fillsRefused: Counter.Internal;
-  invalidations: Counter<'cache' | 'direction'>;
-  hitRatio: Gauge.Internal<'cache'>;
 }
 
 /**
@@ -161,65 +49,24 @@ export class Cache<V> {
   readonly #l2: CacheStore<CacheEntry<V>> | undefined;
   /** L2 has versioned fills: a load stores into L2 only if the key did not change meanwhile. */
   readonly #versioned: boolean;
-  readonly #ttl: number;
-  readonly #l1Ttl: number;
-  readonly #negativeTtl: number;
-  readonly #swr: number;
-  readonly #refreshAhead: number;
-  readonly #sie: number;
   readonly #loader: Loader<V> | undefined;
-  readonly #loadTimeout: number;
-  readonly #l2Timeout: number;
   readonly #bus: InvalidationBus | undefined;
   readonly #lock: StampedeLock | undefined;
-  readonly #lockTtl: number;
-  readonly #lockWait: number;
-  readonly #lockPoll: number;
+  readonly #o: CacheTimings;
   readonly #clock: Clock;
   readonly #logger: Logger | undefined;
-  readonly #m: Metrics | undefined;
+  readonly #i: CacheInstruments;
   readonly #inflight = new Map<string, Promise<V | undefined>>();
-  readonly #watches = new Map<string, Watch>();
+  readonly #watches = new Watches();
   readonly #deadlines: Deadlines;
   readonly #background = new Set<Promise<unknown>>();
   #busUp = true;
   #closed = false;
-  #s = {
-    hits: 0,
-    misses: 0,
-    loads: 0,
-    loadErrors: 0,
-    stale: 0,
-    l2Errors: 0,
-    lockFallbacks: 0,
-    fillsRefused: 0,
-  };
 
   constructor(options: CacheOptions<V> = {}) {
     this.name = options.name ?? 'default';
     this.namespace = options.namespace ?? this.name;
-    this.#ttl = checkTtl(options.ttlMs, 'ttlMs');
-    this.#l1Ttl = checkTtl(options.l1TtlMs, 'l1TtlMs');
-    this.#negativeTtl = checkTtl(options.negativeTtlMs, 'negativeTtlMs');
-    this.#swr = checkTtl(options.staleWhileRevalidateMs, 'staleWhileRevalidateMs');
-    this.#refreshAhead = checkTtl(options.refreshAheadMs, 'refreshAheadMs');
-    this.#sie = checkTtl(options.staleIfErrorMs, 'staleIfErrorMs');
-    this.#loadTimeout = checkTtl(options.loadTimeoutMs, 'loadTimeoutMs');
-    this.#l2Timeout = checkTtl(options.l2TimeoutMs ?? 500, 'l2TimeoutMs');
-    this.#lockTtl = checkTtl(options.lockTtlMs ?? 5000, 'lockTtlMs');
-    this.#lockWait = checkTtl(options.lockWaitMs ?? 2000, 'lockWaitMs');
-    this.#lockPoll = Math.max(1, checkTtl(options.lockPollMs ?? 25, 'lockPollMs'));
-    if ((this.#swr > 0 || this.#refreshAhead > 0 || this.#sie > 0) && this.#ttl === 0) {
-      throw new ValidationError(
-        'cache: staleWhileRevalidateMs, refreshAheadMs and staleIfErrorMs need ttlMs > 0',
-        [{ path: 'ttlMs', message: 'must be > 0 with stale serving' }],
-      );
-    }
-    if (options.lock && !options.l2) {
-      throw new ValidationError('cache: lock needs an l2 tier, where waiters find the value', [
-        { path: 'lock', message: 'needs l2' },
-      ]);
-    }
+    this.#o = cacheTimings(options);
     this.#loader = options.loader;
     this.#l2 = options.l2;
     this.#versioned = Boolean(
@@ -228,16 +75,16 @@ export class Cache<V> {
     this.#bus = options.bus;
     this.#lock = options.lock;
     this.#clock = options.clock ?? systemClock;
-    this.#deadlines = new Deadlines(this.#clock, Math.max(1, Math.min(25, this.#l2Timeout / 4)));
+    this.#deadlines = new Deadlines(this.#clock, Math.max(1, Math.min(25, this.#o.l2Timeout / 4)));
     this.#logger = options.logger;
-    if (options.registry) this.#m = this.#metrics(options.registry);
+    this.#i = new CacheInstruments(this.name, options.registry, options.logger);
     const l1Options = options.l1 ?? { maxEntries: 10_000 };
     const userOnEvict = l1Options.onEvict;
     this.#l1 = new MemoryCacheStore<CacheEntry<V>>({
       ...l1Options,
       clock: l1Options.clock ?? this.#clock,
       onEvict: (k, v, cause) => {
-        this.#m?.evictions.inc({ cache: this.name, cause });
+        this.#i.evicted(cause);
         userOnEvict?.(k, v, cause);
       },
     });
@@ -267,15 +114,15 @@ export class Cache<V> {
     if (this.#loader) return this.getOrLoad(key, this.#loader);
     const env = await this.#lookup(key);
     if (!env) {
-      this.#miss();
+      this.#i.miss();
       return undefined;
     }
     const now = this.#clock.now();
     if (env.f !== 0 && env.f <= now) {
-      this.#miss();
+      this.#i.miss();
       return undefined;
     }
-    this.#hit(env.tier);
+    this.#i.hit(env.tier);
     return env.n ? undefined : env.v;
   }
 
@@ -296,25 +143,30 @@ export class Cache<V> {
     if (env) {
       const fresh = env.f === 0 || now < env.f;
       if (fresh) {
-        this.#hit(env.tier);
-        if (this.#refreshAhead > 0 && env.f !== 0 && env.f - now <= this.#refreshAhead && !env.n) {
+        this.#i.hit(env.tier);
+        if (
+          this.#o.refreshAhead > 0 &&
+          env.f !== 0 &&
+          env.f - now <= this.#o.refreshAhead &&
+          !env.n
+        ) {
           this.#refreshInBackground(key, loader, options);
         }
         return env.n ? undefined : env.v;
       }
-      if (!env.n && this.#swr > 0 && now < env.f + this.#swr) {
-        this.#hit(env.tier);
-        this.#staleServed('revalidate');
+      if (!env.n && this.#o.swr > 0 && now < env.f + this.#o.swr) {
+        this.#i.hit(env.tier);
+        this.#i.staleServed('revalidate');
         this.#refreshInBackground(key, loader, options);
         return env.v;
       }
     }
-    this.#miss();
+    this.#i.miss();
     try {
       return await this.#singleFlight(key, loader, options, read.token);
     } catch (err) {
-      if (env && !env.n && this.#sie > 0 && now < env.f + this.#sie) {
-        this.#staleServed('error');
+      if (env && !env.n && this.#o.sie > 0 && now < env.f + this.#o.sie) {
+        this.#i.staleServed('error');
         this.#logger?.warn(
           { cache: this.name, key, err: errorMessage(err) },
           'served stale on error',
@@ -414,20 +266,7 @@ export class Cache<V> {
   }
 
   stats(): CacheStats {
-    const s = this.#s;
-    const total = s.hits + s.misses;
-    return {
-      hits: s.hits,
-      misses: s.misses,
-      hitRatio: total === 0 ? 0 : s.hits / total,
-      loads: s.loads,
-      loadErrors: s.loadErrors,
-      staleServed: s.stale,
-      l2Errors: s.l2Errors,
-      lockFallbacks: s.lockFallbacks,
-      fillsRefused: s.fillsRefused,
-      l1: this.#l1.local.stats(),
-    };
+    return this.#i.stats(this.#l1.local.stats());
   }
 
   /** Wait for background refreshes, stop the bus subscription, close L1 (not the L2 you passed). */
@@ -454,7 +293,7 @@ export class Cache<V> {
       if (e) return { ...e, tier: 'l1' };
     }
     if (!this.#l2) return undefined;
-    const w = this.#watch(key);
+    const w = this.#watches.take(key);
     let e: CacheEntry<V> | undefined;
     try {
       if (read && this.#versioned) {
@@ -466,7 +305,7 @@ export class Cache<V> {
         e = await this.#l2Call('get', () => this.#l2!.get(this.#l2Key(key)));
       }
     } finally {
-      this.#unwatch(key, w);
+      this.#watches.release(key, w);
     }
     if (!e) return undefined;
     const now = this.#clock.now();
@@ -484,9 +323,9 @@ export class Cache<V> {
   ): Promise<V | undefined> {
     const running = this.#inflight.get(key);
     if (running) return running;
-    const w = this.#watch(key);
+    const w = this.#watches.take(key);
     const p = this.#load(key, loader, options, w, token).finally(() => {
-      this.#unwatch(key, w);
+      this.#watches.release(key, w);
       if (this.#inflight.get(key) === p) this.#inflight.delete(key);
     });
     this.#inflight.set(key, p);
@@ -514,9 +353,9 @@ export class Cache<V> {
   ): Promise<V | undefined> {
     if (!this.#lock) return this.#callLoader(key, loader, options, w, token);
     const lockKey = `${this.namespace}:lock:${key}`;
-    const deadline = this.#clock.now() + this.#lockWait;
+    const deadline = this.#clock.now() + this.#o.lockWait;
     for (;;) {
-      const held = await this.#lockCall(() => this.#lock!.tryAcquire(lockKey, this.#lockTtl));
+      const held = await this.#lockCall(() => this.#lock!.tryAcquire(lockKey, this.#o.lockTtl));
       if (held === null) break; // lock unreachable: load without it
       if (held !== undefined) {
         try {
@@ -532,16 +371,14 @@ export class Cache<V> {
         }
       }
       if (this.#clock.now() >= deadline) break;
-      await this.#clock.sleep(this.#lockPoll);
+      await this.#clock.sleep(this.#o.lockPoll);
       const env = await this.#l2Call('get', () => this.#l2!.get(this.#l2Key(key)));
       if (env && (env.f === 0 || env.f > this.#clock.now())) {
         if (this.#busUp && !w.stale) this.#l1Put(key, env, this.#clock.now(), options?.tags);
         return env.n ? undefined : env.v;
       }
     }
-    this.#s.lockFallbacks++;
-    this.#m?.lockFallbacks.inc();
-    this.#logger?.warn({ cache: this.name, key }, 'stampede lock wait ran out: loading anyway');
+    this.#i.lockFallback(key);
     return this.#callLoader(key, loader, options, w, token);
   }
 
@@ -561,21 +398,19 @@ export class Cache<V> {
     try {
       const p = loader(key);
       value =
-        this.#loadTimeout > 0
-          ? await withTimeout(p, this.#loadTimeout, `loading ${key}`, this.#clock)
+        this.#o.loadTimeout > 0
+          ? await withTimeout(p, this.#o.loadTimeout, `loading ${key}`, this.#clock)
           : await p;
     } catch (err) {
-      this.#s.loadErrors++;
-      this.#m?.loadsErr.inc();
+      this.#i.loadFailed();
       throw err;
     } finally {
-      this.#m?.loadDuration.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+      this.#i.loadDuration(Number(process.hrtime.bigint() - t0) / 1e9);
     }
-    this.#s.loads++;
-    this.#m?.loadsOk.inc();
+    this.#i.loadSucceeded();
     if (value === undefined) {
-      if (this.#negativeTtl > 0)
-        await this.#store(key, undefined, { ttlMs: this.#negativeTtl }, true, w, token);
+      if (this.#o.negativeTtl > 0)
+        await this.#store(key, undefined, { ttlMs: this.#o.negativeTtl }, true, w, token);
       return undefined;
     }
     await this.#store(key, value, options, false, w, token);
@@ -599,10 +434,10 @@ export class Cache<V> {
     token?: string | null,
   ): Promise<void> {
     if (w?.stale) return;
-    const ttl = options?.ttlMs === undefined ? this.#ttl : checkTtl(options.ttlMs);
+    const ttl = options?.ttlMs === undefined ? this.#o.ttl : checkTtl(options.ttlMs);
     const now = this.#clock.now();
     const f = ttl === 0 ? 0 : now + ttl;
-    const extra = negative ? 0 : Math.max(this.#swr, this.#sie);
+    const extra = negative ? 0 : Math.max(this.#o.swr, this.#o.sie);
     const s = f === 0 ? 0 : f + extra;
     const env: CacheEntry<V> = negative ? { f, s, n: 1 } : { v: value as V, f, s };
     if (options?.tags && options.tags.length > 0) env.t = options.tags;
@@ -619,8 +454,7 @@ export class Cache<V> {
               this.#l2.setIfUnchanged!(this.#l2Key(key), env, token, setOptions),
             );
             if (!stored) {
-              this.#s.fillsRefused++;
-              this.#m?.fillsRefused.inc();
+              this.#i.fillRefused();
               return;
             }
           }
@@ -631,7 +465,7 @@ export class Cache<V> {
         }
       } catch (err) {
         if (err instanceof CdpError && err.code === 'CACHE_SERIALIZE') throw err;
-        this.#l2Error('set', err);
+        this.#i.l2Error('set', err);
       }
     }
     if (this.#busUp && !w?.stale) this.#l1Put(key, env, now, options?.tags);
@@ -640,14 +474,14 @@ export class Cache<V> {
   #l1Put(key: string, env: CacheEntry<V>, now: number, tags: readonly string[] | undefined): void {
     let ttl = env.s === 0 ? 0 : env.s - now;
     if (env.s !== 0 && ttl <= 0) return;
-    if (this.#l1Ttl > 0) ttl = ttl === 0 ? this.#l1Ttl : Math.min(ttl, this.#l1Ttl);
+    if (this.#o.l1Ttl > 0) ttl = ttl === 0 ? this.#o.l1Ttl : Math.min(ttl, this.#o.l1Ttl);
     const t = tags ?? env.t;
     void this.#l1.set(key, env, { ttlMs: ttl, ...(t ? { tags: t } : {}) });
   }
 
   #onInvalidation(m: Invalidation): void {
     if (m.origin === this.instanceId || m.namespace !== this.namespace) return;
-    this.#m?.invalidations.inc({ cache: this.name, direction: 'in' });
+    this.#i.invalidation('in');
     if (m.clear || (m.tags && m.tags.length > 0)) this.#invalidateAll(true);
     if (m.clear) this.#l1.local.clear();
     for (const k of m.keys ?? []) {
@@ -657,57 +491,35 @@ export class Cache<V> {
     for (const t of m.tags ?? []) void this.#l1.deleteTag(t);
   }
 
-  /** The key's current watch, taken by an operation that may store what it reads. */
-  #watch(key: string): Watch {
-    let w = this.#watches.get(key);
-    if (w === undefined) {
-      w = { stale: false, holders: 0, l2Written: false };
-      this.#watches.set(key, w);
-    }
-    w.holders++;
-    return w;
-  }
-
-  #unwatch(key: string, w: Watch): void {
-    if (--w.holders === 0 && this.#watches.get(key) === w) this.#watches.delete(key);
-  }
-
   /**
    * The key changed: loads in flight must not store, and later callers must not join them (they
    * start a fresh load). `remote`: the invalidation came from another instance, whose L2 delete
    * may have reached L2 before our load's L2 write: that write is deleted again.
    */
   #invalidateKey(key: string, remote: boolean): void {
-    const w = this.#watches.get(key);
-    if (w !== undefined) {
-      w.stale = true;
-      this.#watches.delete(key);
-      if (remote && w.l2Written) {
-        void this.#l2Call('delete', () => this.#l2!.delete(this.#l2Key(key)));
-      }
-    }
+    const w = this.#watches.invalidate(key);
+    if (remote && w?.l2Written) this.#deleteL2Again(key);
     this.#inflight.delete(key);
   }
 
   /** Every key changed (clear, a tag, a bus gap): no load in flight may store. */
   #invalidateAll(remote = false): void {
-    for (const [key, w] of this.#watches) {
-      w.stale = true;
-      if (remote && w.l2Written) {
-        void this.#l2Call('delete', () => this.#l2!.delete(this.#l2Key(key)));
-      }
-    }
-    this.#watches.clear();
+    const written = this.#watches.invalidateAll();
+    if (remote) for (const key of written) this.#deleteL2Again(key);
     this.#inflight.clear();
+  }
+
+  #deleteL2Again(key: string): void {
+    void this.#l2Call('delete', () => this.#l2!.delete(this.#l2Key(key)));
   }
 
   async #publish(body: Omit<Invalidation, 'origin' | 'namespace'>): Promise<void> {
     if (!this.#bus) return;
     try {
       await this.#bus.publish({ origin: this.instanceId, namespace: this.namespace, ...body });
-      this.#m?.invalidations.inc({ cache: this.name, direction: 'out' });
+      this.#i.invalidation('out');
     } catch (err) {
-      this.#l2Error('publish', err);
+      this.#i.l2Error('publish', err);
     }
   }
 
@@ -720,7 +532,7 @@ export class Cache<V> {
   }
 
   #withL2Timeout<T>(p: Promise<T>): Promise<T> {
-    return this.#l2Timeout > 0 ? this.#deadlines.wrap(p, this.#l2Timeout, 'L2 call') : p;
+    return this.#o.l2Timeout > 0 ? this.#deadlines.wrap(p, this.#o.l2Timeout, 'L2 call') : p;
   }
 
   /** Run an L2 call; on error or timeout count it, log it and return undefined. */
@@ -729,7 +541,7 @@ export class Cache<V> {
     try {
       return await this.#withL2Timeout(fn());
     } catch (err) {
-      this.#l2Error(op, err);
+      this.#i.l2Error(op, err);
       return undefined;
     }
   }
@@ -739,145 +551,8 @@ export class Cache<V> {
     try {
       return await this.#withL2Timeout(fn());
     } catch (err) {
-      this.#l2Error('lock', err);
+      this.#i.l2Error('lock', err);
       return null;
-    }
-  }
-
-  #l2Error(op: string, err: unknown): void {
-    this.#s.l2Errors++;
-    this.#m?.l2Errors.inc({ cache: this.name, op });
-    this.#logger?.warn({ cache: this.name, op, err: errorMessage(err) }, 'L2 call failed');
-  }
-
-  #hit(tier: 'l1' | 'l2'): void {
-    this.#s.hits++;
-    if (this.#m) {
-      (tier === 'l1' ? this.#m.hitL1 : this.#m.hitL2).inc();
-      this.#ratio();
-    }
-  }
-
-  #miss(): void {
-    this.#s.misses++;
-    if (this.#m) {
-      this.#m.miss.inc();
-      this.#ratio();
-    }
-  }
-
-  #ratio(): void {
-    const t = this.#s.hits + this.#s.misses;
-    if ((t & 63) === 0 || t < 64) this.#m!.hitRatio.set(this.#s.hits / t);
-  }
-
-  #staleServed(reason: 'revalidate' | 'error'): void {
-    this.#s.stale++;
-    this.#m?.stale.inc({ cache: this.name, reason });
-  }
-
-  #metrics(registry: Registry): Metrics {
-    const c = { cache: this.name };
-    const hits = counter(registry, 'cdp_cache_hits_total', 'Cache hits by tier', ['cache', 'tier']);
-    const misses = counter(registry, 'cdp_cache_misses_total', 'Cache misses', ['cache']);
-    const loads = counter(registry, 'cdp_cache_loads_total', 'Loader calls by result', [
-      'cache',
-      'result',
-    ]);
-    const dur = histogram(registry, 'cdp_cache_load_duration_seconds', 'Loader latency', ['cache']);
-    return {
-      hitL1: hits.labels({ ...c, tier: 'l1' }),
-      hitL2: hits.labels({ ...c, tier: 'l2' }),
-      miss: misses.labels(c),
-      evictions: counter(registry, 'cdp_cache_evictions_total', 'L1 evictions by cause', [
-        'cache',
-        'cause',
-      ]),
-      loadsOk: loads.labels({ ...c, result: 'ok' }),
-      loadsErr: loads.labels({ ...c, result: 'error' }),
-      loadDuration: dur.labels(c),
-      l2Errors: counter(registry, 'cdp_cache_l2_errors_total', 'Failed or timed-out L2 calls', [
-        'cache',
-        'op',
-      ]),
-      stale: counter(registry, 'cdp_cache_stale_served_total', 'Stale values served', [
-        'cache',
-        'reason',
-      ]),
-      lockFallbacks: counter(
-        registry,
-        'cdp_cache_lock_fallbacks_total',
-        'Loads done without the stampede lock after the wait ran out',
-        ['cache'],
-      ).labels(c),
-      fillsRefused: counter(
-        registry,
-        'cdp_cache_fills_refused_total',
-        'Loaded values not stored in L2: the key was written or deleted while they loaded',
-        ['cache'],
-      ).labels(c),
-      invalidations: counter(registry, 'cdp_cache_invalidations_total', 'Bus invalidations', [
-        'cache',
-        'direction',
-      ]),
-      hitRatio: gauge(registry, 'cdp_cache_hit_ratio', 'Hits / (hits + misses)', ['cache']).labels(
-        c,
-      ),
-    };
-  }
-}
-
-/**
- * Timeouts for many short calls at a low cost: one loop on the clock (running only while calls
- * are pending) fails the calls whose deadline passed, within one `tickMs`. core's withTimeout
- * costs a timer and an AbortController per call (the abort builds a DOMException), which
- * dominated the CPU profile of a two-tier read.
- */
-class Deadlines {
-  readonly #pending = new Set<{ at: number; fail: () => void }>();
-  #running = false;
-
-  constructor(
-    private readonly clock: Clock,
-    private readonly tickMs: number,
-  ) {}
-
-  wrap<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const entry = {
-        at: this.clock.now() + ms,
-        fail: () => reject(new TimeoutError(`${what} did not finish within ${ms} ms`, ms)),
-      };
-      this.#pending.add(entry);
-      p.then(
-        (v) => {
-          this.#pending.delete(entry);
-          resolve(v);
-        },
-        (err) => {
-          this.#pending.delete(entry);
-          reject(err);
-        },
-      );
-      if (!this.#running) void this.#loop();
-    });
-  }
-
-  async #loop(): Promise<void> {
-    this.#running = true;
-    try {
-      while (this.#pending.size > 0) {
-        await this.clock.sleep(this.tickMs);
-        const now = this.clock.now();
-        for (const e of this.#pending) {
-          if (e.at <= now) {
-            this.#pending.delete(e);
-            e.fail();
-          }
-        }
-      }
-    } finally {
-      this.#running = false;
     }
   }
 }

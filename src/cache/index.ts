@@ -4,8 +4,9 @@
  * invalidation bus, stampede lock) is the subpath `cloud-data-patterns/cache/redis`, so that this
  * entry needs no engine client.
  */
-export type { CacheEntry, CacheOptions, CacheStats, GetOrLoadOptions, Loader } from './cache.js';
 export { Cache, CacheLoadError } from './cache.js';
+export type { CacheEntry, CacheOptions, GetOrLoadOptions, Loader } from './cache-options.js';
+export type { CacheStats } from './cache-stats.js';
 export type { CacheSetOptions, CacheStore } from './cache-store.js';
 export type { Invalidation, InvalidationBus } from './invalidation-bus.js';
 export type {

@@ -354,7 +354,8 @@ export function eventStoreContract(factory: StoreFactory): void {
   });
 }
 
-async function lastPosition(store: EventStore): Promise<number> {
+/** The store's last global position (0 when empty), read page by page through readAll. */
+export async function lastPosition(store: EventStore): Promise<number> {
   let pos = 0;
   for (;;) {
     const { next } = await store.readAll({ after: pos, limit: 10_000 });

@@ -7,6 +7,22 @@ import { type Client, codeOf, startClient } from './support.js';
  * with no key (401), with another user's key (403) and with the wrong role (403); the acting
  * student or instructor comes from the key, never from the body.
  */
+/** A call: method, path, body, the caller's key. */
+type Call = [method: string, path: string, body: unknown, key: string];
+
+/** Every call is refused with 403 FORBIDDEN; a failure names the call. */
+async function expectForbidden(c: Client, calls: Call[]): Promise<void> {
+  for (const [method, path, body, key] of calls) {
+    const r = await c.call(method, path, { body, key });
+    expect({ method, path, status: r.status, code: codeOf(r) }).toEqual({
+      method,
+      path,
+      status: 403,
+      code: 'FORBIDDEN',
+    });
+  }
+}
+
 describe('platform authentication and ownership', () => {
   let c: Client;
   let admin: string;
@@ -102,7 +118,7 @@ describe('platform authentication and ownership', () => {
   });
 
   it('refuses the wrong role (403)', async () => {
-    const wrong: [string, string, unknown, string][] = [
+    const wrong: Call[] = [
       [
         'POST',
         '/api/catalog/courses',
@@ -124,21 +140,13 @@ describe('platform authentication and ownership', () => {
         viewer,
       ],
     ];
-    for (const [method, path, body, key] of wrong) {
-      const r = await c.call(method, path, { body, key });
-      expect({ method, path, status: r.status, code: codeOf(r) }).toEqual({
-        method,
-        path,
-        status: 403,
-        code: 'FORBIDDEN',
-      });
-    }
+    await expectForbidden(c, wrong);
     // The viewer (the dashboard's role) reads private data.
     expect((await c.call('GET', '/api/enrollment/dlq', { key: viewer })).status).toBe(200);
   });
 
   it("refuses another user's resources (403)", async () => {
-    const other: [string, string, unknown, string][] = [
+    const other: Call[] = [
       ['PATCH', `/api/catalog/courses/${adaCourse}`, { priceCents: 2 }, lin],
       ['POST', '/api/media/uploads', { courseId: adaCourse, contentType: 'video/mp4' }, lin],
       ['PUT', `/api/reviews/courses/${adaCourse}/reviews/alice`, { rating: 3 }, bob],
@@ -156,15 +164,7 @@ describe('platform authentication and ownership', () => {
         lin,
       ],
     ];
-    for (const [method, path, body, key] of other) {
-      const r = await c.call(method, path, { body, key });
-      expect({ method, path, status: r.status, code: codeOf(r) }).toEqual({
-        method,
-        path,
-        status: 403,
-        code: 'FORBIDDEN',
-      });
-    }
+    await expectForbidden(c, other);
     // A student plays only what they enrolled in.
     const play = `/api/media/play?key=${encodeURIComponent(`courses/${adaCourse}/intro.mp4`)}`;
     const refused = await c.call('GET', play, { key: bob });

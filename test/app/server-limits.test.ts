@@ -1,6 +1,6 @@
-import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/core/config.js';
+import { openRaw as open, trickle } from '../support/raw-socket.js';
 import { type Client, startClient } from './support.js';
 
 /**
@@ -9,32 +9,12 @@ import { type Client, startClient } from './support.js';
  * connection (they would time out if it never did), never for a fixed time.
  */
 
-/** A raw connection that records what the server sent and resolves `closed` when it closes. */
-function open(
-  port: number,
-): Promise<{ socket: Socket; received: () => string; closed: Promise<void> }> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    let data = '';
-    socket.on('data', (d) => {
-      data += d.toString('latin1');
-    });
-    const closed = new Promise<void>((r) => socket.on('close', () => r()));
-    socket.once('error', () => {});
-    socket.once('connect', () => resolve({ socket, received: () => data, closed }));
-    socket.once('error', reject);
-  });
-}
-
-/** Write `text` one byte at a time, `everyMs` apart, until the socket closes. */
-function trickle(socket: Socket, text: string, everyMs: number): () => void {
-  let i = 0;
-  const timer = setInterval(() => {
-    if (socket.destroyed || i >= text.length) return;
-    socket.write(text[i++]!);
-  }, everyMs);
-  socket.on('close', () => clearInterval(timer));
-  return () => clearInterval(timer);
+/** A client that trickles `request` (headers only) is cut off: a 408, or a bare close. */
+async function expectHeadersCutOff(port: number, request: string): Promise<void> {
+  const conn = await open(port);
+  trickle(conn.socket, request, 50);
+  await conn.closed;
+  expect(conn.received()).toMatch(/^HTTP\/1\.1 408|^$/);
 }
 
 describe('platform HTTP server limits', () => {
@@ -54,14 +34,10 @@ describe('platform HTTP server limits', () => {
   afterAll(async () => c?.close());
 
   it('cuts off a client that trickles its request headers', async () => {
-    const conn = await open(c.platform.port);
-    trickle(
-      conn.socket,
+    await expectHeadersCutOff(
+      c.platform.port,
       'GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n',
-      50,
     );
-    await conn.closed;
-    expect(conn.received()).toMatch(/^HTTP\/1\.1 408|^$/);
   });
 
   it('cuts off a client that trickles a request body one byte at a time', async () => {
@@ -140,13 +116,9 @@ describe('the media storage server under the platform limits', () => {
     const engines = (health.body as { engines: { role: string; detail?: string }[] }).engines;
     const storage = engines.find((e) => e.role === 'blob storage');
     expect(storage?.detail, 'the health report names the storage server').toBeDefined();
-    const conn = await open(Number(new URL(storage!.detail!).port));
-    trickle(
-      conn.socket,
+    await expectHeadersCutOff(
+      Number(new URL(storage!.detail!).port),
       'GET /cdp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n',
-      50,
     );
-    await conn.closed;
-    expect(conn.received()).toMatch(/^HTTP\/1\.1 408|^$/);
   });
 });

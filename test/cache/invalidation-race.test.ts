@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Cache, type CacheEntry } from '../../src/cache/cache.js';
+import { Cache } from '../../src/cache/cache.js';
+import type { CacheEntry } from '../../src/cache/cache-options.js';
 import type { CacheSetOptions, CacheStore } from '../../src/cache/cache-store.js';
 import { MemoryCacheStore } from '../../src/cache/memory-cache-store.js';
 import { MemoryBusHub } from '../../src/cache/memory-invalidation-bus.js';

@@ -152,24 +152,16 @@ describe('progress', () => {
   it('draws a bar in place on a terminal and prints plain lines elsewhere', () => {
     const term = fakeTerminal();
     const lines: string[] = [];
-    const bar = new Progress({
-      label: 'deploy',
-      total: 4,
-      stream: term,
-      line: (l) => lines.push(l),
-    });
+    const deploy = (stream: ConstructorParameters<typeof Progress>[0]['stream']) =>
+      new Progress({ label: 'deploy', total: 4, stream, line: (l) => lines.push(l) });
+    const bar = deploy(term);
     bar.step('uploaded a.js', { done: 2, detail: 'a.js' });
     bar.end();
     expect(lines).toEqual([]);
     expect(term.text).toContain('\r\x1b[2Kdeploy [############------------] 2/4 a.js');
     expect(term.text.endsWith('\r\x1b[2K')).toBe(true);
     const pipe = { write: () => true };
-    const plain = new Progress({
-      label: 'deploy',
-      total: 4,
-      stream: pipe,
-      line: (l) => lines.push(l),
-    });
+    const plain = deploy(pipe);
     plain.step('uploaded a.js', { done: 2, detail: 'a.js' });
     plain.end();
     expect(lines).toEqual(['uploaded a.js']);

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   courseReviews,
   PayForCourse,
@@ -21,13 +21,9 @@ import {
 } from '../../src/app/reviews/read-models.js';
 import { ConcurrencyError, ValidationError } from '../../src/core/errors.js';
 import { CommandHandler, openAsyncProjection, ReadModelQueries } from '../../src/cqrs/index.js';
-import { migrate } from '../../src/engines/sql/migrations.js';
-import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
-import { PgliteSqlClient } from '../../src/engines/sql/pglite-sql-client.js';
 import type { SqlClient } from '../../src/engines/sql/sql-client.js';
-import { type EventStore, MemoryEventStore, SqlEventStore } from '../../src/events/index.js';
-import { createTempDatabase } from '../../src/testing/index.js';
-import { describeServer } from '../support/servers.js';
+import { type EventStore, MemoryEventStore, type SqlEventStore } from '../../src/events/index.js';
+import { describeOnSqlEventStores } from '../support/sql-event-stores.js';
 
 let n = 0;
 const uid = (p: string) => `${p}${process.pid}x${n++}`;
@@ -200,39 +196,11 @@ function viewSuite(getSql: () => SqlClient, getStore: () => SqlEventStore): void
   });
 }
 
-describe('CommandHandler and read models on PGlite', () => {
-  let sql: PgliteSqlClient;
-  let store: SqlEventStore;
-  beforeAll(async () => {
-    sql = await PgliteSqlClient.open({});
-    store = await SqlEventStore.open(sql);
-    await migrate(sql, reviewsMigrations);
-  });
-  afterAll(() => sql.close());
-  handlerSuite(() => store);
-  viewSuite(
-    () => sql,
-    () => store,
-  );
-});
-
-describeServer('CommandHandler and read models on PostgreSQL', 'CDP_DATABASE_URL', (url) => {
-  let db: { url: string; drop: () => Promise<void> };
-  let sql: PgSqlClient;
-  let store: SqlEventStore;
-  beforeAll(async () => {
-    db = await createTempDatabase(url, { prefix: 'cdp_cqrs' });
-    sql = await PgSqlClient.open({ url: db.url, max: 8 });
-    store = await SqlEventStore.open(sql);
-    await migrate(sql, reviewsMigrations);
-  });
-  afterAll(async () => {
-    await sql?.close();
-    await db?.drop();
-  });
-  handlerSuite(() => store);
-  viewSuite(
-    () => sql,
-    () => store,
-  );
-});
+describeOnSqlEventStores(
+  'CommandHandler and read models',
+  { migrations: reviewsMigrations, prefix: 'cdp_cqrs', max: 8 },
+  (getSql, getStore) => {
+    handlerSuite(getStore);
+    viewSuite(getSql, getStore);
+  },
+);

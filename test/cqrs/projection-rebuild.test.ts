@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { courseReviews, reviewStream, SubmitReview } from '../../src/app/reviews/deciders.js';
 import { reviewsMigrations } from '../../src/app/reviews/migrations.js';
 import {
@@ -13,13 +13,9 @@ import {
   ReadModelQueries,
   rebuildProjection,
 } from '../../src/cqrs/index.js';
-import { migrate } from '../../src/engines/sql/migrations.js';
-import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
-import { PgliteSqlClient } from '../../src/engines/sql/pglite-sql-client.js';
 import type { SqlClient } from '../../src/engines/sql/sql-client.js';
-import { SqlEventStore } from '../../src/events/index.js';
-import { createTempDatabase } from '../../src/testing/index.js';
-import { describeServer } from '../support/servers.js';
+import type { SqlEventStore } from '../../src/events/index.js';
+import { describeOnSqlEventStores } from '../support/sql-event-stores.js';
 
 /**
  * Rebuild without downtime: the course-ratings tables are rebuilt from position 0 while the
@@ -191,43 +187,10 @@ function rebuildSuite(
   });
 }
 
-describe('projection rebuild on PGlite', () => {
-  let sql: PgliteSqlClient;
-  let store: SqlEventStore;
-  beforeAll(async () => {
-    sql = await PgliteSqlClient.open({});
-    store = await SqlEventStore.open(sql);
-    await migrate(sql, reviewsMigrations);
-  });
-  afterAll(() => sql.close());
-  for (const writer of ['async', 'inline'] as const) {
-    rebuildSuite(
-      () => sql,
-      () => store,
-      writer,
-    );
-  }
-});
-
-describeServer('projection rebuild on PostgreSQL', 'CDP_DATABASE_URL', (url) => {
-  let db: { url: string; drop: () => Promise<void> };
-  let sql: PgSqlClient;
-  let store: SqlEventStore;
-  beforeAll(async () => {
-    db = await createTempDatabase(url, { prefix: 'cdp_rebuild' });
-    sql = await PgSqlClient.open({ url: db.url, max: 8 });
-    store = await SqlEventStore.open(sql);
-    await migrate(sql, reviewsMigrations);
-  });
-  afterAll(async () => {
-    await sql?.close();
-    await db?.drop();
-  });
-  for (const writer of ['async', 'inline'] as const) {
-    rebuildSuite(
-      () => sql,
-      () => store,
-      writer,
-    );
-  }
-});
+describeOnSqlEventStores(
+  'projection rebuild',
+  { migrations: reviewsMigrations, prefix: 'cdp_rebuild', max: 8 },
+  (getSql, getStore) => {
+    for (const writer of ['async', 'inline'] as const) rebuildSuite(getSql, getStore, writer);
+  },
+);

@@ -12,6 +12,7 @@ import {
   type RecordedEvent,
   SqlEventStore,
 } from '../../src/events/index.js';
+import { lastPosition } from '../../src/testing/event-store-contract.js';
 import { createTempDatabase } from '../../src/testing/index.js';
 import { describeServer } from '../support/servers.js';
 
@@ -189,15 +190,6 @@ async function race(
   if (ids.size !== committed.size)
     violations.push(`reader saw ${ids.size} events, ${committed.size} committed`);
   return violations;
-}
-
-async function lastPosition(store: EventStore): Promise<number> {
-  let pos = 0;
-  for (;;) {
-    const { next } = await store.readAll({ after: pos, limit: 10_000 });
-    if (next === pos) return pos;
-    pos = next;
-  }
 }
 
 function opsArb(mode: Mode, size: number): fc.Arbitrary<Op[]> {

@@ -5,24 +5,18 @@
  */
 import { watch } from 'node:fs';
 import { mkdtemp, readdir, readlink, rm } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostPolicy, StorageServer, staticKeys } from '../../src/storage/index.js';
-import { signHeaders, UNSIGNED_PAYLOAD } from '../../src/storage/sigv4/sign.js';
-import { s3Request } from './fixtures/s3-request.js';
+import { openRaw } from '../support/raw-socket.js';
+import { s3Requester, signedPutHead } from './fixtures/s3-request.js';
 
 const creds = { accessKeyId: 'AKHARD', secretAccessKey: 'hard-secret' };
 let dir: string;
 let server: StorageServer;
 
-const req = (
-  method: string,
-  path: string,
-  query: [string, string][] = [],
-  o: Parameters<typeof s3Request>[5] = {},
-) => s3Request(server.url, creds, method, path, query, o);
+const req = s3Requester(() => server.url, creds);
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'cdp-hard-'));
@@ -95,17 +89,6 @@ describe('storage server hardening', () => {
     // A first write opens the bucket's store (and its temp folder).
     expect((await req('PUT', '/racing/warm', [], { body: 'w' })).status).toBe(200);
     expect((await req('DELETE', '/racing/warm')).status).toBe(204);
-    const host = new URL(server.url).host;
-    const h = signHeaders({
-      method: 'PUT',
-      path: '/racing/obj',
-      host,
-      headers: { 'content-length': '10' },
-      credentials: creds,
-      region: 'us-east-1',
-      date: Date.now(),
-      payloadHash: UNSIGNED_PAYLOAD,
-    });
     // The barrier: the server's temp file for this upload appears.
     const tmp = join(dir, 'buckets', 'racing', 'tmp');
     const started = new Promise<void>((resolve) => {
@@ -114,14 +97,9 @@ describe('storage server hardening', () => {
         resolve();
       });
     });
-    const sock = connect(server.port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    sock.on('data', (d) => chunks.push(d));
-    const closed = new Promise<string>((r) =>
-      sock.on('close', () => r(Buffer.concat(chunks).toString('latin1'))),
-    );
+    const { socket: sock, closed } = await openRaw(server.port);
     sock.write(
-      `PUT /racing/obj HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 10\r\nConnection: close\r\nAuthorization: ${h.authorization}\r\nx-amz-date: ${h['x-amz-date']}\r\nx-amz-content-sha256: ${UNSIGNED_PAYLOAD}\r\n\r\nhello`,
+      `${signedPutHead(server.url, creds, '/racing/obj', 10, { Connection: 'close' })}hello`,
     );
     await started;
     const del = await req('DELETE', '/racing');

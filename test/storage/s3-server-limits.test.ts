@@ -4,13 +4,13 @@
  * so the tests are quick; the defaults are in ConnectionLimits.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StorageServer, staticKeys } from '../../src/storage/index.js';
-import { signHeaders, UNSIGNED_PAYLOAD } from '../../src/storage/sigv4/sign.js';
-import { s3Request } from './fixtures/s3-request.js';
+import { openRaw, trickle } from '../support/raw-socket.js';
+import { s3Request, signedPutHead } from './fixtures/s3-request.js';
 
 const creds = { accessKeyId: 'AKLIMITS', secretAccessKey: 'limits-secret' };
 let dir: string;
@@ -37,52 +37,17 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Open a socket; resolve with what it received once the server closes it. */
-function open(): { sock: Socket; closed: Promise<string> } {
-  const sock = connect(server.port, '127.0.0.1');
-  const chunks: Buffer[] = [];
-  sock.on('data', (d) => chunks.push(d));
-  const closed = new Promise<string>((resolve) => {
-    sock.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
-    sock.on('error', () => {});
-  });
-  return { sock, closed };
-}
-
-/** Write `text` one byte every 50 ms until the socket closes. */
-function trickle(sock: Socket, text: string) {
-  let i = 0;
-  const t = setInterval(() => {
-    if (sock.destroyed || i >= text.length) return clearInterval(t);
-    sock.write(text[i++]!);
-  }, 50);
-  sock.once('close', () => clearInterval(t));
-}
-
 describe('storage server limits', () => {
   it('cuts off a request whose headers trickle in (408, connection closed)', async () => {
-    const { sock, closed } = open();
+    const { socket: sock, closed } = await openRaw(server.port);
     sock.write('GET /limits HTTP/1.1\r\n');
     trickle(sock, `Host: 127.0.0.1\r\nX-Slow: ${'a'.repeat(10_000)}\r\n\r\n`);
     expect(await closed).toMatch(/^HTTP\/1\.1 408 /);
   });
 
   it('cuts off a body trickled below the minimum rate (408, connection closed, nothing stored)', async () => {
-    const host = new URL(server.url).host;
-    const h = signHeaders({
-      method: 'PUT',
-      path: '/limits/slow',
-      host,
-      headers: { 'content-length': '4096' },
-      credentials: creds,
-      region: 'us-east-1',
-      date: Date.now(),
-      payloadHash: UNSIGNED_PAYLOAD,
-    });
-    const { sock, closed } = open();
-    sock.write(
-      `PUT /limits/slow HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 4096\r\nAuthorization: ${h.authorization}\r\nx-amz-date: ${h['x-amz-date']}\r\nx-amz-content-sha256: ${UNSIGNED_PAYLOAD}\r\n\r\n`,
-    );
+    const { socket: sock, closed } = await openRaw(server.port);
+    sock.write(signedPutHead(server.url, creds, '/limits/slow', 4096));
     trickle(sock, 'x'.repeat(4096));
     const reply = await closed;
     expect(reply).toMatch(/^HTTP\/1\.1 408 /);
@@ -93,7 +58,7 @@ describe('storage server limits', () => {
   it('refuses the connection past the cap from one address (503 SlowDown), and takes one again after a close', async () => {
     const held: Socket[] = [];
     for (let i = 0; i < 3; i++) {
-      const { sock } = open();
+      const { socket: sock } = await openRaw(server.port);
       held.push(sock);
       // An answer on the connection shows the server has accepted it.
       await new Promise<void>((resolve) => {
@@ -101,7 +66,7 @@ describe('storage server limits', () => {
         sock.write('GET /limits HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
       });
     }
-    const extra = open();
+    const extra = await openRaw(server.port);
     expect(await extra.closed).toMatch(/^HTTP\/1\.1 503 [\s\S]*<Code>SlowDown<\/Code>/);
     const gone = new Promise((r) => held[0]!.once('close', r));
     held[0]!.destroy();
@@ -109,13 +74,13 @@ describe('storage server limits', () => {
     // The server sees the close a moment after the client: try until a connection is taken.
     let again: Socket | undefined;
     for (let i = 0; i < 100 && !again; i++) {
-      const c = open();
+      const c = await openRaw(server.port);
       const first = await new Promise<string>((resolve) => {
-        c.sock.once('data', (d) => resolve(d.toString('latin1')));
-        c.sock.write('GET /limits HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+        c.socket.once('data', (d) => resolve(d.toString('latin1')));
+        c.socket.write('GET /limits HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
       });
-      if (/^HTTP\/1\.1 403 /.test(first)) again = c.sock;
-      else c.sock.destroy();
+      if (/^HTTP\/1\.1 403 /.test(first)) again = c.socket;
+      else c.socket.destroy();
     }
     expect(again).toBeDefined();
     for (const s of [...held, again!]) s.destroy();

@@ -33,7 +33,7 @@ import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/index.js';
 import { StorageServer, staticKeys } from '../../src/storage/index.js';
-import { s3Request } from './fixtures/s3-request.js';
+import { s3Request, s3Requester } from './fixtures/s3-request.js';
 
 const creds = { accessKeyId: 'AKSUB', secretAccessKey: 'sub-secret' };
 let dir: string;
@@ -68,12 +68,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const req = (
-  method: string,
-  path: string,
-  query: [string, string][] = [],
-  o: Parameters<typeof s3Request>[5] = {},
-) => s3Request(server.url, creds, method, path, query, o);
+const req = s3Requester(() => server.url, creds);
 
 async function body(key: string): Promise<string> {
   const r = await client.send(new GetObjectCommand({ Bucket: 'sub', Key: key }));

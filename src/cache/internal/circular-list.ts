@@ -13,14 +13,17 @@
 /** The empty list, and "no slot". */
 export const NIL = -1;
 
-/** Append slot `i` at the tail of list `q`. */
-export function pushTail(
+/** An operation on slot `i` and list `q` of the lists linked by `next`/`prev`, heads in `heads`. */
+type ListOperation = (
   next: Int32Array,
   prev: Int32Array,
   heads: Int32Array,
   q: number,
   i: number,
-): void {
+) => void;
+
+/** Append slot `i` at the tail of list `q`. */
+export const pushTail: ListOperation = (next, prev, heads, q, i) => {
   const h = heads[q]!;
   if (h === NIL) {
     next[i] = i;
@@ -33,16 +36,10 @@ export function pushTail(
   prev[i] = t;
   next[i] = h;
   prev[h] = i;
-}
+};
 
 /** Remove slot `i` from list `q` (the list it is in). */
-export function unlink(
-  next: Int32Array,
-  prev: Int32Array,
-  heads: Int32Array,
-  q: number,
-  i: number,
-): void {
+export const unlink: ListOperation = (next, prev, heads, q, i) => {
   const n = next[i]!;
   if (n === i) {
     heads[q] = NIL;
@@ -52,4 +49,4 @@ export function unlink(
   next[p] = n;
   prev[n] = p;
   if (heads[q] === i) heads[q] = n;
-}
+};

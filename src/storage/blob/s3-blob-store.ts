@@ -132,6 +132,11 @@ export class S3BlobStore implements BlobStore {
     const second = first.done ? first : await it.next();
     const contentType = o.contentType ?? 'application/octet-stream';
     const metadata = { ...(o.metadata ?? {}) };
+    const tagging = o.tags ? { Tagging: new URLSearchParams(o.tags).toString() } : {};
+    // What every request of this upload names.
+    const target = { Bucket: this.#bucket, Key: key };
+    const stored = (size: number, etag: string | undefined, sha256: string) =>
+      this.#infoAfterPut(key, size, unquote(etag), sha256, contentType, metadata);
     if (second.done) {
       // One part: a single PutObject, checked before anything is sent.
       const buf = (first.value as Buffer | undefined) ?? Buffer.alloc(0);
@@ -140,23 +145,15 @@ export class S3BlobStore implements BlobStore {
       try {
         const r = await this.#c.send(
           new PutObjectCommand({
-            Bucket: this.#bucket,
-            Key: key,
+            ...target,
             Body: buf,
             ContentType: contentType,
             ContentMD5: d.md5.toString('base64'),
             Metadata: { ...metadata, 'cdp-sha256': d.sha256 },
-            ...(o.tags ? { Tagging: new URLSearchParams(o.tags).toString() } : {}),
+            ...tagging,
           }),
         );
-        return this.#infoAfterPut(
-          key,
-          buf.length,
-          unquote(r.ETag),
-          d.sha256,
-          contentType,
-          metadata,
-        );
+        return stored(buf.length, r.ETag, d.sha256);
       } catch (err) {
         throw mapError(err, key);
       }
@@ -166,11 +163,10 @@ export class S3BlobStore implements BlobStore {
     try {
       const created = await this.#c.send(
         new CreateMultipartUploadCommand({
-          Bucket: this.#bucket,
-          Key: key,
+          ...target,
           ContentType: contentType,
           Metadata: metadata,
-          ...(o.tags ? { Tagging: new URLSearchParams(o.tags).toString() } : {}),
+          ...tagging,
         }),
       );
       uploadId = created.UploadId!;
@@ -178,8 +174,7 @@ export class S3BlobStore implements BlobStore {
       const send = async (buf: Buffer) => {
         const r = await this.#c.send(
           new UploadPartCommand({
-            Bucket: this.#bucket,
-            Key: key,
+            ...target,
             UploadId: uploadId,
             PartNumber: etags.length + 1,
             Body: buf,
@@ -197,8 +192,7 @@ export class S3BlobStore implements BlobStore {
       checkPut(m, d, o);
       await this.#c.send(
         new CompleteMultipartUploadCommand({
-          Bucket: this.#bucket,
-          Key: key,
+          ...target,
           UploadId: uploadId,
           MultipartUpload: { Parts: etags.map((e, i) => ({ ETag: `"${e}"`, PartNumber: i + 1 })) },
         }),
@@ -207,28 +201,18 @@ export class S3BlobStore implements BlobStore {
       // Record the SHA-256 now that it is known: a server-side copy onto itself.
       const copied = await this.#c.send(
         new CopyObjectCommand({
-          Bucket: this.#bucket,
-          Key: key,
+          ...target,
           CopySource: `${this.#bucket}/${uriEncode(key, true)}`,
           MetadataDirective: 'REPLACE',
           ContentType: contentType,
           Metadata: { ...metadata, 'cdp-sha256': d.sha256 },
         }),
       );
-      return this.#infoAfterPut(
-        key,
-        m.bytes,
-        unquote(copied.CopyObjectResult?.ETag),
-        d.sha256,
-        contentType,
-        metadata,
-      );
+      return stored(m.bytes, copied.CopyObjectResult?.ETag, d.sha256);
     } catch (err) {
       if (uploadId) {
         await this.#c
-          .send(
-            new AbortMultipartUploadCommand({ Bucket: this.#bucket, Key: key, UploadId: uploadId }),
-          )
+          .send(new AbortMultipartUploadCommand({ ...target, UploadId: uploadId }))
           .catch(() => {});
       }
       throw mapError(err, key);

@@ -113,6 +113,17 @@ const TABLE: Record<string, S3Op> = {
   'object DELETE uploadId': 'AbortMultipartUpload',
 };
 
+/** GetObject's and HeadObject's parameters: a version, and `response-*` header overrides. */
+const READ_OBJECT_PARAMS = [
+  'versionId',
+  'response-content-type',
+  'response-content-disposition',
+  'response-cache-control',
+  'response-content-language',
+  'response-expires',
+  'response-content-encoding',
+];
+
 /** The parameters each operation reads, besides its sub-resource and the auth parameters. */
 const PARAMS: Partial<Record<S3Op, readonly string[]>> = {
   ListObjects: ['prefix', 'delimiter', 'marker', 'max-keys', 'encoding-type'],
@@ -135,24 +146,8 @@ const PARAMS: Partial<Record<S3Op, readonly string[]>> = {
   ],
   ListParts: ['max-parts', 'part-number-marker'],
   UploadPart: ['partNumber'],
-  GetObject: [
-    'versionId',
-    'response-content-type',
-    'response-content-disposition',
-    'response-cache-control',
-    'response-content-language',
-    'response-expires',
-    'response-content-encoding',
-  ],
-  HeadObject: [
-    'versionId',
-    'response-content-type',
-    'response-content-disposition',
-    'response-cache-control',
-    'response-content-language',
-    'response-expires',
-    'response-content-encoding',
-  ],
+  GetObject: READ_OBJECT_PARAMS,
+  HeadObject: READ_OBJECT_PARAMS,
   DeleteObject: ['versionId'],
   GetObjectAcl: ['versionId'],
   GetObjectTagging: ['versionId'],

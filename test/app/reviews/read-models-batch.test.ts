@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { reviewsMigrations } from '../../../src/app/reviews/migrations.js';
 import {
   courseRating,
@@ -15,12 +15,9 @@ import {
   ReadModelQueries,
   type SqlProjection,
 } from '../../../src/cqrs/index.js';
-import { migrate } from '../../../src/engines/sql/migrations.js';
-import { PgSqlClient } from '../../../src/engines/sql/pg-sql-client.js';
-import { PgliteSqlClient } from '../../../src/engines/sql/pglite-sql-client.js';
 import type { SqlClient, SqlTransaction } from '../../../src/engines/sql/sql-client.js';
-import { type RecordedEvent, SqlEventStore } from '../../../src/events/index.js';
-import { createTempDatabase, describeServer } from '../../support/servers.js';
+import type { RecordedEvent, SqlEventStore } from '../../../src/events/index.js';
+import { describeOnSqlEventStores } from '../../support/sql-event-stores.js';
 
 /**
  * The set-based batch apply of the course-ratings and customer-spend projections must have
@@ -402,39 +399,8 @@ function batchSuite(getSql: () => SqlClient, getStore: () => SqlEventStore, runs
   });
 }
 
-describe('review views, batched apply on PGlite', () => {
-  let sql: PgliteSqlClient;
-  let store: SqlEventStore;
-  beforeAll(async () => {
-    sql = await PgliteSqlClient.open({});
-    store = await SqlEventStore.open(sql);
-    await migrate(sql, reviewsMigrations);
-  });
-  afterAll(() => sql.close());
-  batchSuite(
-    () => sql,
-    () => store,
-    100,
-  );
-});
-
-describeServer('review views, batched apply on PostgreSQL', 'CDP_DATABASE_URL', (url) => {
-  let db: { url: string; drop: () => Promise<void> };
-  let sql: PgSqlClient;
-  let store: SqlEventStore;
-  beforeAll(async () => {
-    db = await createTempDatabase(url, 'cdp_views');
-    sql = await PgSqlClient.open({ url: db.url, max: 4 });
-    store = await SqlEventStore.open(sql);
-    await migrate(sql, reviewsMigrations);
-  });
-  afterAll(async () => {
-    await sql?.close();
-    await db?.drop();
-  });
-  batchSuite(
-    () => sql,
-    () => store,
-    100,
-  );
-});
+describeOnSqlEventStores(
+  'review views, batched apply',
+  { migrations: reviewsMigrations, prefix: 'cdp_views', max: 4 },
+  (getSql, getStore) => batchSuite(getSql, getStore, 100),
+);
