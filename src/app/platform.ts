@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { z } from 'zod';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import { CdpError, errorMessage } from '../core/errors.js';
@@ -13,6 +14,8 @@ import { type Migration, migrate } from '../engines/sql/migrations.js';
 import { openSql } from '../engines/sql/open.js';
 import type { SqlClient } from '../engines/sql/sql-client.js';
 import { FolderSource, StaticSite } from '../storage/index.js';
+import { documented, type RouteDoc, refusal } from './api-docs.js';
+import { installApiReference, openApiPath, referencePath } from './api-reference.js';
 import {
   ApiKeys,
   authMigrations,
@@ -24,11 +27,198 @@ import {
 import type { EngineStatus, FeatureHandle, Panel, PlatformFeature } from './feature.js';
 import type { CatalogService } from './features/catalog.js';
 import { defaultFeatures } from './features/index.js';
-import { installErrorHandler, NotFoundError } from './http-errors.js';
+import { installErrorHandler, NotFoundError, parseInput } from './http-errors.js';
 import { limitClients, nodeServerOptions } from './server-limits.js';
 
 /** public/ at the package root: two levels up from src/app and from dist/app alike. */
 export const publicDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'public');
+
+/** The package's version, for the API document. */
+async function packageVersion(): Promise<string> {
+  const text = await readFile(join(publicDir, '..', 'package.json'), 'utf8');
+  return (JSON.parse(text) as { version: string }).version;
+}
+
+const engineStatus = z.object({
+  role: z.string(),
+  engine: z.string(),
+  ok: z.boolean(),
+  detail: z.string().optional(),
+  latencyMs: z.number().optional(),
+});
+const panel = z.object({
+  id: z.string(),
+  title: z.string(),
+  stats: z.array(
+    z.object({
+      label: z.string(),
+      value: z.union([z.number(), z.string()]),
+      unit: z.string().optional(),
+    }),
+  ),
+  table: z
+    .object({
+      columns: z.array(z.string()),
+      rows: z.array(z.array(z.union([z.string(), z.number()]))),
+    })
+    .optional(),
+  docs: z.string().optional(),
+});
+const examplePanel = {
+  id: 'catalog',
+  title: 'Catalog',
+  stats: [{ label: 'courses', value: 5 }],
+};
+const docQuery = z.object({ page: z.string().max(200).optional() });
+const redirect = (to: string): RouteDoc['responses'] => ({
+  302: { description: `Redirects to ${to}`, headers: { location: to } },
+});
+
+/** Descriptions of the routes the platform itself declares (features describe their own). */
+const docs = {
+  health: {
+    summary: 'Engine health',
+    description:
+      'Pings every engine the platform uses (SQL, broker, cache tier, blob storage) and reports each with its latency. 200 when all answer, 503 when one does not: fit for a load balancer probe.',
+    tags: ['platform'],
+    responses: {
+      200: {
+        description: 'Every engine answered',
+        schema: z.object({ status: z.enum(['ok', 'degraded']), engines: z.array(engineStatus) }),
+        example: {
+          status: 'ok',
+          engines: [{ role: 'sql', engine: 'pglite', ok: true, latencyMs: 0.42 }],
+        },
+      },
+      503: {
+        description: 'An engine did not answer (status degraded)',
+        schema: z.object({ status: z.enum(['ok', 'degraded']), engines: z.array(engineStatus) }),
+        example: {
+          status: 'degraded',
+          engines: [{ role: 'broker', engine: 'nats', ok: false, detail: 'connection refused' }],
+        },
+      },
+    },
+  },
+  metrics: {
+    summary: 'Prometheus metrics',
+    description:
+      'Every metric of the platform and its modules in the Prometheus text format (`cdp_<module>_<what>_<unit>`), for a Prometheus scrape.',
+    tags: ['platform'],
+    responses: {
+      200: {
+        description: 'Metrics in the Prometheus text exposition format',
+        schema: z.string(),
+        contentType: 'text/plain',
+        example: '# HELP cdp_http_requests_total HTTP requests by route and status\n',
+      },
+    },
+  },
+  api: {
+    summary: 'What this platform is made of',
+    description: `The platform's modules (features), the pattern pages each demonstrates, and where to start. The full list of routes is the OpenAPI document at ${openApiPath}.`,
+    tags: ['platform'],
+    responses: {
+      200: {
+        description: 'Modules and entry points',
+        schema: z.object({
+          name: z.string(),
+          modules: z.array(
+            z.object({ name: z.string(), description: z.string(), docs: z.array(z.string()) }),
+          ),
+          endpoints: z.array(z.string()),
+          openapi: z.string(),
+          reference: z.string(),
+          auth: z.string(),
+        }),
+        example: {
+          name: 'cloud-data-patterns reference platform',
+          modules: [
+            {
+              name: 'catalog',
+              description: 'Course catalog (system of record in SQL): create, read, update courses',
+              docs: ['docs/architecture.md'],
+            },
+          ],
+          endpoints: ['/health', '/metrics', '/api', openApiPath, referencePath],
+          openapi: openApiPath,
+          reference: referencePath,
+          auth: 'mutating and private routes need Authorization: Bearer <API key>',
+        },
+      },
+    },
+  },
+  panels: {
+    summary: "The dashboard's panels, once",
+    description:
+      "Each feature's panel as data: headline figures and an optional table. /api/stream sends the same every second.",
+    tags: ['platform'],
+    responses: {
+      200: {
+        description: 'Every panel',
+        schema: z.object({ panels: z.array(panel) }),
+        example: { panels: [examplePanel] },
+      },
+    },
+  },
+  docPage: {
+    summary: 'A pattern page, as Markdown',
+    description: 'One of the pattern pages in docs/ that a feature links to (see GET /api).',
+    tags: ['platform'],
+    query: docQuery,
+    responses: {
+      200: {
+        description: 'The page',
+        schema: z.string(),
+        contentType: 'text/markdown',
+        example: '# Cache-aside\n',
+      },
+    },
+    errors: [
+      refusal(
+        404,
+        'NOT_FOUND',
+        'doc page "docs/x.md" (known: docs/architecture.md, docs/patterns/cache-aside.md) was not found',
+      ),
+    ],
+  },
+  stream: {
+    summary: 'Live dashboard feed (server-sent events)',
+    description:
+      'One `status` event per period (1 s by default) with engine status and every panel, until the client disconnects.',
+    tags: ['platform'],
+    responses: {
+      200: {
+        description: 'An event stream of `status` events',
+        schema: z.string(),
+        contentType: 'text/event-stream',
+        example:
+          'event: status\ndata: {"at":"2026-12-07T16:00:00.000Z","engines":[],"panels":[]}\n\n',
+      },
+    },
+  },
+  dashboard: {
+    summary: 'The dashboard (static files)',
+    description:
+      "The platform's front end, served by the Static Content Hosting module: strong ETags, 304s, ranges; any write is refused with 405.",
+    tags: ['platform'],
+    responses: {
+      200: {
+        description: 'A file of the dashboard',
+        schema: z.string(),
+        contentType: 'text/html',
+        example: '<!doctype html>',
+      },
+    },
+    errors: [refusal(405, 'METHOD_NOT_ALLOWED', 'the static site is read-only')],
+  },
+  dashboardRedirect: {
+    summary: 'The dashboard',
+    description: 'Redirects to /dashboard/.',
+    tags: ['platform'],
+    responses: redirect('/dashboard/'),
+  },
+} satisfies Record<string, RouteDoc>;
 
 export interface PlatformOptions {
   config: Config;
@@ -49,11 +239,20 @@ export interface Platform {
   services: Map<string, unknown>;
   /** API keys: issue, verify, revoke. */
   auth: ApiKeys;
-  /** Every route, as registered (method and URL pattern). */
-  routes: { method: string; url: string }[];
+  /** Every route, as registered: method, URL pattern, and its description (see `documented`). */
+  routes: PlatformRoute[];
   /** The demo keys, when this start issued them (the first start on a database). */
   demoKeys: { file: string; keys: IssuedKey[] } | undefined;
   close(): Promise<void>;
+}
+
+export interface PlatformRoute {
+  method: string;
+  url: string;
+  /** The route's description, for a route declared with `documented(...)` options. */
+  doc: RouteDoc | undefined;
+  /** Left out of the OpenAPI document on purpose (the reference page's own files). */
+  hidden: boolean;
 }
 
 export class PortInUseError extends CdpError {
@@ -121,12 +320,15 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     });
     const stopLimits = limitClients(http.server, config.http, clock);
     lifecycle.defer('http client limits', async () => stopLimits());
-    const routes: { method: string; url: string }[] = [];
+    const routes: PlatformRoute[] = [];
     http.addHook('onRoute', (r) => {
+      const doc = (r.config as { doc?: RouteDoc } | undefined)?.doc;
+      const hidden = (r.schema as { hide?: boolean } | undefined)?.hide === true;
       for (const method of Array.isArray(r.method) ? r.method : [r.method])
-        routes.push({ method, url: r.url });
+        routes.push({ method, url: r.url, doc, hidden });
     });
     installErrorHandler(http);
+    await installApiReference(http, await packageVersion());
     const auth = new ApiKeys(sql, clock);
     installAuthRoutes(http, auth);
     const requests = counter(
@@ -203,35 +405,39 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       return out;
     };
 
-    http.get('/health', async (_req, reply) => {
+    http.get('/health', documented(docs.health), async (_req, reply) => {
       const engines = await engineStatus();
       const ok = engines.every((e) => e.ok);
       return reply.status(ok ? 200 : 503).send({ status: ok ? 'ok' : 'degraded', engines });
     });
-    http.get('/metrics', async (_req, reply) => {
+    http.get('/metrics', documented(docs.metrics), async (_req, reply) => {
       reply.header('content-type', registry.contentType);
       return registry.metrics();
     });
-    http.get('/api', async () => ({
+    http.get('/api', documented(docs.api), async () => ({
       name: 'cloud-data-patterns reference platform',
       modules: features.map((f) => ({ name: f.name, description: f.description, docs: f.docs })),
       endpoints: [
         '/health',
         '/metrics',
         '/api',
+        openApiPath,
+        referencePath,
         '/api/stream',
         '/api/panels',
         '/api/docs?page=',
         '/api/auth/me',
         '/dashboard/',
       ],
+      openapi: openApiPath,
+      reference: referencePath,
       auth: 'mutating and private routes need Authorization: Bearer <API key>; the demo keys are in the file the platform names at start',
     }));
-    http.get('/api/panels', async () => ({ panels: await panels() }));
+    http.get('/api/panels', documented(docs.panels), async () => ({ panels: await panels() }));
     // The pattern pages that features link to, as Markdown (only pages a feature lists).
     const docPages = new Set(features.flatMap((f) => f.docs));
-    http.get('/api/docs', async (req, reply) => {
-      const page = (req.query as { page?: string }).page ?? '';
+    http.get('/api/docs', documented(docs.docPage), async (req, reply) => {
+      const page = parseInput(docQuery, req.query, 'query').page ?? '';
       if (!docPages.has(page))
         throw new NotFoundError(
           `doc page ${JSON.stringify(page)} (known: ${[...docPages].join(', ')})`,
@@ -244,7 +450,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     // Live dashboard feed: one server-sent event per period with engine status and every panel.
     const streams = new Set<FastifyReply>();
     const interval = options.streamIntervalMs ?? 1000;
-    http.get('/api/stream', (req, reply) => {
+    http.get('/api/stream', documented(docs.stream), (req, reply) => {
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, {
@@ -293,14 +499,19 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
       url: '/dashboard/*',
       exposeHeadRoute: false,
+      ...documented(docs.dashboard),
       handler: (req, reply) => {
         reply.hijack();
         req.raw.url = req.raw.url!.slice('/dashboard'.length);
         void site.handle(req.raw, reply.raw);
       },
     });
-    http.get('/dashboard', (_req, reply) => reply.redirect('/dashboard/'));
-    http.get('/', (_req, reply) => reply.redirect('/dashboard/'));
+    http.get('/dashboard', documented(docs.dashboardRedirect), (_req, reply) =>
+      reply.redirect('/dashboard/'),
+    );
+    http.get('/', documented(docs.dashboardRedirect), (_req, reply) =>
+      reply.redirect('/dashboard/'),
+    );
 
     // The first start on a database issues the demo keys and writes them to a file.
     let demoKeys: Platform['demoKeys'];
