@@ -74,7 +74,8 @@ export async function installApiReference(http: FastifyInstance, version: string
     staticCSP: true,
     transformStaticCSP: () => referenceCsp,
     validatorUrl: false,
-    uiConfig: { deepLinking: true, docExpansion: 'list', tryItOutEnabled: false },
+    // BaseLayout: the document alone, without Swagger UI's top bar (a logo and a URL box).
+    uiConfig: { deepLinking: true, docExpansion: 'list', layout: 'BaseLayout' },
     uiHooks: {
       // The page takes no query, and its scripts resolve the document's URL against the page's
       // own: `/api/docs/reference?x` would look for `?x/json`, and Swagger UI's redirect from
