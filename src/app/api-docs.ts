@@ -1,6 +1,8 @@
 import type { FastifySchema } from 'fastify';
 import { z } from 'zod';
+import { ValidationError } from '../core/errors.js';
 import type { Role } from './auth.js';
+import { parseInput } from './http-errors.js';
 
 /**
  * How a route is described in the platform's OpenAPI document. The request schemas are the zod
@@ -47,6 +49,8 @@ export interface ErrorDoc {
   status: number;
   code: string;
   message: string;
+  /** The invalid fields, for VALIDATION_FAILED. */
+  issues?: readonly { path: string; message: string }[];
 }
 
 export const refusal = (status: number, code: string, message: string): ErrorDoc => ({
@@ -84,16 +88,7 @@ export const bearerScheme = 'apiKey';
 /** Refusals implied by a route's shape: its key check and its schemas. */
 function impliedErrors(doc: RouteDoc): ErrorDoc[] {
   const out: ErrorDoc[] = [];
-  if (doc.params || doc.query || doc.body)
-    out.push(
-      refusal(
-        400,
-        'VALIDATION_FAILED',
-        doc.body
-          ? 'invalid body: rating: Too big: expected number to be <=5'
-          : 'invalid path: id: must be a course id (UUID)',
-      ),
-    );
+  if (doc.params || doc.query || doc.body) out.push(validationExample(doc));
   if (doc.body)
     out.push(
       refusal(400, 'INVALID_JSON', 'the body is not valid JSON: Unexpected end of JSON input'),
@@ -124,6 +119,44 @@ function impliedErrors(doc: RouteDoc): ErrorDoc[] {
     );
   }
   return out;
+}
+
+/** Inputs a client gets wrong: a missing or unexpected field, an over-long or negative value. */
+function wrongInputs(schema: z.ZodType, what: 'path' | 'query' | 'body'): unknown[] {
+  if (what === 'body') return [{}, { unexpected: 'field' }];
+  const keys = Object.keys((jsonSchema(schema, 'input').properties as object | undefined) ?? {});
+  // Path parameters are always there; query parameters may be left out.
+  const base = Object.fromEntries(what === 'path' ? keys.map((k) => [k, 'x']) : []);
+  return [
+    base,
+    ...keys.map((k) => ({ ...base, [k]: 'x'.repeat(1100) })),
+    ...keys.map((k) => ({ ...base, [k]: '-1' })),
+  ];
+}
+
+/**
+ * The route's own answer to a wrong input, as its handler gives it (`parseInput` on the route's
+ * schemas): the body's, else the query's, else the path's.
+ */
+function validationExample(doc: RouteDoc): ErrorDoc {
+  const parts = [
+    ['body', doc.body],
+    ['query', doc.query],
+    ['path', doc.params],
+  ] as const;
+  for (const [what, schema] of parts) {
+    if (!schema) continue;
+    for (const input of wrongInputs(schema, what)) {
+      try {
+        parseInput(schema, input, what);
+      } catch (err) {
+        if (err instanceof ValidationError)
+          return { ...refusal(400, err.code, err.message), issues: err.issues };
+        throw err;
+      }
+    }
+  }
+  return refusal(400, 'VALIDATION_FAILED', 'invalid input; the message names each invalid field');
 }
 
 /** Every refusal a route documents, implied and its own, without repeats. */
@@ -197,7 +230,16 @@ function fastifySchema(doc: RouteDoc): FastifySchema {
           examples: Object.fromEntries(
             errors.map((e) => [
               e.code,
-              { summary: e.code, value: { error: { code: e.code, message: e.message } } },
+              {
+                summary: e.code,
+                value: {
+                  error: {
+                    code: e.code,
+                    message: e.message,
+                    ...(e.issues ? { issues: e.issues } : {}),
+                  },
+                },
+              },
             ]),
           ),
         },
