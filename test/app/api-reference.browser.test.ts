@@ -104,6 +104,17 @@ describe.skipIf(!have)('API reference in a browser', () => {
     await page.close();
   }, 60_000);
 
+  it('fits 420, 1,280 and 1,920 px wide with no horizontal overflow', async () => {
+    for (const width of [420, 1280, 1920]) {
+      const page = await browser.newPage({ viewport: { width, height: 900 } });
+      await page.goto(`${platform.url}${referencePath}`);
+      await page.waitForSelector('.opblock', { timeout: 20_000 });
+      const scrollWidth = await page.evaluate('document.documentElement.scrollWidth');
+      expect({ width, scrollWidth }).toEqual({ width, scrollWidth: width });
+      await page.close();
+    }
+  }, 60_000);
+
   it('opens the page with a query string in its URL, without a redirect loop', async () => {
     const page = await browser.newPage();
     for (const path of [`${referencePath}?from=readme`, `${referencePath}/static/index.html?x=1`]) {
