@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { Clock } from '../core/clock.js';
 import type { Migration } from '../engines/sql/migrations.js';
 import type { Queryable, SqlClient } from '../engines/sql/sql-client.js';
+import { documented, examples, refusal } from './api-docs.js';
 import {
   ForbiddenError,
   NotFoundError,
@@ -221,22 +222,99 @@ const newKey = z.strictObject({
 });
 const keyIdParam = z.object({ keyId: z.string().min(1).max(64) });
 
+const principal = z.object({ keyId: z.string(), role: z.enum(roles), subject: z.string() });
+const issuedKey = principal.extend({ token: z.string() });
+const keyNotFound = refusal(404, 'KEY_NOT_FOUND', `API key ${examples.keyId} was not found`);
+
 /** Who am I; issue a key (admin); revoke a key (admin, the issuing key, or the key itself). */
 export function installAuthRoutes(http: FastifyInstance, keys: ApiKeys): void {
-  http.get('/api/auth/me', async (req) => {
-    const p = await keys.require(req, 'student', 'instructor', 'viewer');
-    return { keyId: p.keyId, role: p.role, subject: p.subject };
-  });
-  http.post('/api/auth/keys', async (req, reply) => {
-    const by = await keys.require(req);
-    const input = parseInput(newKey, req.body, 'key');
-    const issued = await keys.issue({ ...input, issuedBy: by.keyId });
-    return reply.status(201).send(issued);
-  });
-  http.post('/api/auth/keys/:keyId/revoke', async (req) => {
-    const by = await keys.require(req, 'student', 'instructor', 'viewer');
-    const { keyId } = parseInput(keyIdParam, req.params, 'path');
-    await keys.revoke(keyId, by);
-    return { revoked: keyId };
-  });
+  http.get(
+    '/api/auth/me',
+    documented({
+      summary: 'Who this API key acts as',
+      description:
+        'The key id, role and subject (student id, instructor name, operator) of the key sent.',
+      tags: ['auth'],
+      roles: ['student', 'instructor', 'viewer'],
+      responses: {
+        200: {
+          description: 'The principal of the key',
+          schema: principal,
+          example: { keyId: examples.keyId, role: 'student', subject: examples.student },
+        },
+      },
+    }),
+    async (req) => {
+      const p = await keys.require(req, 'student', 'instructor', 'viewer');
+      return { keyId: p.keyId, role: p.role, subject: p.subject };
+    },
+  );
+  http.post(
+    '/api/auth/keys',
+    documented({
+      summary: 'Issue an API key',
+      description:
+        'Issues a key for a role and subject. The whole key (`token`) is in this response only: the platform keeps a hash of its secret.',
+      tags: ['auth'],
+      roles: [],
+      body: newKey,
+      bodyExamples: {
+        student: {
+          summary: 'A key for a student',
+          value: { role: 'student', subject: 'student-42', label: 'mobile app' },
+        },
+        instructor: {
+          summary: 'A key for an instructor (the subject is their name on courses)',
+          value: { role: 'instructor', subject: examples.instructor },
+        },
+      },
+      responses: {
+        201: {
+          description: 'The key, shown once',
+          schema: issuedKey,
+          example: {
+            keyId: examples.keyId,
+            role: 'student',
+            subject: 'student-42',
+            token: examples.token,
+          },
+        },
+      },
+    }),
+    async (req, reply) => {
+      const by = await keys.require(req);
+      const input = parseInput(newKey, req.body, 'key');
+      const issued = await keys.issue({ ...input, issuedBy: by.keyId });
+      return reply.status(201).send(issued);
+    },
+  );
+  http.post(
+    '/api/auth/keys/:keyId/revoke',
+    documented({
+      summary: 'Revoke an API key',
+      description:
+        'Revokes a key at once: a request with it is refused with 401 from then on. Revoking a revoked key succeeds again.',
+      tags: ['auth'],
+      roles: ['student', 'instructor', 'viewer'],
+      access: 'A key that is not an admin revokes only itself or keys it issued.',
+      params: keyIdParam,
+      responses: {
+        200: {
+          description: 'The key is revoked',
+          schema: z.object({ revoked: z.string() }),
+          example: { revoked: examples.keyId },
+        },
+      },
+      errors: [
+        refusal(403, 'FORBIDDEN', 'only an admin or the key that issued it may revoke this key'),
+        keyNotFound,
+      ],
+    }),
+    async (req) => {
+      const by = await keys.require(req, 'student', 'instructor', 'viewer');
+      const { keyId } = parseInput(keyIdParam, req.params, 'path');
+      await keys.revoke(keyId, by);
+      return { revoked: keyId };
+    },
+  );
 }

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { CdpError, ValidationError } from '../core/errors.js';
+import { RouteTable } from './route-table.js';
 
 /** Parse a request part with zod; a failure becomes a ValidationError (HTTP 400) listing each issue. */
 export function parseInput<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
@@ -161,39 +162,6 @@ export function checkText(value: unknown, path: string): void {
     }
 }
 
-/** Known route patterns and their methods, to answer a wrong method with 405 and Allow. */
-class RouteTable {
-  readonly #routes: { segments: string[]; methods: Set<string> }[] = [];
-
-  add(url: string, methods: string[]): void {
-    const segments = url.split('/');
-    const same = this.#routes.find((r) => r.segments.join('/') === segments.join('/'));
-    if (same) for (const m of methods) same.methods.add(m);
-    else this.#routes.push({ segments, methods: new Set(methods) });
-  }
-
-  /** Methods of every route whose pattern matches this path (`:param` one segment, `*` the rest). */
-  allowed(path: string): string[] {
-    const parts = path.split('/');
-    const out = new Set<string>();
-    for (const r of this.#routes) {
-      let ok = true;
-      for (let i = 0; i < r.segments.length; i++) {
-        const s = r.segments[i]!;
-        if (s === '*') break;
-        const p = parts[i];
-        if (p === undefined || (s.startsWith(':') ? p === '' : s !== p)) {
-          ok = false;
-          break;
-        }
-        if (i === r.segments.length - 1 && parts.length !== r.segments.length) ok = false;
-      }
-      if (ok) for (const m of r.methods) out.add(m);
-    }
-    return [...out].sort();
-  }
-}
-
 /**
  * Errors as JSON `{ error: { code, message, issues? } }` with a status chosen by the error; a
  * wrong method on a known path is a 405 with Allow; every string in a body, query or path is
@@ -221,7 +189,8 @@ export function installErrorHandler(app: FastifyInstance): void {
   });
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
-    table.add(route.url, methods);
+    // A route hidden from the API document (the reference page's own files) is no suggestion.
+    table.add(route.url, methods, (route.schema as { hide?: boolean } | undefined)?.hide !== true);
   });
   app.addHook('preValidation', async (req: FastifyRequest) => {
     checkText(req.params, 'path');
@@ -272,10 +241,13 @@ export function installErrorHandler(app: FastifyInstance): void {
           },
         });
     }
+    const nearest = table.nearest(path, request.method);
+    const listed = nearest.map((r) => `${r.methods.join(', ')} ${r.url}`);
     reply.status(404).send({
       error: {
         code: 'NOT_FOUND',
-        message: `no route ${request.method} ${path}; see GET /api`,
+        message: `no route ${request.method} ${path}; nearest: ${listed.join('; ')} (GET /api/openapi.json describes every route)`,
+        nearest: nearest.map((r) => ({ url: r.url, methods: r.methods })),
       },
     });
   });

@@ -1,3 +1,5 @@
+export type { ErrorDoc, ResponseDoc, RouteDoc } from './api-docs.js';
+export { documented, refusal } from './api-docs.js';
 export type { IssuedKey, Principal, Role } from './auth.js';
 export { ApiKeys, authMigrations, roles } from './auth.js';
 export type {
@@ -19,5 +21,5 @@ export {
   singleLine,
   UnauthenticatedError,
 } from './http-errors.js';
-export type { Platform, PlatformOptions } from './platform.js';
+export type { Platform, PlatformOptions, PlatformRoute } from './platform.js';
 export { PortInUseError, platformMigrations, publicDir, startPlatform } from './platform.js';

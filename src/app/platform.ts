@@ -13,6 +13,8 @@ import { type Migration, migrate } from '../engines/sql/migrations.js';
 import { openSql } from '../engines/sql/open.js';
 import type { SqlClient } from '../engines/sql/sql-client.js';
 import { FolderSource, StaticSite } from '../storage/index.js';
+import { documented, type RouteDoc } from './api-docs.js';
+import { installApiReference, openApiPath, referencePath } from './api-reference.js';
 import {
   ApiKeys,
   authMigrations,
@@ -24,11 +26,18 @@ import {
 import type { EngineStatus, FeatureHandle, Panel, PlatformFeature } from './feature.js';
 import type { CatalogService } from './features/catalog.js';
 import { defaultFeatures } from './features/index.js';
-import { installErrorHandler, NotFoundError } from './http-errors.js';
+import { installErrorHandler, NotFoundError, parseInput } from './http-errors.js';
+import { docQuery, platformDocs as docs } from './platform-docs.js';
 import { limitClients, nodeServerOptions } from './server-limits.js';
 
 /** public/ at the package root: two levels up from src/app and from dist/app alike. */
 export const publicDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'public');
+
+/** The package's version, for the API document. */
+async function packageVersion(): Promise<string> {
+  const text = await readFile(join(publicDir, '..', 'package.json'), 'utf8');
+  return (JSON.parse(text) as { version: string }).version;
+}
 
 export interface PlatformOptions {
   config: Config;
@@ -49,11 +58,20 @@ export interface Platform {
   services: Map<string, unknown>;
   /** API keys: issue, verify, revoke. */
   auth: ApiKeys;
-  /** Every route, as registered (method and URL pattern). */
-  routes: { method: string; url: string }[];
+  /** Every route, as registered: method, URL pattern, and its description (see `documented`). */
+  routes: PlatformRoute[];
   /** The demo keys, when this start issued them (the first start on a database). */
   demoKeys: { file: string; keys: IssuedKey[] } | undefined;
   close(): Promise<void>;
+}
+
+export interface PlatformRoute {
+  method: string;
+  url: string;
+  /** The route's description, for a route declared with `documented(...)` options. */
+  doc: RouteDoc | undefined;
+  /** Left out of the OpenAPI document on purpose (the reference page's own files). */
+  hidden: boolean;
 }
 
 export class PortInUseError extends CdpError {
@@ -121,12 +139,15 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     });
     const stopLimits = limitClients(http.server, config.http, clock);
     lifecycle.defer('http client limits', async () => stopLimits());
-    const routes: { method: string; url: string }[] = [];
+    const routes: PlatformRoute[] = [];
     http.addHook('onRoute', (r) => {
+      const doc = (r.config as { doc?: RouteDoc } | undefined)?.doc;
+      const hidden = (r.schema as { hide?: boolean } | undefined)?.hide === true;
       for (const method of Array.isArray(r.method) ? r.method : [r.method])
-        routes.push({ method, url: r.url });
+        routes.push({ method, url: r.url, doc, hidden });
     });
     installErrorHandler(http);
+    await installApiReference(http, await packageVersion());
     const auth = new ApiKeys(sql, clock);
     installAuthRoutes(http, auth);
     const requests = counter(
@@ -203,35 +224,39 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       return out;
     };
 
-    http.get('/health', async (_req, reply) => {
+    http.get('/health', documented(docs.health), async (_req, reply) => {
       const engines = await engineStatus();
       const ok = engines.every((e) => e.ok);
       return reply.status(ok ? 200 : 503).send({ status: ok ? 'ok' : 'degraded', engines });
     });
-    http.get('/metrics', async (_req, reply) => {
+    http.get('/metrics', documented(docs.metrics), async (_req, reply) => {
       reply.header('content-type', registry.contentType);
       return registry.metrics();
     });
-    http.get('/api', async () => ({
+    http.get('/api', documented(docs.api), async () => ({
       name: 'cloud-data-patterns reference platform',
       modules: features.map((f) => ({ name: f.name, description: f.description, docs: f.docs })),
       endpoints: [
         '/health',
         '/metrics',
         '/api',
+        openApiPath,
+        referencePath,
         '/api/stream',
         '/api/panels',
         '/api/docs?page=',
         '/api/auth/me',
         '/dashboard/',
       ],
+      openapi: openApiPath,
+      reference: referencePath,
       auth: 'mutating and private routes need Authorization: Bearer <API key>; the demo keys are in the file the platform names at start',
     }));
-    http.get('/api/panels', async () => ({ panels: await panels() }));
+    http.get('/api/panels', documented(docs.panels), async () => ({ panels: await panels() }));
     // The pattern pages that features link to, as Markdown (only pages a feature lists).
     const docPages = new Set(features.flatMap((f) => f.docs));
-    http.get('/api/docs', async (req, reply) => {
-      const page = (req.query as { page?: string }).page ?? '';
+    http.get('/api/docs', documented(docs.docPage), async (req, reply) => {
+      const page = parseInput(docQuery, req.query, 'query').page ?? '';
       if (!docPages.has(page))
         throw new NotFoundError(
           `doc page ${JSON.stringify(page)} (known: ${[...docPages].join(', ')})`,
@@ -244,7 +269,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     // Live dashboard feed: one server-sent event per period with engine status and every panel.
     const streams = new Set<FastifyReply>();
     const interval = options.streamIntervalMs ?? 1000;
-    http.get('/api/stream', (req, reply) => {
+    http.get('/api/stream', documented(docs.stream), (req, reply) => {
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, {
@@ -293,14 +318,19 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
       url: '/dashboard/*',
       exposeHeadRoute: false,
+      ...documented(docs.dashboard),
       handler: (req, reply) => {
         reply.hijack();
         req.raw.url = req.raw.url!.slice('/dashboard'.length);
         void site.handle(req.raw, reply.raw);
       },
     });
-    http.get('/dashboard', (_req, reply) => reply.redirect('/dashboard/'));
-    http.get('/', (_req, reply) => reply.redirect('/dashboard/'));
+    http.get('/dashboard', documented(docs.dashboardRedirect), (_req, reply) =>
+      reply.redirect('/dashboard/'),
+    );
+    http.get('/', documented(docs.dashboardRedirect), (_req, reply) =>
+      reply.redirect('/dashboard/'),
+    );
 
     // The first start on a database issues the demo keys and writes them to a file.
     let demoKeys: Platform['demoKeys'];
@@ -328,8 +358,18 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     lifecycle.use('http', { close: () => http.close() });
     const address = http.server.address();
     const port = typeof address === 'object' && address ? address.port : config.http.port;
+    const url = `http://${config.http.host}:${port}`;
+    logger.info(
+      {
+        url,
+        dashboard: `${url}/dashboard/`,
+        openapi: `${url}${openApiPath}`,
+        reference: `${url}${referencePath}`,
+      },
+      `platform ready: the dashboard is at ${url}/dashboard/, the API reference at ${url}${referencePath}`,
+    );
     return {
-      url: `http://${config.http.host}:${port}`,
+      url,
       port,
       http,
       sql,

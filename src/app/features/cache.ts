@@ -2,11 +2,60 @@ import { z } from 'zod';
 import { Cache } from '../../cache/index.js';
 import { errorMessage } from '../../core/errors.js';
 import { importOptional } from '../../core/optional-dependency.js';
+import { documented, examples, refusal } from '../api-docs.js';
 import type { EngineStatus, PlatformFeature } from '../feature.js';
 import { NotFoundError, parseInput } from '../http-errors.js';
-import type { CatalogService, Course } from './catalog.js';
+import { type CatalogService, type Course, courseSchema, exampleCourse } from './catalog.js';
 
 const idParam = z.object({ id: z.string().uuid() });
+const count = z.number().int();
+
+const docs = {
+  course: documented({
+    summary: 'Read a course through the cache',
+    description:
+      'The same course as GET /api/catalog/courses/{id}, through cache-aside: L1 in process, plus Redis L2 and an invalidation bus when CDP_REDIS_URL is set. Concurrent misses of one course load it once.',
+    tags: ['cache'],
+    params: idParam,
+    responses: { 200: { description: 'The course', schema: courseSchema, example: exampleCourse } },
+    errors: [refusal(404, 'NOT_FOUND', `course ${examples.courseId} was not found`)],
+  }),
+  stats: documented({
+    summary: "The course cache's counters",
+    description:
+      'Hits, misses, the hit ratio (0 to 1), loads, stale values served, L2 errors, and the L1 store (size, evictions by cause), since start.',
+    tags: ['cache'],
+    responses: {
+      200: {
+        description: 'The counters',
+        schema: z.looseObject({
+          hits: count,
+          misses: count,
+          hitRatio: z.number().min(0).max(1),
+          loads: count,
+          loadErrors: count,
+          staleServed: count,
+          l2Errors: count,
+          lockFallbacks: count,
+          fillsRefused: count,
+          l1: z.looseObject({ size: count }),
+        }),
+        example: {
+          hits: 120,
+          misses: 8,
+          hitRatio: 0.9375,
+          loads: 8,
+          loadErrors: 0,
+          staleServed: 0,
+          l2Errors: 0,
+          lockFallbacks: 0,
+          fillsRefused: 0,
+          l1: { size: 5, evictions: {} },
+        },
+      },
+    },
+  }),
+};
 
 /**
  * Course details read through cache-aside: L1 in process (W-TinyLFU), plus Redis L2, an
@@ -55,13 +104,13 @@ export const cacheFeature: PlatformFeature = {
     catalog.readThrough((id, load) => cache.getOrLoad(id, load));
     catalog.onChange.add((id) => cache.delete(id));
 
-    ctx.http.get('/api/cache/courses/:id', async (req) => {
+    ctx.http.get('/api/cache/courses/:id', docs.course, async (req) => {
       const { id } = parseInput(idParam, req.params, 'path');
       const course = await catalog.read(id);
       if (!course) throw new NotFoundError(`course ${id}`);
       return course;
     });
-    ctx.http.get('/api/cache/stats', async () => cache.stats());
+    ctx.http.get('/api/cache/stats', docs.stats, async () => cache.stats());
 
     return {
       service: cache,

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { UuidV7Generator } from '../../core/ids.js';
 import type { SqlClient } from '../../engines/sql/sql-client.js';
+import { documented, examples, refusal } from '../api-docs.js';
 import type { Principal } from '../auth.js';
 import type { PlatformFeature } from '../feature.js';
 import {
@@ -50,6 +51,132 @@ const listQuery = z.object({
   topic: z.string().optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
 });
+
+/** A course as the API returns it. */
+export const courseSchema = z.object({
+  id: z.uuid(),
+  title: z.string(),
+  topic: z.string(),
+  instructor: z.string(),
+  priceCents: z.number().int(),
+  description: z.string(),
+  updatedAt: z.iso.datetime(),
+  version: z.number().int(),
+});
+export const exampleCourse: Course = {
+  id: examples.courseId,
+  title: 'PostgreSQL from the inside',
+  topic: 'databases',
+  instructor: examples.instructor,
+  priceCents: 4900,
+  description: 'How PostgreSQL stores, indexes and vacuums your rows.',
+  updatedAt: '2026-12-07T16:00:00.000Z',
+  version: 1,
+};
+const courseNotFound = refusal(
+  404,
+  'COURSE_NOT_FOUND',
+  `course "${examples.courseId}" (GET /api/catalog/courses lists the courses) was not found`,
+);
+const notTheirs = refusal(
+  403,
+  'FORBIDDEN',
+  `course ${examples.courseId} belongs to instructor "Ada Park"; only they or an admin change it`,
+);
+
+const docs = {
+  list: documented({
+    summary: 'List courses',
+    description: 'Courses in id order (oldest first), optionally of one topic.',
+    tags: ['catalog'],
+    query: listQuery,
+    responses: {
+      200: {
+        description: 'The courses',
+        schema: z.object({ courses: z.array(courseSchema) }),
+        example: { courses: [exampleCourse] },
+      },
+    },
+  }),
+  create: documented({
+    summary: 'Create a course',
+    description:
+      "Creates a course in the catalog, the system of record. An instructor's course is under their own name (leave `instructor` out); an admin names the instructor.",
+    tags: ['catalog'],
+    roles: ['instructor'],
+    body: ownCourse,
+    bodyExamples: {
+      instructor: {
+        summary: 'As an instructor, under their own name',
+        value: {
+          title: 'PostgreSQL from the inside',
+          topic: 'databases',
+          priceCents: 4900,
+          description: 'How PostgreSQL stores, indexes and vacuums your rows.',
+        },
+      },
+      admin: {
+        summary: 'As an admin, naming the instructor',
+        value: {
+          title: 'Caching that does not lie',
+          topic: 'performance',
+          instructor: 'Sam Ruiz',
+          priceCents: 3900,
+        },
+      },
+    },
+    responses: { 201: { description: 'The course', schema: courseSchema, example: exampleCourse } },
+    errors: [
+      refusal(
+        403,
+        'FORBIDDEN',
+        'an instructor creates courses under their own name ("Ada Park"); leave instructor out',
+      ),
+    ],
+  }),
+  get: documented({
+    summary: 'Read a course',
+    description:
+      'One course, read through the course cache (cache-aside): an update invalidates it, so a read after an update never returns the old course.',
+    tags: ['catalog'],
+    params: idParam,
+    responses: { 200: { description: 'The course', schema: courseSchema, example: exampleCourse } },
+    errors: [courseNotFound],
+  }),
+  update: documented({
+    summary: 'Change a course',
+    description:
+      'Changes the fields the body names, and only those; the version goes up by one and cached copies are invalidated.',
+    tags: ['catalog'],
+    roles: ['instructor'],
+    access: 'An instructor changes only their own courses, and cannot give them away.',
+    params: idParam,
+    body: coursePatch,
+    bodyExamples: {
+      price: { summary: 'A new price', value: { priceCents: 3900 } },
+      text: {
+        summary: 'A new title and description',
+        value: { title: 'PostgreSQL, inside out', description: 'Pages, tuples, WAL.' },
+      },
+    },
+    responses: {
+      200: {
+        description: 'The changed course',
+        schema: courseSchema,
+        example: { ...exampleCourse, priceCents: 3900, version: 2 },
+      },
+    },
+    errors: [
+      refusal(
+        400,
+        'EMPTY_PATCH',
+        'the change names no field; send at least one of title, topic, instructor, priceCents, description',
+      ),
+      notTheirs,
+      courseNotFound,
+    ],
+  }),
+};
 
 interface CourseRow {
   id: string;
@@ -253,11 +380,11 @@ export const catalogFeature: PlatformFeature = {
     const service = new CatalogService(ctx.sql, new UuidV7Generator(ctx.clock));
     if ((await service.count()) === 0) for (const c of SEED) await service.create(c);
     const { http } = ctx;
-    http.get('/api/catalog/courses', async (req) => {
+    http.get('/api/catalog/courses', docs.list, async (req) => {
       const q = parseInput(listQuery, req.query, 'query');
       return { courses: await service.list(q) };
     });
-    http.post('/api/catalog/courses', async (req, reply) => {
+    http.post('/api/catalog/courses', docs.create, async (req, reply) => {
       const by = await ctx.auth.require(req, 'instructor');
       let input: z.input<typeof newCourse>;
       if (by.role === 'instructor') {
@@ -273,13 +400,13 @@ export const catalogFeature: PlatformFeature = {
       const course = await service.create(input);
       return reply.status(201).send(course);
     });
-    http.get('/api/catalog/courses/:id', async (req) => {
+    http.get('/api/catalog/courses/:id', docs.get, async (req) => {
       const { id } = parseInput(idParam, req.params, 'path');
       const course = await service.read(id);
       if (!course) throw new NotFoundError(`course ${id}`, 'COURSE_NOT_FOUND');
       return course;
     });
-    http.patch('/api/catalog/courses/:id', async (req) => {
+    http.patch('/api/catalog/courses/:id', docs.update, async (req) => {
       const by = await ctx.auth.require(req, 'instructor');
       const { id } = parseInput(idParam, req.params, 'path');
       const course = await service.require(id);

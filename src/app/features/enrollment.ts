@@ -13,6 +13,7 @@ import {
   outboxStats,
   traceFlow,
 } from '../../messaging/index.js';
+import { documented, examples, refusal } from '../api-docs.js';
 import type { PlatformFeature } from '../feature.js';
 import {
   NotFoundError,
@@ -104,6 +105,139 @@ async function isEnrolled(sql: SqlClient, student: string, course: string): Prom
 const enrollBody = z.strictObject({ course: singleLine(100) });
 const idParam = z.object({ id: z.string().min(1).max(200) });
 
+const docs = {
+  enroll: documented({
+    summary: 'Enroll in a course',
+    description:
+      'Enrolls the calling student and writes EnrollmentRequested through the transactional outbox, in the same transaction. The relay publishes it; the email, recommendations and instructor-stats services react, each once (inbox). Follow the flow with GET /api/enrollment/flows/{correlationId}.',
+    tags: ['enrollment'],
+    roles: ['student'],
+    access: "The student is the key's subject, never a field of the body.",
+    body: enrollBody,
+    bodyExamples: { course: { summary: 'A course', value: { course: examples.courseId } } },
+    responses: {
+      202: {
+        description: 'Accepted: the event is in the outbox, the reactions follow',
+        schema: z.object({ eventId: z.string(), correlationId: z.string() }),
+        example: { eventId: examples.correlationId, correlationId: examples.correlationId },
+      },
+    },
+    errors: [
+      refusal(
+        404,
+        'COURSE_NOT_FOUND',
+        `course "${examples.courseId}" (GET /api/catalog/courses lists the courses) was not found`,
+      ),
+      refusal(
+        409,
+        'ALREADY_ENROLLED',
+        `student "${examples.student}" is already enrolled in course ${examples.courseId}`,
+      ),
+    ],
+  }),
+  flow: documented({
+    summary: 'Trace an enrollment flow',
+    description:
+      'Every event of a choreography flow (by correlation id or an event id) in causation order, with the services that handled each.',
+    tags: ['enrollment'],
+    roles: ['viewer'],
+    params: idParam,
+    responses: {
+      200: {
+        description: 'The steps',
+        schema: z.object({
+          steps: z.array(
+            z.object({
+              id: z.string(),
+              type: z.string(),
+              source: z.string(),
+              causationId: z.string().nullable(),
+              depth: z.number().int(),
+              recordedAt: z.iso.datetime(),
+              handledBy: z.array(z.string()),
+            }),
+          ),
+        }),
+        example: {
+          steps: [
+            {
+              id: examples.correlationId,
+              type: 'enrollment.requested',
+              source: 'enrollment',
+              causationId: null,
+              depth: 0,
+              recordedAt: '2026-12-07T16:00:00.000Z',
+              handledBy: ['email', 'instructor-stats', 'recommendations'],
+            },
+          ],
+        },
+      },
+    },
+    errors: [refusal(404, 'FLOW_NOT_FOUND', `flow "${examples.correlationId}" was not found`)],
+  }),
+  dlq: documented({
+    summary: 'List dead letters',
+    description:
+      'Messages a consumer gave up on after its retries, with the last error: replay one once its cause is fixed.',
+    tags: ['enrollment'],
+    roles: ['viewer'],
+    responses: {
+      200: {
+        description: 'The dead letters',
+        schema: z.object({
+          deadLetters: z.array(
+            z.object({
+              id: z.string(),
+              group: z.string(),
+              topic: z.string(),
+              type: z.string(),
+              key: z.string(),
+              attempts: z.number().int(),
+              deadAt: z.string(),
+              error: z.string(),
+            }),
+          ),
+        }),
+        example: {
+          deadLetters: [
+            {
+              id: 'dl-1',
+              group: 'email',
+              topic: 'cdp_app.enrollment.requested',
+              type: 'enrollment.requested',
+              key: 'demo-student-1',
+              attempts: 5,
+              deadAt: '2026-12-07T16:00:00.000Z',
+              error: 'mail server refused the message',
+            },
+          ],
+        },
+      },
+    },
+  }),
+  replay: documented({
+    summary: 'Replay a dead letter',
+    description: 'Puts a dead letter back on its topic for its consumer group to handle again.',
+    tags: ['enrollment'],
+    roles: [],
+    params: idParam,
+    responses: {
+      200: {
+        description: 'The dead letter was replayed',
+        schema: z.object({ id: z.string(), replayed: z.number().int() }),
+        example: { id: 'dl-1', replayed: 1 },
+      },
+    },
+    errors: [
+      refusal(
+        404,
+        'DEAD_LETTER_NOT_FOUND',
+        'no dead letter with id "dl-9"; run `cdp dlq list` or GET /api/enrollment/dlq to see the ids',
+      ),
+    ],
+  }),
+};
+
 export const enrollmentFeature: PlatformFeature = {
   name: 'enrollment',
   description: 'Course enrollment as a choreography over a transactional outbox and inboxes',
@@ -187,7 +321,7 @@ export const enrollmentFeature: PlatformFeature = {
     let lastPublished = 0;
     let lastPanelAt = clock.now();
 
-    http.post('/api/enrollment/enrollments', async (req, reply) => {
+    http.post('/api/enrollment/enrollments', docs.enroll, async (req, reply) => {
       const student = (await ctx.auth.require(req, 'student')).subject;
       const body = parseInput(enrollBody, req.body, 'body');
       const catalog = ctx.services.get('catalog') as CatalogService;
@@ -213,18 +347,18 @@ export const enrollmentFeature: PlatformFeature = {
       lastFlow = env.correlationid;
       return reply.status(202).send({ eventId: env.id, correlationId: env.correlationid });
     });
-    http.get('/api/enrollment/flows/:id', async (req) => {
+    http.get('/api/enrollment/flows/:id', docs.flow, async (req) => {
       await ctx.auth.require(req, 'viewer');
       const { id } = parseInput(idParam, req.params, 'path');
       const steps = await traceFlow(sql, id);
       if (steps.length === 0) throw new NotFoundError(`flow ${quote(id)}`, 'FLOW_NOT_FOUND');
       return { steps };
     });
-    http.get('/api/enrollment/dlq', async (req) => {
+    http.get('/api/enrollment/dlq', docs.dlq, async (req) => {
       await ctx.auth.require(req, 'viewer');
       return { deadLetters: await dlqList(broker) };
     });
-    http.post('/api/enrollment/dlq/:id/replay', async (req) => {
+    http.post('/api/enrollment/dlq/:id/replay', docs.replay, async (req) => {
       await ctx.auth.require(req);
       const { id } = parseInput(idParam, req.params, 'path');
       try {

@@ -12,6 +12,7 @@ import {
   ValetKeyService,
   valetKeyMigrations,
 } from '../../storage/index.js';
+import { documented, examples, refusal } from '../api-docs.js';
 import type { Principal } from '../auth.js';
 import type { PlatformFeature } from '../feature.js';
 import { ForbiddenError, NotFoundError, parseInput, quote } from '../http-errors.js';
@@ -47,6 +48,103 @@ const uploadInput = z.strictObject({
 });
 const playQuery = z.object({ key: z.string().min(1).max(1024).startsWith('courses/') });
 const keyParam = z.object({ keyId: z.string().min(1).max(64) });
+
+const courseNotFound = refusal(
+  404,
+  'COURSE_NOT_FOUND',
+  `course "${examples.courseId}" (GET /api/catalog/courses lists the courses) was not found`,
+);
+const objectKey = `courses/${examples.courseId}/intro.mp4`;
+const docs = {
+  upload: documented({
+    summary: 'Get a form to upload a course video',
+    description:
+      "Issues a valet key (15 minutes, this course's folder, a size cap) and a browser POST form for it: post `fields` plus the file as multipart/form-data to `url`, the storage server, straight from the browser. The application never carries the bytes.",
+    tags: ['media'],
+    roles: ['instructor'],
+    access: 'An instructor uploads only to their own courses.',
+    body: uploadInput,
+    bodyExamples: {
+      video: {
+        summary: 'An MP4 of at most 100 MiB',
+        value: { courseId: examples.courseId, contentType: 'video/mp4', maxBytes: 104857600 },
+      },
+    },
+    responses: {
+      200: {
+        description: 'The key and the POST form',
+        schema: z.object({
+          keyId: z.string(),
+          url: z.url(),
+          fields: z.record(z.string(), z.string()),
+          maxBytes: z.number().int(),
+        }),
+        example: {
+          keyId: examples.valetKeyId,
+          url: 'http://127.0.0.1:9000/course-media',
+          fields: { key: `courses/${examples.courseId}/\${filename}`, policy: 'eyJ...' },
+          maxBytes: 104857600,
+        },
+      },
+    },
+    errors: [
+      refusal(
+        403,
+        'FORBIDDEN',
+        `course ${examples.courseId} belongs to instructor "Ada Park"; only they or an admin upload its videos`,
+      ),
+      courseNotFound,
+    ],
+  }),
+  play: documented({
+    summary: 'Get a URL to play a course video',
+    description:
+      'Issues a valet key for one object and a presigned GET URL (1 hour) that the player fetches from the storage server directly, with ranges.',
+    tags: ['media'],
+    roles: ['student', 'instructor'],
+    access:
+      'A student plays the videos of courses they are enrolled in; an instructor those of their own courses.',
+    query: playQuery,
+    responses: {
+      200: {
+        description: 'The key and the presigned URL',
+        schema: z.object({ keyId: z.string(), url: z.url() }),
+        example: {
+          keyId: examples.valetKeyId,
+          url: `http://127.0.0.1:9000/course-media/${objectKey}?X-Amz-Signature=...`,
+        },
+      },
+    },
+    errors: [
+      refusal(
+        403,
+        'NOT_ENROLLED',
+        `student "${examples.student}" is not enrolled in course ${examples.courseId}; enroll first to play its videos`,
+      ),
+      courseNotFound,
+    ],
+  }),
+  revoke: documented({
+    summary: 'Revoke a valet key',
+    description:
+      'Revokes a valet key at once: the storage server refuses its next use, even of a URL already handed out.',
+    tags: ['media'],
+    roles: ['student', 'instructor'],
+    access: 'Whoever issued the valet key (same role and subject) revokes it, or an admin.',
+    params: keyParam,
+    responses: {
+      200: {
+        description: 'The valet key is revoked',
+        schema: z.object({ revoked: z.string() }),
+        example: { revoked: examples.valetKeyId },
+      },
+    },
+    errors: [
+      refusal(403, 'FORBIDDEN', 'only an admin or whoever issued this valet key may revoke it'),
+      refusal(404, 'KEY_NOT_FOUND', `valet key "${examples.valetKeyId}" was not found`),
+    ],
+  }),
+};
 
 /** An admin, or the instructor whose course it is. */
 function owns(p: Principal, course: Course): boolean {
@@ -160,7 +258,7 @@ export const mediaFeature: PlatformFeature = {
         'INSERT INTO app_media_keys (key_id, issued_by_key, issued_by_role, issued_by_subject) VALUES ($1, $2, $3, $4)',
         [keyId, by.keyId, by.role, by.subject],
       );
-    http.post('/api/media/uploads', async (req) => {
+    http.post('/api/media/uploads', docs.upload, async (req) => {
       const by = await auth.require(req, 'instructor');
       const p = parseInput(uploadInput, req.body, 'upload');
       const course = await catalog().require(p.courseId);
@@ -179,7 +277,7 @@ export const mediaFeature: PlatformFeature = {
       const form = valet!.postPolicy(key, { contentType: p.contentType });
       return { keyId: key.keyId, url: form.url, fields: form.fields, maxBytes: p.maxBytes };
     });
-    http.get('/api/media/play', async (req) => {
+    http.get('/api/media/play', docs.play, async (req) => {
       const by = await auth.require(req, 'student', 'instructor');
       const { key: objectKey } = parseInput(playQuery, req.query, 'query');
       // courses/<course id>/<file>: the course decides who may play it.
@@ -207,7 +305,7 @@ export const mediaFeature: PlatformFeature = {
       await remember(key.keyId, by);
       return { keyId: key.keyId, url: valet!.presignUrl(key, { method: 'GET', expiresIn: 3600 }) };
     });
-    http.post('/api/media/keys/:keyId/revoke', async (req) => {
+    http.post('/api/media/keys/:keyId/revoke', docs.revoke, async (req) => {
       const by = await auth.require(req, 'student', 'instructor');
       const { keyId } = parseInput(keyParam, req.params, 'path');
       const { rows } = await sql.query<{

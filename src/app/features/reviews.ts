@@ -6,6 +6,7 @@ import {
   type SqlSubscription,
   subscriptionPositions,
 } from '../../events/index.js';
+import { documented, examples, type RouteDoc, refusal } from '../api-docs.js';
 import type { Principal } from '../auth.js';
 import type { PlatformFeature } from '../feature.js';
 import { ForbiddenError, parseInput, quote } from '../http-errors.js';
@@ -50,6 +51,237 @@ const readQuery = z.object({
 const ratingBody = z.strictObject({ rating: z.number().int().min(1).max(5) });
 const topUpBody = z.strictObject({ amountCents: z.number().int().positive().max(1_000_000_00) });
 const purchaseBody = z.strictObject({ courseId: z.string().min(1).max(100) });
+
+const written = z.object({ position: z.number().int(), version: z.number().int() });
+const walletWritten = z.object({ position: z.number().int(), balanceCents: z.number().int() });
+const rating = z.object({
+  courseId: z.string(),
+  topic: z.string().optional(),
+  reviewCount: z.number().int(),
+  averageRating: z.number().nullable(),
+});
+const exampleRating = {
+  courseId: examples.courseId,
+  topic: 'databases',
+  reviewCount: 12,
+  averageRating: 4.5,
+};
+const courseNotFound = refusal(
+  404,
+  'COURSE_NOT_FOUND',
+  `course "${examples.courseId}" (GET /api/catalog/courses lists the courses) was not found`,
+);
+const notThem = refusal(
+  403,
+  'FORBIDDEN',
+  `this key acts as student "demo-student-2", not as student "${examples.student}"`,
+);
+const timeout = refusal(
+  504,
+  'TIMEOUT',
+  'the read model did not reach position 42 within 5000 ms; retry, or read without after',
+);
+const token =
+  'Writes return a consistency token, `position`: pass it as `?after=<position>` to a read to see that write (read your writes).';
+const ratingBodyExamples = { five: { summary: 'Five stars', value: { rating: 5 } } };
+const readDoc = (d: Omit<RouteDoc, 'tags' | 'query'>) =>
+  documented({ ...d, tags: ['reviews'], query: readQuery, errors: [...(d.errors ?? []), timeout] });
+
+const docs = {
+  submit: documented({
+    summary: 'Review a course',
+    description: `Submits the calling student's rating (1 to 5) of a course they are enrolled in, as an event on the course's event-sourced stream. ${token}`,
+    tags: ['reviews'],
+    roles: ['student'],
+    access: "The reviewer is the key's subject.",
+    params: courseParam,
+    body: ratingBody,
+    bodyExamples: ratingBodyExamples,
+    responses: {
+      201: {
+        description: 'The review is recorded',
+        schema: written,
+        example: { position: 42, version: 3 },
+      },
+    },
+    errors: [
+      refusal(
+        403,
+        'NOT_ENROLLED',
+        `student "${examples.student}" is not enrolled in course ${examples.courseId}; enroll first (POST /api/enrollment/enrollments)`,
+      ),
+      courseNotFound,
+      refusal(
+        409,
+        'ALREADY_REVIEWED',
+        `student ${examples.student} already reviewed course ${examples.courseId}; revise that review instead (PUT)`,
+      ),
+    ],
+  }),
+  revise: documented({
+    summary: 'Revise a review',
+    description: `Changes the rating of a review the student submitted. ${token}`,
+    tags: ['reviews'],
+    roles: ['student'],
+    access: 'A student revises only their own review.',
+    params: courseParam.extend(studentParam.shape),
+    body: ratingBody,
+    bodyExamples: { four: { summary: 'Four stars', value: { rating: 4 } } },
+    responses: {
+      200: { description: 'The revision', schema: written, example: { position: 43, version: 4 } },
+    },
+    errors: [
+      notThem,
+      courseNotFound,
+      refusal(
+        404,
+        'REVIEW_NOT_FOUND',
+        `student ${examples.student} has no review of course ${examples.courseId} to revise; submit one first (POST)`,
+      ),
+    ],
+  }),
+  withdraw: documented({
+    summary: 'Withdraw a review',
+    description: `Withdraws the student's review; the course's rating no longer counts it. ${token}`,
+    tags: ['reviews'],
+    roles: ['student'],
+    access: 'A student withdraws only their own review.',
+    params: courseParam.extend(studentParam.shape),
+    responses: {
+      200: {
+        description: 'The withdrawal',
+        schema: written,
+        example: { position: 44, version: 5 },
+      },
+    },
+    errors: [
+      notThem,
+      courseNotFound,
+      refusal(
+        404,
+        'REVIEW_NOT_FOUND',
+        `student ${examples.student} has no review of course ${examples.courseId}`,
+      ),
+    ],
+  }),
+  rating: readDoc({
+    summary: "A course's rating",
+    description:
+      'The review count and average rating of a course, from a read model: `source=incremental` (a projection, updated as events arrive) or `refreshed` (a materialized view refreshed every minute). A course with no review answers reviewCount 0.',
+    params: courseParam,
+    responses: {
+      200: { description: 'The rating', schema: rating, example: exampleRating },
+    },
+  }),
+  top: readDoc({
+    summary: 'Top-rated courses of a topic',
+    description:
+      "The best-rated courses of a topic, from the same read models as a course's rating (`source`, `after`, `limit`).",
+    params: topicParam,
+    responses: {
+      200: {
+        description: 'The courses, best first',
+        schema: z.object({ courses: z.array(rating) }),
+        example: { courses: [exampleRating] },
+      },
+    },
+  }),
+  topUp: documented({
+    summary: "Top up a student's wallet",
+    description:
+      'Adds money to the wallet, an event-sourced stream whose balance is the sum of its events.',
+    tags: ['reviews'],
+    roles: ['student'],
+    access: 'A student tops up only their own wallet.',
+    params: studentParam,
+    body: topUpBody,
+    bodyExamples: { tenEuros: { summary: 'Add 10.00', value: { amountCents: 1000 } } },
+    responses: {
+      201: {
+        description: 'The new balance',
+        schema: walletWritten,
+        example: { position: 45, balanceCents: 6000 },
+      },
+    },
+    errors: [notThem],
+  }),
+  purchase: documented({
+    summary: 'Buy a course from the wallet',
+    description:
+      'Pays for a course at its catalog price (the price never comes from the client). Buying a course already bought changes nothing.',
+    tags: ['reviews'],
+    roles: ['student'],
+    access: 'A student buys only from their own wallet.',
+    params: studentParam,
+    body: purchaseBody,
+    bodyExamples: { course: { summary: 'A course', value: { courseId: examples.courseId } } },
+    responses: {
+      201: {
+        description: 'The new balance',
+        schema: walletWritten,
+        example: { position: 46, balanceCents: 1100 },
+      },
+    },
+    errors: [
+      notThem,
+      courseNotFound,
+      refusal(
+        409,
+        'INSUFFICIENT_FUNDS',
+        `wallet of ${examples.student} holds 1000 cents, the course costs 4900: top it up first`,
+      ),
+    ],
+  }),
+  wallet: documented({
+    summary: "A student's wallet",
+    description:
+      'The balance, the courses bought, the spend view (updated inline with each purchase) and the last 100 events, newest first.',
+    tags: ['reviews'],
+    roles: ['student', 'viewer'],
+    access: 'A student reads only their own wallet.',
+    params: studentParam,
+    responses: {
+      200: {
+        description: 'The wallet',
+        schema: z.object({
+          studentId: z.string(),
+          balanceCents: z.number().int(),
+          courses: z.array(z.string()),
+          spend: z.object({
+            customerId: z.string(),
+            totalCents: z.number(),
+            purchases: z.number(),
+          }),
+          history: z.array(
+            z.object({
+              version: z.number().int(),
+              position: z.number().int(),
+              type: z.string(),
+              data: z.unknown(),
+              recordedAt: z.iso.datetime(),
+            }),
+          ),
+        }),
+        example: {
+          studentId: examples.student,
+          balanceCents: 1100,
+          courses: [examples.courseId],
+          spend: { customerId: examples.student, totalCents: 4900, purchases: 1 },
+          history: [
+            {
+              version: 2,
+              position: 46,
+              type: 'CoursePurchased',
+              data: { studentId: examples.student, courseId: examples.courseId, amountCents: 4900 },
+              recordedAt: '2026-12-07T16:00:00.000Z',
+            },
+          ],
+        },
+      },
+    },
+    errors: [notThem],
+  }),
+};
 
 /** A student acts on their own reviews and wallet; an admin on anyone's; a viewer reads. */
 function mustActFor(p: Principal, studentId: string, read = false): void {
@@ -103,7 +335,7 @@ export const reviewsFeature: PlatformFeature = {
     const queries = new ReadModelQueries(sql, { clock, inline: ['customer-spend'] });
 
     const catalog = () => ctx.services.get('catalog') as CatalogService;
-    http.post('/api/reviews/courses/:courseId/reviews', async (req, reply) => {
+    http.post('/api/reviews/courses/:courseId/reviews', docs.submit, async (req, reply) => {
       const by = await ctx.auth.require(req, 'student');
       const { courseId } = parseInput(courseParam, req.params, 'path');
       const { rating } = parseInput(ratingBody, req.body, 'body');
@@ -123,7 +355,7 @@ export const reviewsFeature: PlatformFeature = {
       const r = await reviews.handle(cmd);
       return reply.status(201).send({ position: r.position, version: r.version });
     });
-    http.put('/api/reviews/courses/:courseId/reviews/:studentId', async (req) => {
+    http.put('/api/reviews/courses/:courseId/reviews/:studentId', docs.revise, async (req) => {
       const by = await ctx.auth.require(req, 'student');
       const { courseId } = parseInput(courseParam, req.params, 'path');
       const { studentId } = parseInput(studentParam, req.params, 'path');
@@ -135,7 +367,7 @@ export const reviewsFeature: PlatformFeature = {
       );
       return { position: r.position, version: r.version };
     });
-    http.delete('/api/reviews/courses/:courseId/reviews/:studentId', async (req) => {
+    http.delete('/api/reviews/courses/:courseId/reviews/:studentId', docs.withdraw, async (req) => {
       const by = await ctx.auth.require(req, 'student');
       const { courseId } = parseInput(courseParam, req.params, 'path');
       const { studentId } = parseInput(studentParam, req.params, 'path');
@@ -144,7 +376,7 @@ export const reviewsFeature: PlatformFeature = {
       const r = await reviews.handle(WithdrawReview.parse({ courseId: course.id, studentId }));
       return { position: r.position, version: r.version };
     });
-    http.get('/api/reviews/courses/:courseId/rating', async (req) => {
+    http.get('/api/reviews/courses/:courseId/rating', docs.rating, async (req) => {
       const { courseId } = parseInput(courseParam, req.params, 'path');
       const q = parseInput(readQuery, req.query, 'query');
       const rating = await queries.query(
@@ -156,7 +388,7 @@ export const reviewsFeature: PlatformFeature = {
       );
       return rating ?? { courseId, reviewCount: 0, averageRating: null };
     });
-    http.get('/api/reviews/topics/:topic/top', async (req) => {
+    http.get('/api/reviews/topics/:topic/top', docs.top, async (req) => {
       const { topic } = parseInput(topicParam, req.params, 'path');
       const q = parseInput(readQuery, req.query, 'query');
       return {
@@ -169,7 +401,7 @@ export const reviewsFeature: PlatformFeature = {
         ),
       };
     });
-    http.post('/api/reviews/wallets/:studentId/top-ups', async (req, reply) => {
+    http.post('/api/reviews/wallets/:studentId/top-ups', docs.topUp, async (req, reply) => {
       const by = await ctx.auth.require(req, 'student');
       const { studentId } = parseInput(studentParam, req.params, 'path');
       mustActFor(by, studentId);
@@ -177,7 +409,7 @@ export const reviewsFeature: PlatformFeature = {
       const r = await wallets.handle(TopUpWallet.parse({ studentId, amountCents }));
       return reply.status(201).send({ position: r.position, balanceCents: r.state.balanceCents });
     });
-    http.post('/api/reviews/wallets/:studentId/purchases', async (req, reply) => {
+    http.post('/api/reviews/wallets/:studentId/purchases', docs.purchase, async (req, reply) => {
       const by = await ctx.auth.require(req, 'student');
       const { studentId } = parseInput(studentParam, req.params, 'path');
       mustActFor(by, studentId);
@@ -188,7 +420,7 @@ export const reviewsFeature: PlatformFeature = {
       );
       return reply.status(201).send({ position: r.position, balanceCents: r.state.balanceCents });
     });
-    http.get('/api/reviews/wallets/:studentId', async (req) => {
+    http.get('/api/reviews/wallets/:studentId', docs.wallet, async (req) => {
       const by = await ctx.auth.require(req, 'student', 'viewer');
       const { studentId } = parseInput(studentParam, req.params, 'path');
       mustActFor(by, studentId, true);
