@@ -1,25 +1,15 @@
-import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { referencePath } from '../../src/app/api-reference.js';
 import { type Platform, startPlatform } from '../../src/app/platform.js';
 import { loadConfig } from '../../src/core/config.js';
 import { silentLogger } from '../../src/core/logger.js';
+import { haveChromium, launchChromium } from '../support/browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const have = existsSync(CHROMIUM);
-if (!have)
-  console.log(`skipped: API reference in a browser (install Debian's chromium: ${CHROMIUM})`);
-if (!have && process.env.CI === 'true') {
-  describe('API reference in a browser', () => {
-    it('runs under CI (needs chromium)', () => {
-      throw new Error(`${CHROMIUM} is missing under CI=true: .ci/run installs it`);
-    });
-  });
-}
+const have = haveChromium('API reference in a browser');
 
 /** Issue 19, point 1: the interactive reference page, as a new user opens it. */
 describe.skipIf(!have)('API reference in a browser', () => {
@@ -30,18 +20,7 @@ describe.skipIf(!have)('API reference in a browser', () => {
       config: loadConfig({ CDP_DATA_DIR: 'memory://', CDP_PORT: '0' }),
       logger: silentLogger(),
     });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();

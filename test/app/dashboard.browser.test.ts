@@ -1,20 +1,11 @@
-import { existsSync } from 'node:fs';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Platform, startPlatform } from '../../src/app/platform.js';
 import { loadConfig } from '../../src/core/config.js';
 import { silentLogger } from '../../src/core/logger.js';
+import { haveChromium, launchChromium } from '../support/browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const have = existsSync(CHROMIUM);
-if (!have) console.log(`skipped: dashboard in a browser (install Debian's chromium: ${CHROMIUM})`);
-if (!have && process.env.CI === 'true') {
-  describe('dashboard in a browser', () => {
-    it('runs under CI (needs chromium)', () => {
-      throw new Error(`${CHROMIUM} is missing under CI=true: .ci/run installs it`);
-    });
-  });
-}
+const have = haveChromium('dashboard in a browser');
 
 describe.skipIf(!have)('dashboard in a browser', () => {
   let platform: Platform;
@@ -25,18 +16,7 @@ describe.skipIf(!have)('dashboard in a browser', () => {
       logger: silentLogger(),
       streamIntervalMs: 200,
     });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();
