@@ -3,6 +3,11 @@ import { dirname, join, resolve } from 'node:path';
 import { type Config, redactUrl } from '../core/config.js';
 import { errorMessage } from '../core/errors.js';
 import { importOptional } from '../core/optional-dependency.js';
+// The connectors load their engine clients when they connect (a missing one is a
+// MissingDependencyError naming the package), so importing them here loads no client.
+import { connectAmqp } from '../engines/amqp/index.js';
+import { connectNats } from '../engines/nats/index.js';
+import { connectRedis } from '../engines/redis/index.js';
 
 export interface DoctorCheck {
   role: string;
@@ -119,11 +124,6 @@ export async function runDoctor(config: Config, timeoutMs = 3000): Promise<Docto
     const url = config.redisUrl;
     checks.push(
       timed(async () => {
-        const { connectRedis } = await importOptional(
-          'redis',
-          'a Redis check',
-          () => import('../engines/redis/redis-connection.js'),
-        );
         const r = await connectRedis({ url, connectTimeoutMs: timeoutMs });
         try {
           return await r.ping();
@@ -164,11 +164,6 @@ export async function runDoctor(config: Config, timeoutMs = 3000): Promise<Docto
     const role = 'broker';
     checks.push(
       timed(async () => {
-        const { connectNats } = await importOptional(
-          '@nats-io/transport-node',
-          'a NATS check',
-          () => import('../engines/nats/nats-connection.js'),
-        );
         const { jetstreamManager } = await importOptional(
           '@nats-io/jetstream',
           'a NATS JetStream check',
@@ -206,11 +201,6 @@ export async function runDoctor(config: Config, timeoutMs = 3000): Promise<Docto
     const role = config.natsUrl ? 'broker (unused: CDP_NATS_URL takes precedence)' : 'broker';
     checks.push(
       timed(async () => {
-        const { connectAmqp } = await importOptional(
-          'rabbitmq-client',
-          'a RabbitMQ check',
-          () => import('../engines/amqp/amqp-connection.js'),
-        );
         const conn = await connectAmqp({ url, connectTimeoutMs: timeoutMs });
         await conn.close();
       }).then(

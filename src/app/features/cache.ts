@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { Cache } from '../../cache/index.js';
 import { errorMessage } from '../../core/errors.js';
-import { importOptional } from '../../core/optional-dependency.js';
 import { documented, examples, refusal } from '../api-docs.js';
 import type { EngineStatus, PlatformFeature } from '../feature.js';
 import { NotFoundError, parseInput } from '../http-errors.js';
@@ -74,11 +73,8 @@ export const cacheFeature: PlatformFeature = {
     let tiers: Partial<ConstructorParameters<typeof Cache<Course>>[0]> = {};
     let redis: { ping(): Promise<unknown> } | undefined;
     if (url) {
-      const { openRedisTier } = await importOptional(
-        'redis',
-        'the Redis cache tier',
-        () => import('./redis-tier.js'),
-      );
+      // Loaded only with CDP_REDIS_URL: the cache's Redis entry names `redis` if it is missing.
+      const { openRedisTier } = await import('./redis-tier.js');
       const tier = await openRedisTier<Course>(url, ctx.logger);
       ctx.lifecycle.defer('cache redis', async () => {
         await tier.client.close();
