@@ -1,42 +1,18 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
+import { staticGraph } from '../support/static-graph.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const src = resolve(root, 'src');
 
-/**
- * Every import of `entry`, followed through relative files: value, type-only, re-export and
- * dynamic imports alike. Returns the bare package specifiers and the source files reached.
- */
-function importGraph(entry: string): { packages: Set<string>; files: Set<string> } {
-  const packages = new Set<string>();
-  const files = new Set<string>();
-  const queue = [entry];
-  while (queue.length > 0) {
-    const file = queue.pop()!;
-    if (files.has(file)) continue;
-    files.add(file);
-    const info = ts.preProcessFile(readFileSync(file, 'utf8'), true, true);
-    for (const { fileName } of info.importedFiles) {
-      if (!fileName.startsWith('.')) {
-        packages.add(fileName);
-        continue;
-      }
-      const target = resolve(dirname(file), fileName).replace(/\.js$/, '.ts');
-      if (!existsSync(target))
-        throw new Error(`${relative(root, file)}: cannot resolve ${fileName}`);
-      queue.push(target);
-    }
-  }
-  return { packages, files };
-}
-
-const rel = (files: Set<string>) => [...files].map((f) => relative(src, f)).sort();
-const bare = (packages: Set<string>) =>
-  [...packages]
+/** Every import of an entry: value, type-only, re-export and dynamic imports alike. */
+const importGraph = (entry: string) => staticGraph(entry, { dynamic: true, types: true });
+const rel = (files: string[]) => files.map((f) => relative('src', f)).sort();
+const bare = (packages: string[]) =>
+  packages
     .filter((p) => !p.startsWith('node:'))
     .map((p) =>
       p
@@ -47,7 +23,7 @@ const bare = (packages: Set<string>) =>
 
 describe('cloud-data-patterns/cache: no engine client behind the entry', () => {
   it('src/cache/index.ts reaches neither `redis` nor src/engines, statically or transitively (types included)', () => {
-    const graph = importGraph(resolve(src, 'cache/index.ts'));
+    const graph = importGraph('src/cache/index.ts');
     expect(rel(graph.files).filter((f) => f.startsWith('engines/'))).toEqual([]);
     expect(bare(graph.packages)).not.toContain('redis');
     for (const client of [
@@ -62,7 +38,7 @@ describe('cloud-data-patterns/cache: no engine client behind the entry', () => {
   });
 
   it('the Redis tier is the subpath entry src/cache/redis.ts, which names `redis`', () => {
-    const graph = importGraph(resolve(src, 'cache/redis.ts'));
+    const graph = importGraph('src/cache/redis.ts');
     expect(bare(graph.packages)).toContain('redis');
     expect(rel(graph.files)).toEqual(
       expect.arrayContaining([

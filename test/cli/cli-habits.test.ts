@@ -6,12 +6,12 @@
 import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Progress } from '../../src/cli/progress.js';
 import { cleanEnv, collect, runCdp, spawnCdp, waitForOutput } from '../support/cli.js';
+import { staticGraph } from '../support/static-graph.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 let dir: string;
@@ -24,26 +24,6 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Every module `file` loads at start (type-only imports are erased and not followed). */
-function staticImports(file: string, seen = new Map<string, string[]>()): Map<string, string[]> {
-  if (seen.has(file)) return seen;
-  const src = ts.createSourceFile(file, ts.sys.readFile(file)!, ts.ScriptTarget.ES2022, true);
-  const specs: string[] = [];
-  for (const st of src.statements) {
-    if (ts.isImportDeclaration(st)) {
-      if (st.importClause?.isTypeOnly) continue;
-      specs.push((st.moduleSpecifier as ts.StringLiteral).text);
-    } else if (ts.isExportDeclaration(st) && st.moduleSpecifier && !st.isTypeOnly) {
-      specs.push((st.moduleSpecifier as ts.StringLiteral).text);
-    }
-  }
-  seen.set(file, specs);
-  for (const s of specs) {
-    if (s.startsWith('.')) staticImports(resolve(dirname(file), s.replace(/\.js$/, '.ts')), seen);
-  }
-  return seen;
-}
-
 describe('cdp --help and --version', () => {
   it('prints the version from package.json', async () => {
     const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as {
@@ -54,12 +34,8 @@ describe('cdp --help and --version', () => {
   });
 
   it('loads only commander and the CLI option parsers at start (no engine, no module code)', () => {
-    const graph = staticImports(join(root, 'src/cli/cdp.ts'));
-    const files = [...graph.keys()].map((f) => relative(root, f)).sort();
-    const packages = new Set(
-      [...graph.values()].flat().filter((s) => !s.startsWith('.') && !s.startsWith('node:')),
-    );
-    expect([...packages]).toEqual(['commander']);
+    const { files, packages } = staticGraph('src/cli/cdp.ts');
+    expect(packages).toEqual(['commander']);
     for (const f of files) {
       expect([f, f.startsWith('src/cli/') || f === 'src/core/errors.ts']).toEqual([f, true]);
     }

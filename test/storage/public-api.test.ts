@@ -4,52 +4,14 @@
  * (dynamic imports included: an engine client is loaded through its subpath only).
  */
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import * as storage from '../../src/storage/index.js';
+import { staticGraph } from '../support/static-graph.js';
 
 const ENGINE_CLIENTS = ['pg', 'redis', '@nats-io/', 'rabbitmq-client', '@aws-sdk/', '@smithy/'];
 
-/** Module specifiers a file loads at run time (`import type` and `export type` are erased). */
-function runtimeImports(file: string): string[] {
-  const sf = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest);
-  const out: string[] = [];
-  const visit = (n: ts.Node) => {
-    if (ts.isImportDeclaration(n) && !n.importClause?.isTypeOnly) {
-      out.push((n.moduleSpecifier as ts.StringLiteral).text);
-    } else if (ts.isExportDeclaration(n) && n.moduleSpecifier && !n.isTypeOnly) {
-      out.push((n.moduleSpecifier as ts.StringLiteral).text);
-    } else if (
-      ts.isCallExpression(n) &&
-      n.expression.kind === ts.SyntaxKind.ImportKeyword &&
-      n.arguments[0] &&
-      ts.isStringLiteral(n.arguments[0])
-    ) {
-      out.push(n.arguments[0].text);
-    }
-    ts.forEachChild(n, visit);
-  };
-  visit(sf);
-  return out;
-}
-
-/** Every package reachable from `entry` at run time through relative imports. */
-function reachable(entry: string): { files: Set<string>; packages: Set<string> } {
-  const files = new Set<string>();
-  const packages = new Set<string>();
-  const todo = [resolve(entry)];
-  while (todo.length) {
-    const f = todo.pop()!;
-    if (files.has(f)) continue;
-    files.add(f);
-    for (const spec of runtimeImports(f)) {
-      if (spec.startsWith('.')) todo.push(resolve(dirname(f), spec.replace(/\.js$/, '.ts')));
-      else packages.add(spec);
-    }
-  }
-  return { files, packages };
-}
+/** Every package an entry can load at run time: static imports and `import()` alike. */
+const reachable = (entry: string) => staticGraph(entry, { dynamic: true });
 
 describe('storage public API', () => {
   it('exports by name only, and none of the helpers the adapters share', () => {
