@@ -116,11 +116,14 @@ it('uploads a course video with a valet key and plays it back; the panel counts 
     payload: { courseId: c42, contentType: 'text/html' },
   });
   expect(bad.statusCode).toBe(400);
-  // The audit is written in batches: wait until the refused upload's row has landed.
+  // The audit is written in batches: wait until the rows of every use above have landed (the
+  // play-back's bytes and the refused upload), then check the panel.
   const panel = await eventually(async () => {
     const p = await handle.panel!();
-    return p.table!.rows.some((r) => r[0] === 'EntityTooLarge') && p;
-  }, 'the audit batch with the refused upload');
+    const landed =
+      Number(p.stats[1]!.value) >= 4100 && p.table!.rows.some((r) => r[0] === 'EntityTooLarge');
+    return landed && p;
+  }, 'the audit batches of the uses above');
   expect(panel.stats[0]).toMatchObject({ label: 'keys issued', value: 2 });
   expect(Number(panel.stats[1]!.value)).toBeGreaterThanOrEqual(4100);
   expect(panel.table!.rows).toContainEqual(['EntityTooLarge', 1]);
