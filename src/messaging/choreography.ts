@@ -33,6 +33,14 @@ export interface ChoreographyServiceOptions {
   maxDeliveries?: number;
   concurrency?: number;
   logger?: Logger;
+  /**
+   * The inbox's ordering of keyed events (see `InboxOptions.ordering`). 'strict' (default)
+   * applies a key's events in their sequence order, which needs this service to receive every
+   * event of that key: a key's sequence counts all the events written with it, whatever their
+   * type, so a service that reacts to only some of them waits for the others forever. Give
+   * keys only to events that the same services consume together, or choose 'none'.
+   */
+  ordering?: 'strict' | 'none';
 }
 
 export class ChoreographyService {
@@ -57,7 +65,11 @@ export class ChoreographyService {
       types: options.types,
       trace: true,
     });
-    this.#inbox = new SqlInbox({ sql: options.sql, consumer: options.name });
+    this.#inbox = new SqlInbox({
+      sql: options.sql,
+      consumer: options.name,
+      ...(options.ordering ? { ordering: options.ordering } : {}),
+    });
   }
 
   /** React to an event type (its topic is the type name). */
