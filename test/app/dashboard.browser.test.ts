@@ -86,41 +86,6 @@ describe.skipIf(!have)('dashboard in a browser', () => {
     await page.close();
   });
 
-  it('renders every page with its panels and charts, with no horizontal overflow at 420, 1,280 and 1,920 px', async () => {
-    const written: string[] = [];
-    for (const p of pages) {
-      for (const width of [420, 1280, 1920]) {
-        const page = await open(p.hash, width);
-        await page.waitForSelector(p.ready, { timeout: 10_000 });
-        if (p.hash.startsWith('#/') && !p.hash.startsWith('#/docs') && p.hash !== '#/') {
-          // Each chart the panel declares is drawn (uPlot's canvas), with a caption.
-          await page.waitForSelector('.chart canvas', { timeout: 10_000 });
-          expect(await page.locator('.chart figcaption').count()).toBeGreaterThan(0);
-          // Every figure says what it means (hover text).
-          const stats = page.locator('section[id^="panel-"] .stat');
-          expect(await stats.count()).toBeGreaterThan(0);
-          expect(await page.locator('section[id^="panel-"] .stat:not([title])').count()).toBe(0);
-        }
-        const overflow = await page.evaluate(
-          () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
-        );
-        expect(
-          overflow,
-          `${p.name} at ${width} px overflows by ${overflow} px`,
-        ).toBeLessThanOrEqual(0);
-        if (width === 1280) {
-          // Let the charts gather a few samples first.
-          await page.waitForTimeout(600);
-          const file = join(shots, `${p.name}.png`);
-          await page.screenshot({ path: file, fullPage: true });
-          written.push(file);
-        }
-        await page.close();
-      }
-    }
-    console.log(`screenshots at 1,280 px:\n  ${written.join('\n  ')}`);
-  });
-
   it('runs each demonstration from its page and shows what it observed', async () => {
     for (const d of demos) {
       const page = await open(d.page);
@@ -136,6 +101,41 @@ describe.skipIf(!have)('dashboard in a browser', () => {
       expect(await page.locator(`#demo-result-${d.id} ol.steps li`).count()).toBeGreaterThan(0);
       await page.close();
     }
+  });
+
+  it('renders every page with its panels and charts, with no horizontal overflow at 420, 1,280 and 1,920 px', async () => {
+    const written: string[] = [];
+    for (const p of pages) {
+      for (const width of [420, 1280, 1920]) {
+        const page = await open(p.hash, width);
+        await page.waitForSelector(p.ready, { timeout: 10_000 });
+        if (p.hash.startsWith('#/') && !p.hash.startsWith('#/docs') && p.hash !== '#/') {
+          // Each chart the panel declares is drawn (uPlot's canvas), with a caption.
+          await page.waitForSelector('.chart canvas', { timeout: 10_000 });
+          expect(await page.locator('.chart figcaption').count()).toBeGreaterThan(0);
+          // Every figure says what it means (hover text).
+          const stats = page.locator('section[id^="panel-"] .stat');
+          expect(await stats.count()).toBeGreaterThan(0);
+          expect(await page.locator('section[id^="panel-"] .stat:not([title])').count()).toBe(0);
+        }
+        const overflow = (await page.evaluate(
+          'document.documentElement.scrollWidth - document.documentElement.clientWidth',
+        )) as number;
+        expect(
+          overflow,
+          `${p.name} at ${width} px overflows by ${overflow} px`,
+        ).toBeLessThanOrEqual(0);
+        if (width === 1280) {
+          // Let the charts gather a few samples first.
+          await page.waitForTimeout(600);
+          const file = join(shots, `${p.name}.png`);
+          await page.screenshot({ path: file, fullPage: true });
+          written.push(file);
+        }
+        await page.close();
+      }
+    }
+    console.log(`screenshots at 1,280 px:\n  ${written.join('\n  ')}`);
   });
 
   it('refuses a demonstration without a key, and says why on the page', async () => {
@@ -160,7 +160,7 @@ describe.skipIf(!have)('dashboard in a browser', () => {
     const link = page.locator('article.doc a[href^="#/docs/docs/patterns/"]').first();
     const target = (await link.getAttribute('href'))!;
     await link.click();
-    await page.waitForFunction((h) => location.hash === h, target);
+    await page.waitForFunction(`location.hash === ${JSON.stringify(target)}`);
     await page.waitForSelector('article.doc h1');
     expect(await page.textContent('.crumbs')).toContain(target.slice('#/docs/'.length));
     await page.close();
@@ -170,9 +170,9 @@ describe.skipIf(!have)('dashboard in a browser', () => {
     const page = await open('#/');
     await page.waitForSelector('#cards .stat');
     await page.keyboard.press('Tab');
-    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
+    expect(await page.evaluate('document.activeElement?.textContent')).toBe('Skip to content');
     await page.keyboard.press('Enter');
-    expect(await page.evaluate(() => document.activeElement?.id)).toBe('main');
+    expect(await page.evaluate('document.activeElement?.id')).toBe('main');
     // The navigation's links reach every page; Enter on one opens it.
     await page.focus('nav a[href="#/cache"]');
     await page.keyboard.press('Enter');
