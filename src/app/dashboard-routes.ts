@@ -35,7 +35,7 @@ export async function installDashboardRoutes(
 ): Promise<void> {
   const { history } = o;
   http.get('/api/panels', documented(docs.panels), async () => ({
-    panels: history.latest?.panels ?? [],
+    panels: (await history.fresh())?.panels ?? [],
   }));
   http.get('/api/history', documented(docs.history), async () => ({
     samples: history.samples(),

@@ -93,6 +93,13 @@ export class PanelHistory {
     return this.#busy;
   }
 
+  /** A snapshot taken now, after any sample in progress (which may predate the caller's writes). */
+  async fresh(): Promise<Snapshot | undefined> {
+    await this.#busy;
+    await this.sample();
+    return this.#latest;
+  }
+
   /** Stop sampling; waits for a sample in progress. */
   async close(): Promise<void> {
     clearInterval(this.#timer);
