@@ -58,7 +58,7 @@ program
       if (platform.demoKeys)
         process.stdout.write(`demo API keys (shown once) in ${platform.demoKeys.file}\n`);
       process.stdout.write(
-        `dashboard:     ${platform.url}/dashboard/\nAPI reference: ${platform.url}${referencePath}\nlistening on ${platform.url}\n`,
+        `listening on ${platform.url}\ndashboard:     ${platform.url}/dashboard/\nAPI reference: ${platform.url}${referencePath}\n`,
       );
     } catch (err) {
       fail(err);
