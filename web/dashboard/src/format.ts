@@ -24,7 +24,7 @@ export function bytes(v: number): string {
 export function figure(value: number | string, unit?: string): string {
   if (typeof value !== 'number') return value;
   if (unit === 'B') return bytes(value);
-  if (unit === 'ms') return `${whole.format(value)} ms`;
+  if (unit === 'ms') return `${Math.abs(value) < 10 ? two.format(value) : whole.format(value)} ms`;
   if (unit === '%') return `${one.format(value)} %`;
   return unit ? `${num(value)} ${unit}` : num(value);
 }

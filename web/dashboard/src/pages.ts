@@ -104,6 +104,13 @@ export function overview(main: HTMLElement, live: LiveState): Cleanup {
       { class: 'lead' },
       'This is a course marketplace built on cloud data-management patterns, running on real engines. Each page below shows one family of patterns live: what it does, in plain words, its figures moving as the platform works, and demonstrations you can run and watch.',
     ),
+    el(
+      'p',
+      {},
+      'Start with ',
+      el('a', { href: '#/cache' }, 'Caching'),
+      ': run the cache stampede and watch 1,000 concurrent reads cause one database load. The demonstrations need the dashboard\'s viewer key, from the demo-keys.json file named when the platform started. Hover or focus a figure to see what it means.',
+    ),
     engineBox,
     el('h2', {}, 'Patterns'),
     cards,
