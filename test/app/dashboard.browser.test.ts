@@ -87,6 +87,7 @@ describe.skipIf(!have)('dashboard in a browser', () => {
   });
 
   it('runs each demonstration from its page and shows what it observed', async () => {
+    const written: string[] = [];
     for (const d of demos) {
       const page = await open(d.page);
       await page.fill('#api-key', token('viewer').token);
@@ -99,8 +100,14 @@ describe.skipIf(!have)('dashboard in a browser', () => {
       expect(text, d.id).toMatch(d.expect);
       expect(text.startsWith('✓'), `${d.id}: ${text}`).toBe(true);
       expect(await page.locator(`#demo-result-${d.id} ol.steps li`).count()).toBeGreaterThan(0);
+      const file = join(shots, `demo-${d.id}.png`);
+      await page.screenshot({ path: file, fullPage: true });
+      written.push(file);
       await page.close();
     }
+    console.log(
+      `screenshots of the demonstrations' results at 1,280 px:\n  ${written.join('\n  ')}`,
+    );
   });
 
   it('renders every page with its panels and charts, with no horizontal overflow at 420, 1,280 and 1,920 px', async () => {

@@ -109,7 +109,7 @@ export function overview(main: HTMLElement, live: LiveState): Cleanup {
       {},
       'Start with ',
       el('a', { href: '#/cache' }, 'Caching'),
-      ': run the cache stampede and watch 1,000 concurrent reads cause one database load. The demonstrations need the dashboard\'s viewer key, from the demo-keys.json file named when the platform started. Hover or focus a figure to see what it means.',
+      ": run the cache stampede and watch 1,000 concurrent reads cause one database load. The demonstrations need the dashboard's viewer key, from the demo-keys.json file named when the platform started. Hover or focus a figure to see what it means.",
     ),
     engineBox,
     el('h2', {}, 'Patterns'),
