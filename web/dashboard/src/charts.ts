@@ -33,7 +33,7 @@ export class LiveChart {
         {
           stroke: '#5a6275',
           grid: { stroke: '#eceef2' },
-          size: 70,
+          size: unit === 'B' ? 84 : 64,
           values: (_u, ticks) => ticks.map((t) => fmt(t)),
         },
       ],
