@@ -16,6 +16,8 @@ const faultTests = [
 export default defineConfig({
   test: {
     pool: 'forks',
+    // The platform serves the built dashboard: build it when missing or stale.
+    globalSetup: ['test/support/build-dashboard.ts'],
     maxWorkers: 2,
     testTimeout: 60_000,
     hookTimeout: 60_000,

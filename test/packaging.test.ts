@@ -71,7 +71,7 @@ beforeAll(async () => {
     'tsconfig.build.json',
     'src',
     'docs',
-    'public',
+    'web',
   ]) {
     cpSync(join(root, entry), join(copy, entry), { recursive: true });
   }
@@ -82,6 +82,16 @@ beforeAll(async () => {
     {
       cwd: copy,
     },
+  );
+  await run(
+    process.execPath,
+    [
+      join(root, 'node_modules/vite/bin/vite.js'),
+      'build',
+      '--config',
+      'web/dashboard/vite.config.ts',
+    ],
+    { cwd: copy },
   );
   const { stdout } = await run(
     'npm',
@@ -111,6 +121,14 @@ describe('npm pack: what the package ships', () => {
     expect(unwanted).toEqual([]);
     expect(shipped).toContain('dist/cache/index.js');
     expect(shipped).toContain('src/cache/index.ts');
+  });
+
+  it('ships the built dashboard, not its sources', () => {
+    expect(shipped).toContain('dist/dashboard/index.html');
+    expect([...shipped].some((p) => /^dist\/dashboard\/assets\/index-[\w-]+\.js$/.test(p))).toBe(
+      true,
+    );
+    expect([...shipped].filter((p) => p.startsWith('web/'))).toEqual([]);
   });
 
   it('every source map points at files the package ships', () => {

@@ -15,8 +15,13 @@ import type { ApiKeys } from './auth.js';
 export interface Panel {
   id: string;
   title: string;
-  /** Headline figures. */
-  stats: { label: string; value: number | string; unit?: string }[];
+  /** Headline figures; `hint` says in plain words what the figure means (shown on hover). */
+  stats: { label: string; value: number | string; unit?: string; hint?: string }[];
+  /**
+   * Figures worth watching over time: each chart plots the named stats (by label) from the
+   * history the dashboard keeps.
+   */
+  charts?: { title: string; stats: string[]; unit?: string; hint?: string }[];
   /** An optional table (a trace, a list of stalled readers, ...). */
   table?: { columns: string[]; rows: (string | number)[][] };
   /** Link to the pattern's page in docs/. */
@@ -54,6 +59,35 @@ export interface FeatureHandle {
   panel?: () => Promise<Panel> | Panel;
   /** Status of engines this feature owns (shown by GET /health). */
   health?: () => Promise<EngineStatus[]>;
+  /** Demonstrations a visitor runs from the dashboard (POST /api/demos/{id}). */
+  demos?: Demo[];
+}
+
+/** The outcome of a demonstration: whether the pattern held, and the figures that show it. */
+export interface DemoResult {
+  /** True when what the demonstration claims was observed. */
+  ok: boolean;
+  /** One sentence saying what happened. */
+  summary: string;
+  figures: { label: string; value: number | string; unit?: string }[];
+  /** What happened, in order. */
+  steps: string[];
+}
+
+/**
+ * A demonstration of a pattern at work, run server-side on the platform's own modules. It acts
+ * only on data it creates itself (its own cache key, keys, events), or pauses a part it restarts
+ * before it returns.
+ */
+export interface Demo {
+  /** URL-safe id, unique across features. */
+  id: string;
+  title: string;
+  /** What the visitor will see, in plain words. */
+  description: string;
+  /** The feature (dashboard page) it belongs to. */
+  feature: string;
+  run(): Promise<DemoResult>;
 }
 
 /**

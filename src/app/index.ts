@@ -22,4 +22,4 @@ export {
   UnauthenticatedError,
 } from './http-errors.js';
 export type { Platform, PlatformOptions, PlatformRoute } from './platform.js';
-export { PortInUseError, platformMigrations, publicDir, startPlatform } from './platform.js';
+export { dashboardDir, PortInUseError, platformMigrations, startPlatform } from './platform.js';

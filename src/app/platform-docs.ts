@@ -17,8 +17,19 @@ const panel = z.object({
       label: z.string(),
       value: z.union([z.number(), z.string()]),
       unit: z.string().optional(),
+      hint: z.string().optional(),
     }),
   ),
+  charts: z
+    .array(
+      z.object({
+        title: z.string(),
+        stats: z.array(z.string()),
+        unit: z.string().optional(),
+        hint: z.string().optional(),
+      }),
+    )
+    .optional(),
   table: z
     .object({
       columns: z.array(z.string()),
@@ -33,6 +44,14 @@ const examplePanel = {
   stats: [{ label: 'courses', value: 5 }],
 };
 export const docQuery = z.object({ page: z.string().max(200).optional() });
+/** A TypeScript file of the package's src/ folder (the docs link to them). */
+export const sourceQuery = z.object({
+  path: z
+    .string()
+    .max(200)
+    .regex(/^src\/(?:[\w-]+\/)*[\w.-]+\.ts$/, 'a path such as src/cache/cache.ts')
+    .refine((p) => !p.split('/').includes('..'), 'no .. segments'),
+});
 const redirect = (to: string): RouteDoc['responses'] => ({
   302: { description: `Redirects to ${to}`, headers: { location: to } },
 });
@@ -124,9 +143,43 @@ export const platformDocs = {
       },
     },
   },
+  history: {
+    summary: "The dashboard's recent history",
+    description:
+      'The numeric figures of every panel, sampled once per period (1 s by default), for the last 10 minutes: what the dashboard draws its charts from when a page opens.',
+    tags: ['platform'],
+    responses: {
+      200: {
+        description: 'Samples, oldest first',
+        schema: z.object({
+          samples: z.array(
+            z.object({
+              t: z.number(),
+              values: z.record(z.string(), z.record(z.string(), z.number())),
+            }),
+          ),
+        }),
+        example: { samples: [{ t: 1796659200000, values: { cache: { 'hit ratio': 93.8 } } }] },
+      },
+    },
+  },
+  docPages: {
+    summary: 'The documentation pages',
+    description:
+      'Every Markdown page of the documentation (docs/ and the README), by path from the package root; GET /api/docs?page= gives one.',
+    tags: ['platform'],
+    responses: {
+      200: {
+        description: 'The pages',
+        schema: z.object({ pages: z.array(z.string()) }),
+        example: { pages: ['README.md', 'docs/architecture.md', 'docs/patterns/cache-aside.md'] },
+      },
+    },
+  },
   docPage: {
-    summary: 'A pattern page, as Markdown',
-    description: 'One of the pattern pages in docs/ that a feature links to (see GET /api).',
+    summary: 'A documentation page, as Markdown',
+    description:
+      'One page of the documentation (GET /api/docs/pages lists them); the dashboard renders it as HTML.',
     tags: ['platform'],
     query: docQuery,
     responses: {
@@ -141,14 +194,30 @@ export const platformDocs = {
       refusal(
         404,
         'NOT_FOUND',
-        'doc page "docs/x.md" (known: docs/architecture.md, docs/patterns/cache-aside.md) was not found',
+        'doc page "docs/x.md" (GET /api/docs/pages lists the pages) was not found',
       ),
     ],
+  },
+  source: {
+    summary: 'A source file of the package',
+    description:
+      'One TypeScript file under src/ (the package ships its sources), as text: where the documentation links to code.',
+    tags: ['platform'],
+    query: sourceQuery,
+    responses: {
+      200: {
+        description: 'The file',
+        schema: z.string(),
+        contentType: 'text/plain',
+        example: "import { z } from 'zod';\n",
+      },
+    },
+    errors: [refusal(404, 'NOT_FOUND', 'source file "src/x.ts" was not found')],
   },
   stream: {
     summary: 'Live dashboard feed (server-sent events)',
     description:
-      'One `status` event per period (1 s by default) with engine status and every panel, until the client disconnects.',
+      'One `status` event per period (1 s by default) with engine status and every panel, until the client disconnects. One sampler takes them for every client, so rates are measured over the period.',
     tags: ['platform'],
     responses: {
       200: {

@@ -1,7 +1,8 @@
+import { existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { type Clock, systemClock } from '../core/clock.js';
@@ -12,7 +13,6 @@ import { counter, createRegistry, histogram } from '../core/metrics.js';
 import { type Migration, migrate } from '../engines/sql/migrations.js';
 import { openSql } from '../engines/sql/open.js';
 import type { SqlClient } from '../engines/sql/sql-client.js';
-import { FolderSource, StaticSite } from '../storage/index.js';
 import { documented, type RouteDoc } from './api-docs.js';
 import { installApiReference, openApiPath, referencePath } from './api-reference.js';
 import {
@@ -23,19 +23,25 @@ import {
   type Role,
   writeDemoKeys,
 } from './auth.js';
+import { installDashboardRoutes } from './dashboard-routes.js';
+import { installDemoRoutes } from './demo-routes.js';
 import type { EngineStatus, FeatureHandle, Panel, PlatformFeature } from './feature.js';
 import type { CatalogService } from './features/catalog.js';
 import { defaultFeatures } from './features/index.js';
-import { installErrorHandler, NotFoundError, parseInput } from './http-errors.js';
-import { docQuery, platformDocs as docs } from './platform-docs.js';
+import { installErrorHandler } from './http-errors.js';
+import { PanelHistory } from './panel-history.js';
+import { platformDocs as docs } from './platform-docs.js';
 import { limitClients, nodeServerOptions } from './server-limits.js';
 
-/** public/ at the package root: two levels up from src/app and from dist/app alike. */
-export const publicDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'public');
+/** The package root: two levels up from src/app and from dist/app alike. */
+export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** The built dashboard (`npm run build:dashboard`, from web/dashboard). */
+export const dashboardDir = join(packageRoot, 'dist', 'dashboard');
 
 /** The package's version, for the API document. */
 async function packageVersion(): Promise<string> {
-  const text = await readFile(join(publicDir, '..', 'package.json'), 'utf8');
+  const text = await readFile(join(packageRoot, 'package.json'), 'utf8');
   return (JSON.parse(text) as { version: string }).version;
 }
 
@@ -244,6 +250,9 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
         referencePath,
         '/api/stream',
         '/api/panels',
+        '/api/history',
+        '/api/demos',
+        '/api/docs/pages',
         '/api/docs?page=',
         '/api/auth/me',
         '/dashboard/',
@@ -252,84 +261,25 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       reference: referencePath,
       auth: 'mutating and private routes need Authorization: Bearer <API key>; the demo keys are in the file the platform names at start',
     }));
-    http.get('/api/panels', documented(docs.panels), async () => ({ panels: await panels() }));
-    // The pattern pages that features link to, as Markdown (only pages a feature lists).
-    const docPages = new Set(features.flatMap((f) => f.docs));
-    http.get('/api/docs', documented(docs.docPage), async (req, reply) => {
-      const page = parseInput(docQuery, req.query, 'query').page ?? '';
-      if (!docPages.has(page))
-        throw new NotFoundError(
-          `doc page ${JSON.stringify(page)} (known: ${[...docPages].join(', ')})`,
-        );
-      const text = await readFile(join(publicDir, '..', page), 'utf8').catch(() => undefined);
-      if (text === undefined) throw new NotFoundError(`doc page ${page}`);
-      return reply.type('text/markdown; charset=utf-8').send(text);
-    });
-
-    // Live dashboard feed: one server-sent event per period with engine status and every panel.
-    const streams = new Set<FastifyReply>();
-    const interval = options.streamIntervalMs ?? 1000;
-    http.get('/api/stream', documented(docs.stream), (req, reply) => {
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, {
-        'content-type': 'text/event-stream',
-        'cache-control': 'no-cache',
-        connection: 'keep-alive',
-      });
-      streams.add(reply);
-      let busy = false;
-      const send = async () => {
-        if (busy) return;
-        busy = true;
-        try {
-          const data = {
-            at: new Date(clock.now()).toISOString(),
-            engines: await engineStatus(),
-            panels: await panels(),
-          };
-          res.write(`event: status\ndata: ${JSON.stringify(data)}\n\n`);
-        } catch (err) {
-          logger.warn({ err: errorMessage(err) }, 'dashboard stream update failed');
-        } finally {
-          busy = false;
-        }
-      };
-      void send();
-      const timer = setInterval(send, interval);
-      req.raw.on('close', () => {
-        clearInterval(timer);
-        streams.delete(reply);
-      });
-    });
-    http.addHook('preClose', async () => {
-      for (const s of streams) s.raw.end();
-      streams.clear();
-    });
-
-    // The dashboard (the platform's front end) is served by the Static Content Hosting module:
-    // strong ETags, 304s, ranges, no dotfiles or traversal, and 405 for any write.
-    const site = new StaticSite({
-      source: new FolderSource({ root: join(publicDir, 'dashboard') }),
-      htmlMaxAge: 0,
-      defaultMaxAge: 60,
-    });
-    http.route({
-      method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
-      url: '/dashboard/*',
-      exposeHeadRoute: false,
-      ...documented(docs.dashboard),
-      handler: (req, reply) => {
-        reply.hijack();
-        req.raw.url = req.raw.url!.slice('/dashboard'.length);
-        void site.handle(req.raw, reply.raw);
-      },
-    });
-    http.get('/dashboard', documented(docs.dashboardRedirect), (_req, reply) =>
-      reply.redirect('/dashboard/'),
+    const history = lifecycle.use(
+      'dashboard sampler',
+      await PanelHistory.open({
+        take: async () => ({ engines: await engineStatus(), panels: await panels() }),
+        intervalMs: options.streamIntervalMs ?? 1000,
+        clock,
+        logger,
+      }),
     );
-    http.get('/', documented(docs.dashboardRedirect), (_req, reply) =>
-      reply.redirect('/dashboard/'),
+    if (!existsSync(join(dashboardDir, 'index.html')))
+      logger.warn(
+        { dir: dashboardDir },
+        'the dashboard is not built: run `npm run build:dashboard` (npm run build does it too)',
+      );
+    await installDashboardRoutes(http, { history, packageRoot, siteDir: dashboardDir });
+    installDemoRoutes(
+      http,
+      auth,
+      handles.flatMap(({ handle }) => handle.demos ?? []),
     );
 
     // The first start on a database issues the demo keys and writes them to a file.

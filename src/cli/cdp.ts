@@ -54,9 +54,12 @@ program
       const lifecycle = new Lifecycle(log);
       lifecycle.use('platform', platform);
       closeOnSignalsAndLog(lifecycle, log);
+      const { referencePath } = await import('../app/api-reference.js');
       if (platform.demoKeys)
         process.stdout.write(`demo API keys (shown once) in ${platform.demoKeys.file}\n`);
-      process.stdout.write(`listening on ${platform.url}\n`);
+      process.stdout.write(
+        `listening on ${platform.url}\ndashboard:     ${platform.url}/dashboard/\nAPI reference: ${platform.url}${referencePath}\n`,
+      );
     } catch (err) {
       fail(err);
     }
@@ -273,6 +276,31 @@ dlq
           })) as { id: string; replayed: number },
       );
       process.stdout.write(`replayed ${r.id} (${r.replayed} message)\n`);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+dlq
+  .command('redeliver')
+  .description(
+    'deliver a message again by id (a dead letter, or one the running platform delivered recently): consumers with an inbox drop it',
+  )
+  .argument('<id>', 'message id (from `cdp dlq list` or a flow trace)')
+  .option(
+    '--platform <url>',
+    'the running platform (it keeps the recent deliveries)',
+    httpUrl('http://127.0.0.1:8080'),
+  )
+  .action(async (id: string, opts: { platform?: string }) => {
+    try {
+      const cfg = await config();
+      const base = opts.platform ?? `http://127.0.0.1:${cfg.http.port || 8080}`;
+      const r = (await platformCall(
+        `${base}/api/enrollment/messages/${encodeURIComponent(id)}/redeliver`,
+        { method: 'POST' },
+      )) as { id: string; from: string; groups: string[] };
+      process.stdout.write(`redelivered ${r.id} (from ${r.from}) to ${r.groups.join(', ')}\n`);
     } catch (err) {
       fail(err);
     }

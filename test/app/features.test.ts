@@ -194,18 +194,18 @@ describe('reference platform features (embedded defaults)', () => {
   });
 
   it('serves the dashboard through the static hosting module: ETags, 304, no writes, no escapes', async () => {
-    const first = await get('/dashboard/app.js');
+    const first = await get('/dashboard/favicon.svg');
     expect(first.status).toBe(200);
-    expect(first.headers.get('content-type')).toMatch(/javascript/);
+    expect(first.headers.get('content-type')).toMatch(/svg/);
     const etag = first.headers.get('etag');
     expect(etag).toMatch(/^"[0-9a-f]+"$/);
-    const again = await get('/dashboard/app.js', { headers: { 'if-none-match': etag! } });
+    const again = await get('/dashboard/favicon.svg', { headers: { 'if-none-match': etag! } });
     expect(again.status).toBe(304);
-    expect((await get('/dashboard/app.js', { method: 'POST', body: 'x' })).status).toBe(405);
+    expect((await get('/dashboard/favicon.svg', { method: 'POST', body: 'x' })).status).toBe(405);
     expect(await rawStatus('/dashboard/%2e%2e/package.json')).toBe(400);
     expect(await rawStatus('/dashboard/..%2f..%2fpackage.json')).toBe(400);
     expect(await rawStatus('/dashboard/.env')).toBe(400);
-    const ranged = await get('/dashboard/app.js', { headers: { range: 'bytes=0-9' } });
+    const ranged = await get('/dashboard/favicon.svg', { headers: { range: 'bytes=0-9' } });
     expect(ranged.status).toBe(206);
     expect((await ranged.arrayBuffer()).byteLength).toBe(10);
   });

@@ -44,8 +44,11 @@ describe('reference platform shell', () => {
 
   it('serves the dashboard and streams status as server-sent events', async () => {
     const html = await (await get('/dashboard/')).text();
-    expect(html).toContain('<div id="panels"');
-    expect((await get('/dashboard/app.js')).status).toBe(200);
+    expect(html).toContain('<main id="main"');
+    const script = /src="(\/dashboard\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+    expect(script).toBeDefined();
+    expect((await get(script!)).status).toBe(200);
+    expect((await get('/dashboard/favicon.svg')).status).toBe(200);
     const ac = new AbortController();
     const res = await get('/api/stream', { signal: ac.signal });
     expect(res.headers.get('content-type')).toBe('text/event-stream');

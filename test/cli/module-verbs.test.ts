@@ -147,7 +147,8 @@ describe('cdp dlq (in-process broker, through the running platform)', () => {
     try {
       const [, file, url] = await waitForOutput(
         child,
-        /demo API keys \(shown once\) in (\S+)\nlistening on (http:\/\/127\.0\.0\.1:\d+)/,
+        // Start names the demo keys' file, its URL, the dashboard and the API reference.
+        /demo API keys \(shown once\) in (\S+)\nlistening on (http:\/\/127\.0\.0\.1:\d+)\ndashboard: +\2\/dashboard\/\nAPI reference: +\2\/api\/docs\/reference\n/,
       );
       const demo = JSON.parse(await readFile(file!, 'utf8')) as {
         keys: { role: string; token: string }[];
@@ -161,6 +162,9 @@ describe('cdp dlq (in-process broker, through the running platform)', () => {
       const replay = await runCdp(['dlq', 'replay', 'nope', '--platform', url!], env);
       expect(replay.code).toBe(1);
       expect(replay.stderr).toContain('cdp dlq list');
+      const redeliver = await runCdp(['dlq', 'redeliver', 'nope', '--platform', url!], env);
+      expect(redeliver.code).toBe(1);
+      expect(redeliver.stderr).toContain('MESSAGE_NOT_FOUND');
     } finally {
       child.kill('SIGTERM');
     }

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { Cache } from '../../cache/index.js';
 import { errorMessage } from '../../core/errors.js';
 import { documented, examples, refusal } from '../api-docs.js';
+import { cacheStampedeDemo } from '../demos/cache-stampede.js';
 import type { EngineStatus, PlatformFeature } from '../feature.js';
 import { NotFoundError, parseInput } from '../http-errors.js';
 import { type CatalogService, type Course, courseSchema, exampleCourse } from './catalog.js';
@@ -110,6 +111,12 @@ export const cacheFeature: PlatformFeature = {
 
     return {
       service: cache,
+      demos: [
+        cacheStampedeDemo(
+          cache,
+          async () => (await catalog.list({ limit: 1 }))[0] ?? exampleCourse,
+        ),
+      ],
       health: async (): Promise<EngineStatus[]> => {
         if (!redis) return [];
         const t0 = performance.now();
@@ -135,12 +142,38 @@ export const cacheFeature: PlatformFeature = {
           id: 'cache',
           title: 'Course cache (cache-aside)',
           stats: [
-            { label: 'hit ratio', value: Math.round(s.hitRatio * 1000) / 10, unit: '%' },
-            { label: 'hits', value: s.hits },
-            { label: 'misses', value: s.misses },
-            { label: 'loads', value: s.loads },
-            { label: 'L1 entries', value: s.l1.size },
-            { label: 'L2 errors', value: s.l2Errors },
+            {
+              label: 'hit ratio',
+              value: Math.round(s.hitRatio * 1000) / 10,
+              unit: '%',
+              hint: 'Share of reads answered from the cache without asking the database, since start.',
+            },
+            { label: 'hits', value: s.hits, hint: 'Reads answered from L1 or L2.' },
+            { label: 'misses', value: s.misses, hint: 'Reads that found nothing in any tier.' },
+            {
+              label: 'loads',
+              value: s.loads,
+              hint: 'Database reads made to fill the cache: concurrent misses of one key share one load, so this stays at or below misses.',
+            },
+            { label: 'L1 entries', value: s.l1.size, hint: 'Courses held in this process.' },
+            {
+              label: 'L2 errors',
+              value: s.l2Errors,
+              hint: 'Redis calls that failed; the cache then reads the database instead of failing.',
+            },
+          ],
+          charts: [
+            {
+              title: 'Hit ratio',
+              stats: ['hit ratio'],
+              unit: '%',
+              hint: 'Rises as repeated reads are served from memory; drops after updates invalidate entries.',
+            },
+            {
+              title: 'Misses and loads',
+              stats: ['misses', 'loads'],
+              hint: 'Loads below misses means concurrent misses of a key were collapsed into one load.',
+            },
           ],
           table: {
             columns: ['eviction cause', 'count'],

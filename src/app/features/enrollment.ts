@@ -14,6 +14,8 @@ import {
   traceFlow,
 } from '../../messaging/index.js';
 import { documented, examples, refusal } from '../api-docs.js';
+import { recordingBroker } from '../demos/recent-messages.js';
+import { demoPingType, openRelayRestartDemo } from '../demos/relay-restart.js';
 import type { PlatformFeature } from '../feature.js';
 import {
   NotFoundError,
@@ -51,6 +53,8 @@ types.define(
   'instructor.stats.updated',
   z.object({ course: z.string(), enrollments: z.number().int() }),
 );
+// The relay demonstration's own messages (see demos/relay-restart.ts).
+types.define(demoPingType, z.object({ run: z.string(), n: z.number().int() }));
 
 const enrollmentMigrations: Migration[] = [
   {
@@ -215,6 +219,36 @@ const docs = {
       },
     },
   }),
+  redeliver: documented({
+    summary: 'Deliver a stored message again',
+    description:
+      'Delivers a message again with the same id and body: a dead letter (as its replay does), or one of the last 1,000 messages delivered, handed again to every consumer group that received it, as a broker does when an acknowledgement is lost. Consumers with an inbox recognise the id and do nothing the second time: that is what an idempotent consumer is for.',
+    tags: ['enrollment'],
+    roles: [],
+    params: idParam,
+    responses: {
+      200: {
+        description: 'The message was published again',
+        schema: z.object({
+          id: z.string(),
+          from: z.enum(['dead-letters', 'recently-delivered']),
+          groups: z.array(z.string()),
+        }),
+        example: {
+          id: examples.correlationId,
+          from: 'recently-delivered',
+          groups: ['email', 'instructor-stats', 'recommendations'],
+        },
+      },
+    },
+    errors: [
+      refusal(
+        404,
+        'MESSAGE_NOT_FOUND',
+        'no dead letter or recently delivered message with id "m-9"; GET /api/enrollment/dlq lists dead letters, GET /api/enrollment/flows/{id} the messages of a flow',
+      ),
+    ],
+  }),
   replay: documented({
     summary: 'Replay a dead letter',
     description: 'Puts a dead letter back on its topic for its consumer group to handle again.',
@@ -249,14 +283,17 @@ export const enrollmentFeature: PlatformFeature = {
   migrations: [...messagingMigrations, ...enrollmentMigrations],
   async start(ctx) {
     const { sql, logger, registry, http, lifecycle, config, clock } = ctx;
+    // Recording the last messages published lets one be delivered again by id.
     const broker = lifecycle.use(
       'messaging broker',
-      await openBroker({
-        natsUrl: config.natsUrl,
-        amqpUrl: config.amqpUrl,
-        prefix: 'cdp_app',
-        logger,
-      }),
+      recordingBroker(
+        await openBroker({
+          natsUrl: config.natsUrl,
+          amqpUrl: config.amqpUrl,
+          prefix: 'cdp_app',
+          logger,
+        }),
+      ),
     );
     const common = { sql, broker, types, logger };
     const enrollment = new ChoreographyService({ name: 'enrollment', ...common });
@@ -312,11 +349,54 @@ export const enrollmentFeature: PlatformFeature = {
       await s.start();
       lifecycle.use(`service ${s.name}`, s);
     }
-    const relay = lifecycle.use(
-      'outbox relay',
-      new OutboxRelay({ sql, broker, logger, registry, clock }),
-    );
+    // The relay can be stopped and started again (the relay demonstration does); a stopped
+    // relay is closed for good, so starting means a new one. `published` spans them all.
+    const newRelay = () => new OutboxRelay({ sql, broker, logger, registry, clock });
+    let relay = newRelay();
+    let relayRunning = true;
+    let publishedBefore = 0;
+    lifecycle.defer('outbox relay', () => relay.close());
     await relay.start();
+    const relayControl = {
+      stop: async () => {
+        if (!relayRunning) return;
+        relayRunning = false;
+        await relay.close();
+        publishedBefore += relay.published;
+      },
+      start: async () => {
+        if (relayRunning) return;
+        relay = newRelay();
+        relayRunning = true;
+        await relay.start();
+      },
+    };
+    const published = () => publishedBefore + (relayRunning ? relay.published : 0);
+    const redeliver = async (id: string) => {
+      const dead = await broker.listDeadLetters({ limit: 1000 });
+      if (dead.some((d) => d.id === id)) {
+        const d = dead.find((x) => x.id === id)!;
+        await dlqReplay(broker, id);
+        return { id, from: 'dead-letters' as const, groups: [d.group] };
+      }
+      const groups = await broker.redeliver(id);
+      if (groups.length === 0)
+        throw new RequestRefusedError(
+          'MESSAGE_NOT_FOUND',
+          404,
+          `no dead letter or recently delivered message with id ${quote(id)}; GET /api/enrollment/dlq lists dead letters, GET /api/enrollment/flows/{id} the messages of a flow`,
+        );
+      return { id, from: 'recently-delivered' as const, groups };
+    };
+    const relayDemo = await openRelayRestartDemo({
+      sql,
+      broker,
+      types,
+      relay: relayControl,
+      redeliver,
+      clock,
+    });
+    lifecycle.defer('relay demonstration consumer', () => relayDemo.close());
     let lastFlow: string | undefined;
     let lastPublished = 0;
     let lastPanelAt = clock.now();
@@ -358,6 +438,11 @@ export const enrollmentFeature: PlatformFeature = {
       await ctx.auth.require(req, 'viewer');
       return { deadLetters: await dlqList(broker) };
     });
+    http.post('/api/enrollment/messages/:id/redeliver', docs.redeliver, async (req) => {
+      await ctx.auth.require(req);
+      const { id } = parseInput(idParam, req.params, 'path');
+      return redeliver(id);
+    });
     http.post('/api/enrollment/dlq/:id/replay', docs.replay, async (req) => {
       await ctx.auth.require(req);
       const { id } = parseInput(idParam, req.params, 'path');
@@ -374,13 +459,19 @@ export const enrollmentFeature: PlatformFeature = {
       }
     });
 
-    const service: EnrollmentService & { broker: typeof broker; relay: OutboxRelay } = {
+    const service: EnrollmentService & {
+      broker: typeof broker;
+      readonly relay: OutboxRelay;
+    } = {
       broker,
-      relay,
+      get relay() {
+        return relay;
+      },
       isEnrolled: (student, course) => isEnrolled(sql, student, course),
     };
     return {
       service,
+      demos: [relayDemo.demo],
       health: async () => {
         const started = performance.now();
         try {
@@ -402,9 +493,9 @@ export const enrollmentFeature: PlatformFeature = {
       panel: async () => {
         const s = await outboxStats(sql);
         const now = clock.now();
-        const rate =
-          now > lastPanelAt ? ((relay.published - lastPublished) * 1000) / (now - lastPanelAt) : 0;
-        lastPublished = relay.published;
+        const total = published();
+        const rate = now > lastPanelAt ? ((total - lastPublished) * 1000) / (now - lastPanelAt) : 0;
+        lastPublished = total;
         lastPanelAt = now;
         const dead = await broker.listDeadLetters({ limit: 1000 });
         const trace = lastFlow ? await traceFlow(sql, lastFlow) : [];
@@ -412,12 +503,59 @@ export const enrollmentFeature: PlatformFeature = {
           id: 'enrollment',
           title: `Enrollment choreography (${broker.kind} broker)`,
           stats: [
-            { label: 'outbox backlog', value: s.backlog, unit: 'rows' },
-            { label: 'oldest waiting', value: Math.round(s.oldestAgeMs), unit: 'ms' },
-            { label: 'relay rate', value: Math.round(rate * 10) / 10, unit: 'msg/s' },
-            { label: 'published by relay', value: relay.published, unit: 'msgs' },
-            { label: 'parked rows', value: s.parked },
-            { label: 'dead letters', value: dead.length },
+            {
+              label: 'outbox backlog',
+              value: s.backlog,
+              unit: 'rows',
+              hint: 'Messages committed with their business change and not yet published by the relay.',
+            },
+            {
+              label: 'oldest waiting',
+              value: Math.round(s.oldestAgeMs),
+              unit: 'ms',
+              hint: 'Age of the oldest message in the outbox: how late the slowest delivery is.',
+            },
+            {
+              label: 'relay rate',
+              value: Math.round(rate * 10) / 10,
+              unit: 'msg/s',
+              hint: 'Messages the relay published per second over the last period.',
+            },
+            {
+              label: 'published by relay',
+              value: total,
+              unit: 'msgs',
+              hint: 'Messages published since start, confirmed by the broker.',
+            },
+            {
+              label: 'relay',
+              value: relayRunning ? 'running' : 'stopped',
+              hint: 'A stopped relay loses nothing: messages wait in the outbox table.',
+            },
+            {
+              label: 'parked rows',
+              value: s.parked,
+              hint: 'Messages the relay gave up publishing after repeated failures (poison).',
+            },
+            {
+              label: 'dead letters',
+              value: dead.length,
+              hint: 'Messages a consumer gave up on after its retries; they can be replayed.',
+            },
+          ],
+          charts: [
+            {
+              title: 'Outbox backlog',
+              stats: ['outbox backlog'],
+              unit: 'rows',
+              hint: 'Near zero while the relay keeps up; grows while it is stopped, drains when it restarts.',
+            },
+            {
+              title: 'Relay rate',
+              stats: ['relay rate'],
+              unit: 'msg/s',
+              hint: 'Bursts follow enrollments and the relay restarting.',
+            },
           ],
           table: {
             columns: ['depth', 'type', 'source', 'handled by'],

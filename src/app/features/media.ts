@@ -14,6 +14,7 @@ import {
 } from '../../storage/index.js';
 import { documented, examples, refusal } from '../api-docs.js';
 import type { Principal } from '../auth.js';
+import { valetRevokeDemo } from '../demos/valet-revoke.js';
 import type { PlatformFeature } from '../feature.js';
 import { ForbiddenError, NotFoundError, parseInput, quote } from '../http-errors.js';
 import type { CatalogService, Course } from './catalog.js';
@@ -327,6 +328,7 @@ export const mediaFeature: PlatformFeature = {
 
     return {
       service: { server, valet },
+      demos: [valetRevokeDemo(valet, BUCKET)],
       async panel() {
         const issued = await sql.query<{ n: number }>(
           "SELECT count(*)::int AS n FROM storage_audit WHERE event = 'issue'",
@@ -341,9 +343,31 @@ export const mediaFeature: PlatformFeature = {
           id: 'media',
           title: 'Media (Valet Key)',
           stats: [
-            { label: 'keys issued', value: issued.rows[0]?.n ?? 0 },
-            { label: 'bytes moved directly', value: Number(bytes.rows[0]?.n ?? 0), unit: 'B' },
-            { label: 'bytes through the app (API only)', value: appBytes, unit: 'B' },
+            {
+              label: 'keys issued',
+              value: issued.rows[0]?.n ?? 0,
+              hint: 'Valet keys handed out: each a narrow, short-lived permission for one object or prefix.',
+            },
+            {
+              label: 'bytes moved directly',
+              value: Number(bytes.rows[0]?.n ?? 0),
+              unit: 'B',
+              hint: 'Bytes that went between a client and the storage server with a valet key, never through the application.',
+            },
+            {
+              label: 'bytes through the app (API only)',
+              value: appBytes,
+              unit: 'B',
+              hint: 'Bytes the application itself carried for media: only the small API calls that sign keys.',
+            },
+          ],
+          charts: [
+            {
+              title: 'Bytes: direct vs through the app',
+              stats: ['bytes moved directly', 'bytes through the app (API only)'],
+              unit: 'B',
+              hint: 'The direct line grows with every upload and download; the app line stays flat and small.',
+            },
           ],
           table: {
             columns: ['refusal reason', 'count'],

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { CommandHandler, openAsyncProjection, ReadModelQueries } from '../../cqrs/index.js';
 import {
@@ -8,6 +9,7 @@ import {
 } from '../../events/index.js';
 import { documented, examples, type RouteDoc, refusal } from '../api-docs.js';
 import type { Principal } from '../auth.js';
+import { projectionRebuildDemo } from '../demos/projection-rebuild.js';
 import type { PlatformFeature } from '../feature.js';
 import { ForbiddenError, parseInput, quote } from '../http-errors.js';
 import {
@@ -446,8 +448,58 @@ export const reviewsFeature: PlatformFeature = {
 
     let lastCount = 0;
     let lastAt = clock.now();
+    let readCourse: string | undefined;
+    const rebuildDemo = projectionRebuildDemo({
+      store,
+      projection: courseRatingsProjection,
+      read: async () => {
+        readCourse ??= (await catalog().list({ limit: 1 }))[0]?.id ?? 'none';
+        return courseRating(sql, readCourse);
+      },
+      caughtUp: async () => {
+        for (let i = 0; i < 200; i++) {
+          const { rows } = await sql.query<{ top: number | null }>(
+            'SELECT max(position) AS top FROM cdp_events',
+          );
+          const at = (await subscriptionPositions(sql)).get('projection:course-ratings') ?? 0;
+          if (at >= Number(rows[0]?.top ?? 0)) return;
+          await sleep(50);
+        }
+      },
+      count: async () => {
+        const { rows } = await sql.query<{ n: number; reviews: number }>(
+          'SELECT count(*)::int AS n, coalesce(sum(review_count), 0)::int AS reviews FROM app_course_ratings',
+        );
+        return { rows: rows[0]!.n, reviews: rows[0]!.reviews };
+      },
+      // Up to 200 reviews by demonstration students, spread over the catalog, once per database.
+      seed: async () => {
+        const { rows } = await sql.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM cdp_events WHERE type = 'ReviewSubmitted'",
+        );
+        const want = 200 - rows[0]!.n;
+        if (want <= 0) return 0;
+        const courses = await catalog().list({ limit: 20 });
+        let written = 0;
+        for (let i = 0; i < want && courses.length > 0; i++) {
+          const course = courses[i % courses.length]!;
+          const studentId = `demo-reader-${i}-${lastAt}`;
+          await reviews.handle(
+            SubmitReview.parse({
+              courseId: course.id,
+              topic: course.topic,
+              studentId,
+              rating: 1 + ((i * 7) % 5),
+            }),
+          );
+          written++;
+        }
+        return written;
+      },
+    });
     return {
       service: { store, reviews, wallets, queries },
+      demos: [rebuildDemo],
       panel: async () => {
         const { rows } = await sql.query<{ top: number | null }>(
           'SELECT max(position) AS top FROM cdp_events',
@@ -463,10 +515,46 @@ export const reviewsFeature: PlatformFeature = {
           id: 'reviews',
           title: 'Reviews (event sourcing + CQRS)',
           stats: [
-            { label: 'events/s (positions)', value: Math.max(0, Math.round(rate)) },
-            { label: 'last position', value: top },
-            { label: 'stalled readers', value: status.heldBack ? 1 : 0 },
-            { label: 'view refreshes', value: refresher.refreshes },
+            {
+              label: 'events/s (positions)',
+              value: Math.max(0, Math.round(rate)),
+              hint: 'Events appended to the log per second, measured over the last period.',
+            },
+            {
+              label: 'last position',
+              value: top,
+              hint: 'Position of the newest event in the global log: every event ever written, in order.',
+            },
+            {
+              label: 'projection lag',
+              value: Math.max(0, ...[...positions.values()].map((p) => top - p)),
+              unit: 'events',
+              hint: 'Events written but not yet applied to the slowest read model: how far behind what readers see is.',
+            },
+            {
+              label: 'stalled readers',
+              value: status.heldBack ? 1 : 0,
+              hint: 'A reader held back by a transaction that took a position and has not committed.',
+            },
+            {
+              label: 'view refreshes',
+              value: refresher.refreshes,
+              hint: 'Times the materialized views were recomputed.',
+            },
+          ],
+          charts: [
+            {
+              title: 'Projection lag',
+              stats: ['projection lag'],
+              unit: 'events',
+              hint: 'Near zero when projections keep up; a bump during a burst of writes or a rebuild.',
+            },
+            {
+              title: 'Event rate',
+              stats: ['events/s (positions)'],
+              unit: 'events/s',
+              hint: 'How fast commands are turning into events.',
+            },
           ],
           table: {
             columns: ['projection / blocker', 'position', 'lag'],

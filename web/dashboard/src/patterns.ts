@@ -1,0 +1,61 @@
+/** A page of the dashboard about one feature and the patterns it shows. */
+export interface PatternPage {
+  /** Route (#/<slug>) and the id of the feature's panel. */
+  slug: string;
+  panel: string;
+  title: string;
+  patterns: string;
+  /** In plain words: what the pattern does here and why it matters. */
+  explanation: string;
+  docs: { title: string; page: string }[];
+}
+
+export const patternPages: PatternPage[] = [
+  {
+    slug: 'cache',
+    panel: 'cache',
+    title: 'Caching',
+    patterns: 'cache-aside · tiered cache · stampede protection',
+    explanation:
+      'Course pages are read far more often than they change, so the platform keeps recently read courses in memory (and in Redis when it is configured) and asks the database only on a miss. When many readers miss the same course at the same moment, only one of them loads it and the others wait for that result, so a popular page going cold never floods the database. Changing a course removes it from every cache, so nobody reads an old version.',
+    docs: [{ title: 'Cache-aside', page: 'docs/patterns/cache-aside.md' }],
+  },
+  {
+    slug: 'reviews',
+    panel: 'reviews',
+    title: 'Event sourcing & CQRS',
+    patterns: 'event sourcing · CQRS projections · materialized views',
+    explanation:
+      'Reviews and wallets are not stored as rows that get overwritten: every change is appended to a log of events, and the current state is what those events add up to. Reads come from separate tables (projections) kept up to date from the log, shaped for the questions readers ask. Because the log is the truth, a projection can be thrown away and rebuilt from it at any time, even while people keep reading.',
+    docs: [
+      { title: 'Event sourcing', page: 'docs/patterns/event-sourcing.md' },
+      { title: 'CQRS', page: 'docs/patterns/cqrs.md' },
+      { title: 'Materialized view', page: 'docs/patterns/materialized-view.md' },
+    ],
+  },
+  {
+    slug: 'messaging',
+    panel: 'enrollment',
+    title: 'Messaging',
+    patterns: 'transactional outbox · relay · idempotent consumer · choreography',
+    explanation:
+      'When a student enrolls, other services (email, recommendations, instructor statistics) must hear about it. The enrollment and its message are saved in the same database transaction, so there is never one without the other; a relay then publishes waiting messages to the broker. If the relay stops, messages simply wait. Each consumer remembers the ids it has handled, so a message delivered twice has its effect once.',
+    docs: [
+      { title: 'Transactional outbox', page: 'docs/patterns/transactional-outbox.md' },
+      { title: 'Idempotent consumer', page: 'docs/patterns/idempotent-consumer.md' },
+      { title: 'Choreography', page: 'docs/patterns/choreography.md' },
+    ],
+  },
+  {
+    slug: 'media',
+    panel: 'media',
+    title: 'Media & static hosting',
+    patterns: 'valet key · static content hosting',
+    explanation:
+      'Videos are large, so the application does not carry them. Instead it hands the browser a valet key: a signed, short-lived permission to upload or download one object, straight to and from the storage server. The key can be revoked at any time, and every use is audited. This dashboard itself is served by the static content hosting module, with caching headers and no way to write.',
+    docs: [
+      { title: 'Valet key', page: 'docs/patterns/valet-key.md' },
+      { title: 'Static content hosting', page: 'docs/patterns/static-content-hosting.md' },
+    ],
+  },
+];
