@@ -1,6 +1,6 @@
 import type { Clock } from '../../core/clock.js';
 import { retry } from '../../core/retry.js';
-import type { SqlClient, SqlTransaction } from '../../engines/sql/sql-client.js';
+import { type SqlClient, SqlError, type SqlTransaction } from '../../engines/sql/sql-client.js';
 import {
   DeadlineExceededError,
   NonDeterminismError,
@@ -167,7 +167,7 @@ export class RunExecution implements WorkflowContext {
     try {
       text = await this.#withRetry(options, () => {
         attempts++;
-        return this.#host.sql.transaction(async (tx) => {
+        return this.#transactionRetried(async (tx) => {
           if (!(await this.#lockFence(tx))) throw new Lost();
           const value = await fn(tx);
           const encoded = encode(value, `the result of step "${name}"`);
@@ -425,6 +425,20 @@ export class RunExecution implements WorkflowContext {
     }
     if (!ok) this.#stop({ kind: 'lost' });
     return ok;
+  }
+
+  /**
+   * A transaction, run again (up to 3 times in all) when the engine reports a deadlock or a
+   * serialization failure: it was rolled back whole, so nothing of it happened.
+   */
+  async #transactionRetried<T>(fn: (tx: SqlTransaction) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#host.sql.transaction(fn);
+      } catch (err) {
+        if (attempt >= 3 || !(err instanceof SqlError) || !err.retryable) throw err;
+      }
+    }
   }
 
   #withRetry<T>(options: StepOptions | undefined, fn: () => Promise<T>): Promise<T> {

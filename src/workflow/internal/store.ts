@@ -221,9 +221,14 @@ export async function heartbeat(
   runIds: string[],
   leaseUntil: Date,
 ): Promise<void> {
+  // Rows locked by a step's transaction are skipped (that transaction extends the lease
+  // itself), so a heartbeat never waits for, or deadlocks with, a step.
   await q.query(
     `UPDATE cdp_workflow_runs SET lease_expires_at = $2
-     WHERE owner = $1 AND status = 'running' AND id IN (SELECT jsonb_array_elements_text($3::jsonb))`,
+     WHERE id IN (SELECT id FROM cdp_workflow_runs
+                  WHERE owner = $1 AND status = 'running'
+                    AND id IN (SELECT jsonb_array_elements_text($3::jsonb))
+                  FOR UPDATE SKIP LOCKED)`,
     [owner, leaseUntil, JSON.stringify(runIds)],
   );
 }
