@@ -459,10 +459,12 @@ export class WorkflowEngine {
       this.#error(err, `run ${row.id}`);
       return { kind: 'lost' };
     });
-    this.#active.set(row.id, { queue: row.queue, done });
+    const local: Local = { queue: row.queue, done };
+    this.#active.set(row.id, local);
     this.#metrics.active.set(this.#active.size);
     void done.then((outcome) => {
-      this.#active.delete(row.id);
+      // A newer claim of the same run (after this one's lease lapsed) may have replaced it.
+      if (this.#active.get(row.id) === local) this.#active.delete(row.id);
       this.#metrics.active.set(this.#active.size);
       this.#ended(row, outcome);
     });

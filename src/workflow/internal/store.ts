@@ -197,8 +197,8 @@ export async function markUnknown(
   now: Date,
 ): Promise<void> {
   await q.query(
-    `UPDATE cdp_workflow_runs SET status_reason = 'no worker has registered workflow "' || name || '" version ' || version ||
-       ' (seen by worker ' || $1 || '); the run is kept and starts when a worker that registers it polls this queue'
+    `UPDATE cdp_workflow_runs SET status_reason = 'worker ' || $1 || ' serves this queue but has not registered workflow "' ||
+       name || '" version ' || version || '; the run is kept and starts when a worker that registers it polls the queue'
      WHERE status = 'pending' AND status_reason IS NULL AND wake_at <= $2
        AND queue IN (SELECT jsonb_array_elements_text($3::jsonb))
        AND (name || '@' || version) NOT IN (SELECT jsonb_array_elements_text($4::jsonb))`,
