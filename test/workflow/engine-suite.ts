@@ -386,6 +386,35 @@ export function workflowEngineSuite(sql: () => SqlClient): void {
     expect(most).toBe(1);
   });
 
+  it('a queue rate limit starts at most `limit` runs per period across workers', async () => {
+    const clock = new ManualClock(1_700_000_000_000);
+    const queue = uniq('rated');
+    const wf = defineWorkflow({ name: uniq('rated') }, async (_ctx, i: number) => i);
+    const queues = [{ name: queue, rateLimit: { limit: 2, periodMs: 60_000 } }];
+    const a = await engine({ workflows: [wf], queues, clock });
+    await engine({ workflows: [wf], queues, clock });
+    const handles = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => a.start(wf, { input: i, queue })),
+    );
+    const completed = async () => (await a.list({ name: wf.name, status: 'completed' })).length;
+    await eventually(async () => ((await completed()) === 2 ? true : undefined), 'two started');
+    // Many polls later, still two: the period has not passed.
+    for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 30));
+    expect(await completed()).toBe(2);
+    await clock.advance(60_001);
+    await eventually(async () => ((await completed()) === 4 ? true : undefined), 'two more');
+    await clock.advance(60_001);
+    expect((await Promise.all(handles.map((h) => h.result()))).sort()).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it('refuses an input that is not JSON before storing anything', async () => {
+    const wf = defineWorkflow({ name: uniq('badinput') }, async () => 'never');
+    const e = await engine({ workflows: [wf] });
+    const err = await e.start(wf, { id: uniq('bad'), input: { n: 1n } }).catch((x: unknown) => x);
+    expect((err as { code: string }).code).toBe('WORKFLOW_NOT_SERIALIZABLE');
+    expect(await e.list({ name: wf.name })).toEqual([]);
+  });
+
   it('lists runs by status and name', async () => {
     const wf = defineWorkflow({ name: uniq('listed') }, async () => 'done');
     const e = await engine({ workflows: [wf] });
