@@ -484,6 +484,7 @@ export class WorkflowEngine {
         if (outcome.wakeAt !== null) this.#wakeAt(outcome.wakeAt);
         break;
       case 'lost':
+        this.#metrics.lost.inc();
         releaseRun(
           this.#sql,
           { runId: row.id, owner: this.workerId, fence: Number(row.fence) },

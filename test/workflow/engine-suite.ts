@@ -1,5 +1,6 @@
 import { afterEach, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
+import { createRegistry } from '../../src/core/metrics.js';
 import type { SqlClient } from '../../src/engines/sql/sql-client.js';
 import { eventually, uniq } from '../../src/testing/index.js';
 import {
@@ -118,6 +119,56 @@ export function workflowEngineSuite(sql: () => SqlClient): void {
     const run = await b.get(h.runId);
     expect(run.steps.map((s) => s.result)).toEqual([1, 'from B']);
     expect(run.claims).toBe(2);
+  });
+
+  it('a stalled worker that lost its run cannot commit a SQL step: the effect happens once', async () => {
+    const name = uniq('zombie');
+    const table = uniq('zombie_effects').replaceAll('-', '_');
+    await sql().exec(`CREATE TABLE ${table} (run text)`);
+    let resume!: () => void;
+    const stall = new Promise<void>((r) => {
+      resume = r;
+    });
+    let stalled = false;
+    const effect =
+      (runId: string) => async (tx: import('../../src/engines/sql/index.js').SqlTransaction) => {
+        await tx.query(`INSERT INTO ${table} VALUES ($1)`, [runId]);
+        return 'done';
+      };
+    // Worker A stalls between two steps (as a long GC pause or a frozen VM would), long enough
+    // for its lease to pass; worker B takes the run over and finishes it.
+    const slow = defineWorkflow({ name }, async (ctx) => {
+      await ctx.step('one', () => 1);
+      stalled = true;
+      await stall;
+      return ctx.transaction('effect', effect(ctx.runId));
+    });
+    const fast = defineWorkflow({ name }, async (ctx) => {
+      await ctx.step('one', () => 1);
+      return ctx.transaction('effect', effect(ctx.runId));
+    });
+    const registry = createRegistry();
+    const a = await engine({
+      workflows: [slow],
+      leaseMs: 300,
+      workerId: uniq('a'),
+      metrics: registry,
+    });
+    const h = await a.start(slow);
+    await eventually(() => stalled || undefined, 'worker A stalls');
+    await a.close({ timeoutMs: 10 });
+    const b = await engine({ workflows: [fast], leaseMs: 300, workerId: uniq('b') });
+    expect(await b.handle(h.runId).result()).toBe('done');
+    resume();
+    // A wakes up and tries its SQL step: the fence check in the step's transaction refuses it.
+    await eventually(
+      async () =>
+        (await registry.getSingleMetricAsString('cdp_workflow_runs_lost_total')).endsWith(' 1') ||
+        undefined,
+      'worker A gives the run up',
+    );
+    const { rows } = await sql().query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`);
+    expect(rows[0]!.n).toBe(1);
   });
 
   it('retries a step with backoff and records its attempts; a step that keeps failing throws StepFailedError', async () => {

@@ -33,6 +33,11 @@ export function workflowMetrics(registry: Registry) {
       'Time of executed steps, from start to recorded checkpoint',
       ['kind'],
     ),
+    lost: counter(
+      registry,
+      'cdp_workflow_runs_lost_total',
+      'Executions this worker stopped because the run was no longer its own (lease passed to another worker, or cancelled): nothing more of them was written',
+    ),
     active: gauge(registry, 'cdp_workflow_active_runs', 'Runs this worker is executing now'),
     errors: counter(
       registry,
