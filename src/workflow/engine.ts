@@ -154,7 +154,10 @@ export class WorkflowEngine {
   static async open(options: WorkflowEngineOptions): Promise<WorkflowEngine> {
     if (options.migrate !== false) await migrate(options.sql, workflowMigrations);
     const engine = new WorkflowEngine(options);
-    if (engine.#worker) engine.#startWorker();
+    if (engine.#worker) {
+      liveWorkers(options.sql).add(engine.workerId);
+      engine.#startWorker();
+    }
     return engine;
   }
 
@@ -279,6 +282,7 @@ export class WorkflowEngine {
   async close(options: { timeoutMs?: number } = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    liveWorkers(this.#sql).delete(this.workerId);
     this.#stop.abort();
     this.#kick?.();
     if (this.#heartbeat) clearInterval(this.#heartbeat);
@@ -377,6 +381,8 @@ export class WorkflowEngine {
         ...base([...this.#queues.keys()], 10_000),
         keys: own,
         own: true,
+        // PGlite is held by this process alone: runs of workers not alive in it are orphans.
+        ...(this.#sql.engine === 'pglite' ? { liveOwners: [...liveWorkers(this.#sql)] } : {}),
       });
       this.#claimed(rows, 'expired');
     }
@@ -533,6 +539,18 @@ export class WorkflowEngine {
     this.#metrics.errors.inc();
     this.#logger.error({ err: errorMessage(err) }, `workflow engine: ${where} failed`);
   }
+}
+
+const workersBySql = new WeakMap<SqlClient, Set<string>>();
+
+/** Ids of the workers open in this process on a SqlClient. */
+function liveWorkers(sql: SqlClient): Set<string> {
+  let set = workersBySql.get(sql);
+  if (!set) {
+    set = new Set();
+    workersBySql.set(sql, set);
+  }
+  return set;
 }
 
 function endError(

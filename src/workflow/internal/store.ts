@@ -110,16 +110,18 @@ export async function claimReady(q: Queryable, f: ClaimFilter): Promise<RunRow[]
 
 /**
  * Claim runs whose holder's lease passed (a dead or stalled worker), or, with `own`, runs held
- * under this worker's id by its previous process.
+ * under this worker's id by its previous process, or, with `liveOwners` (PGlite: one process
+ * holds the database), runs held by any worker not in that list.
  */
 export async function claimExpired(
   q: Queryable,
-  f: ClaimFilter & { own: boolean },
+  f: ClaimFilter & { own: boolean; liveOwners?: string[] },
 ): Promise<RunRow[]> {
   const { rows } = await q.query<RunRow>(
     `WITH c AS (
        SELECT id FROM cdp_workflow_runs
-       WHERE status = 'running' AND (lease_expires_at < $3 OR ($7 AND owner = $1))
+       WHERE status = 'running' AND (lease_expires_at < $3 OR ($7 AND owner = $1)
+           OR ($8::jsonb IS NOT NULL AND owner NOT IN (SELECT jsonb_array_elements_text($8::jsonb))))
          AND queue IN (SELECT jsonb_array_elements_text($4::jsonb))
          AND (name || '@' || version) IN (SELECT jsonb_array_elements_text($5::jsonb))
        LIMIT $6
@@ -135,6 +137,7 @@ export async function claimExpired(
       JSON.stringify(f.keys),
       f.limit,
       f.own,
+      f.liveOwners === undefined ? null : JSON.stringify(f.liveOwners),
     ],
   );
   return rows;
