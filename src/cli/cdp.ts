@@ -306,6 +306,92 @@ dlq
     }
   });
 
+// ------------------------------------------------------------------ workflows
+
+const workflow = program
+  .command('workflow')
+  .description(
+    'durable workflow runs in the database (CDP_DATABASE_URL, or the PGlite folder when no platform holds it)',
+  );
+
+async function runsCommand(
+  fn: (sql: import('../engines/sql/index.js').SqlClient) => Promise<string>,
+) {
+  const cfg = await config();
+  const { withRuns } = await import('./workflow-verbs.js');
+  try {
+    process.stdout.write(`${await withRuns(cfg.database, fn)}\n`);
+  } catch (err) {
+    fail(err);
+  }
+}
+
+workflow
+  .command('list')
+  .description('list runs, newest first')
+  .option(
+    '--status <status>',
+    'only runs in this status (pending, running, sleeping, waiting, blocked, completed, failed, cancelled)',
+  )
+  .option('--name <workflow>', 'only runs of this workflow')
+  .option('--queue <queue>', 'only runs of this queue')
+  .option('--limit <n>', 'at most this many', positiveInt, 100)
+  .option('--json', 'print JSON')
+  .action(
+    async (opts: {
+      status?: string;
+      name?: string;
+      queue?: string;
+      limit: number;
+      json?: boolean;
+    }) => {
+      const { listCommand, parseStatus } = await import('./workflow-verbs.js');
+      let status: ReturnType<typeof parseStatus> | undefined;
+      try {
+        status = opts.status === undefined ? undefined : parseStatus(opts.status);
+      } catch (err) {
+        fail(err);
+      }
+      await runsCommand((sql) =>
+        listCommand(sql, {
+          limit: opts.limit,
+          ...(status ? { status } : {}),
+          ...(opts.name ? { name: opts.name } : {}),
+          ...(opts.queue ? { queue: opts.queue } : {}),
+          ...(opts.json ? { json: true } : {}),
+        }),
+      );
+    },
+  );
+
+workflow
+  .command('show')
+  .description('a run with its step history and timing')
+  .argument('<id>', 'run id (from `cdp workflow list`)')
+  .option('--json', 'print JSON')
+  .action(async (id: string, opts: { json?: boolean }) => {
+    const { showCommand } = await import('./workflow-verbs.js');
+    await runsCommand((sql) => showCommand(sql, id, opts.json === true));
+  });
+
+workflow
+  .command('cancel')
+  .description('cancel a run and its child runs')
+  .argument('<id>', 'run id')
+  .action(async (id: string) => {
+    const { cancelCommand } = await import('./workflow-verbs.js');
+    await runsCommand((sql) => cancelCommand(sql, id));
+  });
+
+workflow
+  .command('resume')
+  .description('put a failed, cancelled or blocked run back to work from its last recorded step')
+  .argument('<id>', 'run id')
+  .action(async (id: string) => {
+    const { resumeCommand } = await import('./workflow-verbs.js');
+    await runsCommand((sql) => resumeCommand(sql, id));
+  });
+
 // ------------------------------------------------------------------ storage server
 
 program

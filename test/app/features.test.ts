@@ -49,9 +49,17 @@ describe('reference platform features (embedded defaults)', () => {
       'reviews',
       'enrollment',
       'media',
+      'workflows',
     ]);
     const { panels } = (await (await get('/api/panels')).json()) as { panels: Panel[] };
-    expect(panels.map((p) => p.id)).toEqual(['catalog', 'cache', 'reviews', 'enrollment', 'media']);
+    expect(panels.map((p) => p.id)).toEqual([
+      'catalog',
+      'cache',
+      'reviews',
+      'enrollment',
+      'media',
+      'workflows',
+    ]);
     for (const p of panels) expect(stat(p, 'error')).toBeUndefined();
     const health = (await (await get('/health')).json()) as {
       engines: { role: string; ok: boolean }[];

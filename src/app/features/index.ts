@@ -4,6 +4,7 @@ import { catalogFeature } from './catalog.js';
 import { enrollmentFeature } from './enrollment.js';
 import { mediaFeature } from './media.js';
 import { reviewsFeature } from './reviews.js';
+import { workflowsFeature } from './workflows.js';
 
 /** The reference platform's features, started in this order (later ones may use earlier ones' services). */
 export const defaultFeatures: PlatformFeature[] = [
@@ -12,4 +13,5 @@ export const defaultFeatures: PlatformFeature[] = [
   reviewsFeature,
   enrollmentFeature,
   mediaFeature,
+  workflowsFeature,
 ];

@@ -31,6 +31,7 @@ const PINNED: readonly (readonly [module: string, version: number, checksum: str
   ['messaging', 2, 'be5273014cdeac7f'],
   ['reviews-app', 1, '235392ad42b63237'],
   ['storage', 1, 'a7bb701f4329d2c4'],
+  ['workflow', 1, '0b6287d8b37d9696'],
 ];
 
 /**
