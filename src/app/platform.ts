@@ -12,8 +12,9 @@ import { counter, createRegistry, histogram } from '../core/metrics.js';
 import { type Migration, migrate } from '../engines/sql/migrations.js';
 import { openSql } from '../engines/sql/open.js';
 import type { SqlClient } from '../engines/sql/sql-client.js';
+import { idempotencyMigrations } from '../idempotency/index.js';
 import { FolderSource, StaticSite } from '../storage/index.js';
-import { documented, type RouteDoc } from './api-docs.js';
+import { documented, fastifySchema, type RouteDoc } from './api-docs.js';
 import { installApiReference, openApiPath, referencePath } from './api-reference.js';
 import {
   ApiKeys,
@@ -27,8 +28,12 @@ import type { EngineStatus, FeatureHandle, Panel, PlatformFeature } from './feat
 import type { CatalogService } from './features/catalog.js';
 import { defaultFeatures } from './features/index.js';
 import { installErrorHandler, NotFoundError, parseInput } from './http-errors.js';
+import { installIdempotencyKeys } from './idempotency-keys.js';
 import { docQuery, platformDocs as docs } from './platform-docs.js';
 import { limitClients, nodeServerOptions } from './server-limits.js';
+
+/** Methods whose routes accept an Idempotency-Key. */
+const mutatingMethods = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /** public/ at the package root: two levels up from src/app and from dist/app alike. */
 export const publicDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'public');
@@ -85,7 +90,11 @@ export class PortInUseError extends CdpError {
 
 /** Every migration the platform's features need, for `cdp migrate` and for start-up. */
 export function platformMigrations(features: PlatformFeature[] = defaultFeatures): Migration[] {
-  return [...authMigrations, ...features.flatMap((f) => f.migrations ?? [])];
+  return [
+    ...authMigrations,
+    ...idempotencyMigrations,
+    ...features.flatMap((f) => f.migrations ?? []),
+  ];
 }
 
 /** Demo principals: an admin, the dashboard's viewer, each seeded course's instructor, two students. */
@@ -141,12 +150,28 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     lifecycle.defer('http client limits', async () => stopLimits());
     const routes: PlatformRoute[] = [];
     http.addHook('onRoute', (r) => {
-      const doc = (r.config as { doc?: RouteDoc } | undefined)?.doc;
+      let doc = (r.config as { doc?: RouteDoc } | undefined)?.doc;
       const hidden = (r.schema as { hide?: boolean } | undefined)?.hide === true;
-      for (const method of Array.isArray(r.method) ? r.method : [r.method])
-        routes.push({ method, url: r.url, doc, hidden });
+      // Every mutating route accepts an Idempotency-Key (installIdempotencyKeys): its
+      // description says so, with the header's refusals.
+      const methods = Array.isArray(r.method) ? r.method : [r.method];
+      if (doc && !doc.idempotencyKey && methods.every((m) => mutatingMethods.has(m))) {
+        doc = { ...doc, idempotencyKey: true };
+        r.config = { ...r.config, doc } as typeof r.config;
+        r.schema = fastifySchema(doc);
+      }
+      for (const method of methods) routes.push({ method, url: r.url, doc, hidden });
     });
     installErrorHandler(http);
+    const idempotency = await installIdempotencyKeys({
+      http,
+      config,
+      sql,
+      clock,
+      logger,
+      lifecycle,
+    });
+    logger.info({ store: idempotency.engine }, 'idempotency keys ready');
     await installApiReference(http, await packageVersion());
     const auth = new ApiKeys(sql, clock);
     installAuthRoutes(http, auth);
