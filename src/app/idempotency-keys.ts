@@ -22,7 +22,8 @@ export async function installIdempotencyKeys(ctx: {
   logger: Logger;
   lifecycle: Lifecycle;
 }): Promise<{ engine: 'redis' | 'sql' }> {
-  let store: IdempotencyStore = new SqlIdempotencyStore({ sql: ctx.sql });
+  // The platform's effects commit to this same database (see deferBeginFlush).
+  let store: IdempotencyStore = new SqlIdempotencyStore({ sql: ctx.sql, deferBeginFlush: true });
   let engine: 'redis' | 'sql' = 'sql';
   const url = ctx.config.redisUrl;
   if (url) {

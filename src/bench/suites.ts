@@ -10,4 +10,5 @@ export const suites: Record<string, () => Promise<BenchSuite>> = {
   events: async () => (await import('./suites/events.js')).default,
   cache: async () => (await import('./suites/cache.js')).default,
   storage: async () => (await import('./suites/storage.js')).default,
+  idempotency: async () => (await import('./suites/idempotency.js')).default,
 };

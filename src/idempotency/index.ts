@@ -23,4 +23,5 @@ export {
   requestFingerprint,
 } from './request-fingerprint.js';
 export { idempotencyMigrations } from './sql-idempotency-migrations.js';
+export type { SqlIdempotencyStoreOptions } from './sql-idempotency-store.js';
 export { SqlIdempotencyStore } from './sql-idempotency-store.js';

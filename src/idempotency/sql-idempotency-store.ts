@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { SqlClient } from '../engines/sql/index.js';
+import type { SqlClient, SqlValue } from '../engines/sql/index.js';
 import type {
   BeginRequest,
   BeginResult,
@@ -44,6 +44,19 @@ interface Row {
   body: Uint8Array | null;
 }
 
+export interface SqlIdempotencyStoreOptions {
+  sql: SqlClient;
+  /**
+   * On PostgreSQL, commit the taking of a key without waiting for its WAL flush (`SET LOCAL
+   * synchronous_commit TO OFF`), which saves one disk flush per keyed request. Safe when the
+   * request's effects commit to the same PostgreSQL server: their (synchronous) commit flushes
+   * the WAL up to and past the key's record, so a crash loses the key only with no effect
+   * committed, and the retry then runs as the first request. Leave it off when the effects go
+   * to another database server. Ignored on PGlite. Default false.
+   */
+  deferBeginFlush?: boolean;
+}
+
 /**
  * Idempotency keys in SQL (PGlite or PostgreSQL), table `cdp_idempotency_keys` keyed by
  * (scope, key): apply `idempotencyMigrations` first. Times are the caller's clock's
@@ -52,16 +65,28 @@ interface Row {
  */
 export class SqlIdempotencyStore implements IdempotencyStore {
   readonly #sql: SqlClient;
+  readonly #deferBeginFlush: boolean;
 
-  constructor(options: { sql: SqlClient }) {
+  constructor(options: SqlIdempotencyStoreOptions) {
     this.#sql = options.sql;
+    this.#deferBeginFlush = options.deferBeginFlush === true && options.sql.engine === 'postgres';
+  }
+
+  /** The taking statement, committed without waiting for its flush when so configured. */
+  #take(params: SqlValue[]) {
+    if (!this.#deferBeginFlush)
+      return this.#sql.query<{ inserted: boolean; fresh: boolean }>(BEGIN, params);
+    return this.#sql.transaction(async (tx) => {
+      await tx.exec('SET LOCAL synchronous_commit TO OFF');
+      return tx.query<{ inserted: boolean; fresh: boolean }>(BEGIN, params);
+    });
   }
 
   async begin(r: BeginRequest): Promise<BeginResult> {
     for (;;) {
       const token = randomUUID();
       const expiresAt = r.now + r.ttlMs;
-      const taken = await this.#sql.query<{ inserted: boolean; fresh: boolean }>(BEGIN, [
+      const taken = await this.#take([
         r.scope,
         r.key,
         r.fingerprint,
