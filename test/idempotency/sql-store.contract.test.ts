@@ -36,19 +36,23 @@ describeServer('IdempotencyStore contract: PostgreSQL', 'CDP_DATABASE_URL', (url
   idempotencyStoreContract(() => store);
 });
 
-describeServer('IdempotencyStore contract: PostgreSQL, begin committed without waiting for its flush', 'CDP_DATABASE_URL', (url) => {
-  let db: TempDatabase;
-  let sql: SqlClient;
-  let store: SqlIdempotencyStore;
-  beforeAll(async () => {
-    db = await createTempDatabase(url, 'cdp_idem');
-    sql = await PgSqlClient.open({ url: db.url });
-    await migrate(sql, idempotencyMigrations);
-    store = new SqlIdempotencyStore({ sql, deferBeginFlush: true });
-  });
-  afterAll(async () => {
-    await sql?.close();
-    await db?.drop();
-  });
-  idempotencyStoreContract(() => store);
-});
+describeServer(
+  'IdempotencyStore contract: PostgreSQL, begin committed without waiting for its flush',
+  'CDP_DATABASE_URL',
+  (url) => {
+    let db: TempDatabase;
+    let sql: SqlClient;
+    let store: SqlIdempotencyStore;
+    beforeAll(async () => {
+      db = await createTempDatabase(url, 'cdp_idem');
+      sql = await PgSqlClient.open({ url: db.url });
+      await migrate(sql, idempotencyMigrations);
+      store = new SqlIdempotencyStore({ sql, deferBeginFlush: true });
+    });
+    afterAll(async () => {
+      await sql?.close();
+      await db?.drop();
+    });
+    idempotencyStoreContract(() => store);
+  },
+);
