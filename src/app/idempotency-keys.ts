@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import type { Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import type { Lifecycle } from '../core/lifecycle.js';
@@ -21,6 +22,7 @@ export async function installIdempotencyKeys(ctx: {
   clock: Clock;
   logger: Logger;
   lifecycle: Lifecycle;
+  registry: Registry;
 }): Promise<{ engine: 'redis' | 'sql' }> {
   // The platform's effects commit to this same database (see deferBeginFlush).
   let store: IdempotencyStore = new SqlIdempotencyStore({ sql: ctx.sql, deferBeginFlush: true });
@@ -41,6 +43,7 @@ export async function installIdempotencyKeys(ctx: {
     clock: ctx.clock,
     leaseMs: ctx.config.http.requestTimeoutMs + 30_000,
     waitMs: 10_000,
+    registry: ctx.registry,
   });
   await ctx.http.register(fastifyIdempotency, { idempotency });
   if (engine === 'sql') {

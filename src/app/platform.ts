@@ -170,6 +170,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       clock,
       logger,
       lifecycle,
+      registry,
     });
     logger.info({ store: idempotency.engine }, 'idempotency keys ready');
     await installApiReference(http, await packageVersion());

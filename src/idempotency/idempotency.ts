@@ -1,4 +1,5 @@
 import { type Clock, systemClock } from '../core/clock.js';
+import { type Counter, counter, type Registry } from '../core/metrics.js';
 import { IdempotencyKeyInProgressError, IdempotencyKeyReusedError } from './idempotency-errors.js';
 import type { IdempotencyStore, StoredResponse } from './idempotency-store.js';
 
@@ -25,6 +26,11 @@ export interface IdempotencyOptions {
    * in another process. Default 50.
    */
   pollMs?: number;
+  /**
+   * Counts requests by outcome in `cdp_idempotency_requests_total{outcome}`: started,
+   * recovered (taken over after a lease ran out), replayed, reused (422), in_progress (409).
+   */
+  registry?: Registry;
 }
 
 /** A key held by this request: keep its response with `complete`, or give it up with `release`. */
@@ -72,6 +78,7 @@ export class Idempotency {
   readonly leaseMs: number;
   readonly waitMs: number;
   readonly pollMs: number;
+  readonly #outcomes: Counter<'outcome'> | undefined;
   /** Duplicates waiting in this process, by key, woken when the holder here finishes. */
   readonly #waiters = new Map<string, Set<() => void>>();
 
@@ -82,6 +89,14 @@ export class Idempotency {
     this.leaseMs = positive('leaseMs', options.leaseMs, 60_000);
     this.waitMs = positive('waitMs', options.waitMs, 10_000, 0);
     this.pollMs = positive('pollMs', options.pollMs, 50);
+    this.#outcomes =
+      options.registry &&
+      counter(
+        options.registry,
+        'cdp_idempotency_requests_total',
+        'Requests with an idempotency key, by outcome',
+        ['outcome'],
+      );
     if (this.leaseMs > this.ttlMs)
       throw new RangeError('idempotency: leaseMs must not be longer than ttlMs');
   }
@@ -113,15 +128,26 @@ export class Idempotency {
           ttlMs: this.ttlMs,
           leaseMs: this.leaseMs,
         });
-        if (r.outcome === 'started') return this.#held(id, scope, key, r.token, r.recovered);
-        if (r.outcome === 'replay') return { replayed: true, response: r.response };
-        if (r.outcome === 'mismatch') throw new IdempotencyKeyReusedError();
+        if (r.outcome === 'started') {
+          this.#outcomes?.inc({ outcome: r.recovered ? 'recovered' : 'started' });
+          return this.#held(id, scope, key, r.token, r.recovered);
+        }
+        if (r.outcome === 'replay') {
+          this.#outcomes?.inc({ outcome: 'replayed' });
+          return { replayed: true, response: r.response };
+        }
+        if (r.outcome === 'mismatch') {
+          this.#outcomes?.inc({ outcome: 'reused' });
+          throw new IdempotencyKeyReusedError();
+        }
         const left = deadline - this.clock.now();
-        if (left <= 0)
+        if (left <= 0) {
+          this.#outcomes?.inc({ outcome: 'in_progress' });
           throw new IdempotencyKeyInProgressError(
             this.clock.now() - started,
             Math.max(0, r.lockedUntil - this.clock.now()),
           );
+        }
         const ac = new AbortController();
         await Promise.race([woken, this.clock.sleep(Math.min(this.pollMs, left), ac.signal)]);
         ac.abort();

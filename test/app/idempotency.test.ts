@@ -114,6 +114,19 @@ describe('idempotency keys on the platform (PGlite store)', () => {
     expect(other.headers.get('idempotent-replayed')).toBeNull();
   });
 
+  it('counts outcomes in cdp_idempotency_requests_total', async () => {
+    const text = (await c.call('GET', '/metrics')).text;
+    const count = (outcome: string) =>
+      Number(
+        new RegExp(`^cdp_idempotency_requests_total\\{outcome="${outcome}"\\} (\\d+)$`, 'm').exec(
+          text,
+        )?.[1] ?? 0,
+      );
+    expect(count('started')).toBeGreaterThanOrEqual(12);
+    expect(count('replayed')).toBeGreaterThanOrEqual(109);
+    expect(count('reused')).toBeGreaterThanOrEqual(1);
+  });
+
   it('documents the header and its refusals on mutating routes of the OpenAPI document', async () => {
     const r = await c.call('GET', '/api/openapi.json');
     const op = (
