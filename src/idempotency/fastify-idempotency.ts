@@ -123,28 +123,39 @@ export async function fastifyIdempotency(
     });
   });
 
+  // Responses being kept, awaited when the server closes.
+  const keeping = new Set<Promise<unknown>>();
   http.addHook('onSend', async (req: WithHeld, reply, payload) => {
     const h = req[held];
     if (!h) return payload;
     req[held] = undefined;
     const body = payloadBytes(payload);
-    try {
-      if (body === undefined) {
-        // A streamed body is not kept: the key is given up, and a retry runs again.
-        await h.release();
-        return payload;
-      }
+    let kept: Promise<unknown>;
+    if (body === undefined) {
+      // A streamed body is not kept: the key is given up, and a retry runs again.
+      kept = h.release();
+    } else {
       const headers: Record<string, string> = {};
       for (const name of keep) {
         const v = reply.getHeader(name);
         if (v !== undefined) headers[name] = Array.isArray(v) ? v.join(', ') : String(v);
       }
-      await h.complete({ status: reply.statusCode, headers, body });
-    } catch (err) {
-      // The response is sent anyway (its effect happened); the key stays held until its lease ends.
-      req.log.error({ err }, 'idempotency: the response could not be kept');
+      // Kept while the response is sent, not before: a retry that arrives first waits for it
+      // (as a concurrent duplicate does), and a crash between the effect and this write has the
+      // same outcome either way (the key stays held until its lease ends).
+      kept = h.complete({ status: reply.statusCode, headers, body });
     }
+    const tracked: Promise<unknown> = kept
+      .catch((err: unknown) => {
+        // The response is sent anyway (its effect happened); the key stays held until its lease ends.
+        req.log.error({ err }, 'idempotency: the response could not be kept');
+      })
+      .finally(() => keeping.delete(tracked));
+    keeping.add(tracked);
     return payload;
+  });
+  http.addHook('onClose', async () => {
+    await Promise.all(keeping);
   });
 }
 

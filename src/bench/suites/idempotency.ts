@@ -129,7 +129,7 @@ const suite: BenchSuite = {
   description:
     "What an Idempotency-Key costs a POST: the platform's POST /api/catalog/courses with a new key vs without, with the key store in SQL (PGlite; PostgreSQL with CDP_DATABASE_URL) and in Redis (CDP_REDIS_URL), and a bare one-INSERT route (the worst case)",
   async run(ctx) {
-    const o = { rounds: ctx.quick ? 5 : 15, requests: ctx.quick ? 100 : 400, quick: ctx.quick };
+    const o = { rounds: ctx.quick ? 5 : 15, requests: ctx.quick ? 60 : 400, quick: ctx.quick };
     const out: BenchResult[] = [];
     const dbUrl = ctx.env.CDP_DATABASE_URL;
     const redisUrl = ctx.env.CDP_REDIS_URL;
