@@ -1,0 +1,253 @@
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
+import { PgSqlClient } from '../../../src/engines/sql/pg.js';
+import { eventually } from '../../../src/testing/index.js';
+import {
+  createBranch,
+  PgTwoPhaseParticipant,
+  PreparedTransactionsDisabledError,
+  TwoPhaseAbortedError,
+  TwoPhaseCommitCoordinator,
+  type TwoPhaseStep,
+  TwoPhaseVoteTimeoutError,
+} from '../../../src/workflow/index.js';
+import { describeServer } from '../../support/servers.js';
+import {
+  createTransferWorld,
+  inspect,
+  openSide,
+  START_BALANCE,
+  type TransferSide,
+  type TransferWorld,
+  transferBranches,
+} from './fixture.js';
+
+describeServer('two-phase commit: PostgreSQL', 'CDP_PG_PREPARED_URL', (preparedUrl) => {
+  describeServer('two-phase commit: PostgreSQL and MariaDB', 'CDP_MARIADB_URL', (mariaUrl) => {
+    let world: TransferWorld;
+    let side: TransferSide;
+    let coordinator: TwoPhaseCommitCoordinator;
+    let steps: TwoPhaseStep[];
+
+    beforeAll(async () => {
+      world = await createTransferWorld(preparedUrl, mariaUrl);
+      side = await openSide(world);
+    });
+    afterAll(async () => {
+      await side?.close();
+      await world?.close();
+    });
+    beforeEach(async () => {
+      steps = [];
+      coordinator = await TwoPhaseCommitCoordinator.open({
+        sql: side.logSql,
+        id: world.coordinatorId,
+        participants: [side.pgParticipant, side.mariaParticipant],
+        voteTimeoutMs: 5_000,
+        recoveryIntervalMs: 0,
+        onStep: (s) => {
+          steps.push(s);
+        },
+      });
+    });
+    afterEach(async () => {
+      await coordinator.close();
+    });
+
+    async function totals() {
+      const s = await inspect(world);
+      return { sum: s.a + s.b, prepared: s.preparedPg + s.preparedMaria, ...s };
+    }
+
+    it('commits a transfer on both databases and leaves nothing prepared', async () => {
+      const before = await totals();
+      const result = await coordinator.execute(transferBranches(side, 25));
+      expect(result).toEqual({
+        id: expect.stringMatching(/^[0-9a-f]{32}$/),
+        status: 'committed',
+        pending: [],
+      });
+      const after = await totals();
+      expect(after.a).toBe(before.a - 25);
+      expect(after.b).toBe(before.b + 25);
+      expect(after.sum).toBe(2 * START_BALANCE);
+      expect(after.prepared).toBe(0);
+      expect(steps.map((s) => s.kind)).toEqual([
+        'logged',
+        'prepared',
+        'prepared',
+        'decided',
+        'committed',
+        'committed',
+        'finished',
+      ]);
+      expect(steps.find((s) => s.kind === 'decided')).toMatchObject({ decision: 'commit' });
+      expect((await coordinator.statusCounts()).committed).toBeGreaterThanOrEqual(1);
+      expect(await coordinator.inDoubt()).toEqual([]);
+    });
+
+    it('rolls back everywhere when the work of one branch fails (insufficient funds)', async () => {
+      const before = await totals();
+      const err = await coordinator
+        .execute(transferBranches(side, 10 * START_BALANCE))
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TwoPhaseAbortedError);
+      expect(err).toMatchObject({ code: 'TWO_PHASE_ABORTED', participant: 'pg' });
+      expect((err as Error).message).toContain('insufficient funds');
+      const after = await totals();
+      expect({ a: after.a, b: after.b, prepared: after.prepared }).toEqual({
+        a: before.a,
+        b: before.b,
+        prepared: 0,
+      });
+      expect(steps.find((s) => s.kind === 'decided')).toMatchObject({ decision: 'abort' });
+      expect(steps.at(-1)).toMatchObject({ kind: 'finished', status: 'aborted' });
+    });
+
+    it('rolls back everywhere when a participant cannot prepare (a deferred constraint fails at PREPARE)', async () => {
+      await side.pgSql.exec(
+        `CREATE TABLE IF NOT EXISTS receipts (ref text, CONSTRAINT receipts_ref UNIQUE (ref) DEFERRABLE INITIALLY DEFERRED);
+         TRUNCATE receipts`,
+      );
+      const before = await totals();
+      const [, mariaBranch] = transferBranches(side, 5);
+      const duplicate = createBranch(side.pgParticipant, async (tx) => {
+        // Runs and succeeds: the duplicate is found only when PREPARE checks deferred constraints.
+        await tx.query(`UPDATE accounts SET balance = balance - 5 WHERE id = 'a'`);
+        await tx.query(`INSERT INTO receipts VALUES ('r1'), ('r1')`);
+      });
+      const err = await coordinator.execute([duplicate, mariaBranch!]).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TwoPhaseAbortedError);
+      expect(err).toMatchObject({ participant: 'pg' });
+      expect((err as Error).message).toMatch(/receipts_ref|duplicate/);
+      const after = await totals();
+      expect({ a: after.a, b: after.b, prepared: after.prepared }).toEqual({
+        a: before.a,
+        b: before.b,
+        prepared: 0,
+      });
+    });
+
+    it('aborts on the vote timeout when a participant does not prepare, and rolls its branch back once it does', async () => {
+      const fast = await TwoPhaseCommitCoordinator.open({
+        sql: side.logSql,
+        id: world.coordinatorId,
+        participants: [side.pgParticipant, side.mariaParticipant],
+        voteTimeoutMs: 300,
+        recoveryIntervalMs: 0,
+      });
+      const before = await totals();
+      // Another session holds the row lock the PostgreSQL branch needs: that branch cannot vote.
+      const blocker = new pg.Client({ connectionString: world.pgUrl });
+      await blocker.connect();
+      await blocker.query(`BEGIN; SELECT * FROM accounts WHERE id = 'a' FOR UPDATE`);
+      try {
+        const err = await fast.execute(transferBranches(side, 7)).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(TwoPhaseVoteTimeoutError);
+        expect(err).toMatchObject({ code: 'TWO_PHASE_VOTE_TIMEOUT', participant: 'pg' });
+      } finally {
+        await blocker.query('ROLLBACK');
+        await blocker.end();
+      }
+      // The blocked branch now prepares; the coordinator rolls it back by the logged abort.
+      await fast.close();
+      const after = await eventually(async () => {
+        const t = await totals();
+        return t.prepared === 0 ? t : undefined;
+      }, 'the late branch rolled back');
+      expect({ a: after.a, b: after.b }).toEqual({ a: before.a, b: before.b });
+    });
+
+    it('recovery delivers a logged commit decision that phase 2 did not deliver', async () => {
+      const stopping = await TwoPhaseCommitCoordinator.open({
+        sql: side.logSql,
+        id: world.coordinatorId,
+        participants: [side.pgParticipant, side.mariaParticipant],
+        recoveryIntervalMs: 0,
+        onStep: (s) => {
+          if (s.kind === 'decided') throw new Error('stopped after the decision');
+        },
+      });
+      const before = await totals();
+      await expect(stopping.execute(transferBranches(side, 3))).rejects.toThrow(
+        'stopped after the decision',
+      );
+      const inDoubt = await stopping.inDoubt();
+      expect(inDoubt.map((b) => [b.participant, b.status]).sort()).toEqual([
+        ['maria', 'committing'],
+        ['pg', 'committing'],
+      ]);
+      const report = await coordinator.recover();
+      expect(report).toMatchObject({ committed: 2, rolledBack: 0, finished: 1, unreachable: [] });
+      const after = await totals();
+      expect({ a: after.a, b: after.b, prepared: after.prepared }).toEqual({
+        a: before.a - 3,
+        b: before.b + 3,
+        prepared: 0,
+      });
+      await stopping.close();
+    });
+
+    it('refuses branches of unknown participants, two branches of one participant, and bad names', async () => {
+      const stranger = new PgTwoPhaseParticipant({ name: 'pg', sql: side.pgSql });
+      await expect(
+        coordinator.execute([createBranch(stranger, async () => {})]),
+      ).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+      const [pgBranch] = transferBranches(side, 1);
+      await expect(coordinator.execute([pgBranch!, pgBranch!])).rejects.toMatchObject({
+        code: 'VALIDATION_FAILED',
+      });
+      await expect(coordinator.execute([])).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+      for (const name of ['', 'Upper', 'a.b', 'x'.repeat(13), '__proto__', 'a:b']) {
+        expect(() => new PgTwoPhaseParticipant({ name, sql: side.pgSql })).toThrow(
+          /1 to 12 characters/,
+        );
+      }
+      await expect(
+        TwoPhaseCommitCoordinator.open({
+          sql: side.logSql,
+          id: 'has.dot',
+          participants: [],
+        }),
+      ).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+    });
+
+    describeServer(
+      'two-phase commit: a server without prepared transactions',
+      'CDP_DATABASE_URL',
+      (plainUrl) => {
+        it('a PostgreSQL participant on max_prepared_transactions = 0 votes no, and the MariaDB branch rolls back', async () => {
+          const plain = await PgSqlClient.open({ url: plainUrl, max: 2 });
+          try {
+            const disabled = new PgTwoPhaseParticipant({ name: 'plain', sql: plain });
+            await expect(disabled.check()).rejects.toBeInstanceOf(
+              PreparedTransactionsDisabledError,
+            );
+            const mixed = await TwoPhaseCommitCoordinator.open({
+              sql: side.logSql,
+              id: world.coordinatorId,
+              participants: [disabled, side.mariaParticipant],
+              recoveryIntervalMs: 0,
+            });
+            const before = await totals();
+            const [, mariaBranch] = transferBranches(side, 9);
+            const err = await mixed
+              .execute([
+                createBranch(disabled, async (tx) => void (await tx.query('SELECT 1'))),
+                mariaBranch!,
+              ])
+              .catch((e: unknown) => e);
+            expect(err).toBeInstanceOf(TwoPhaseAbortedError);
+            expect((err as Error).cause).toBeInstanceOf(PreparedTransactionsDisabledError);
+            expect((err as Error).message).toContain('max_prepared_transactions');
+            const after = await totals();
+            expect({ b: after.b, prepared: after.prepared }).toEqual({ b: before.b, prepared: 0 });
+            await mixed.close();
+          } finally {
+            await plain.close();
+          }
+        });
+      },
+    );
+  });
+});
