@@ -11,6 +11,7 @@ const faultTests = [
   'test/messaging/broker-restart.test.ts',
   'test/storage/fs-blob-store.fault.test.ts',
   'test/app/shutdown.test.ts',
+  'test/workflow/two-phase-commit/two-phase-commit.fault.test.ts',
 ];
 
 export default defineConfig({

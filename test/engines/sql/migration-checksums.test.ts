@@ -4,6 +4,7 @@ import { checksum, type Migration } from '../../../src/engines/sql/migrations.js
 import { eventStoreMigrations } from '../../../src/events/index.js';
 import { messagingMigrations } from '../../../src/messaging/index.js';
 import { valetKeyMigrations } from '../../../src/storage/valet-key/valet-key.js';
+import { twoPhaseCommitMigrations } from '../../../src/workflow/index.js';
 
 /**
  * Every shipped migration, pinned: module, version, checksum (`checksum(sql)` of
@@ -31,6 +32,7 @@ const PINNED: readonly (readonly [module: string, version: number, checksum: str
   ['messaging', 2, 'be5273014cdeac7f'],
   ['reviews-app', 1, '235392ad42b63237'],
   ['storage', 1, 'a7bb701f4329d2c4'],
+  ['two-phase-commit', 1, '635d44898b06593a'],
 ];
 
 /**
@@ -56,6 +58,7 @@ function shipped(): Map<string, Migration> {
     ...eventStoreMigrations,
     ...messagingMigrations,
     ...valetKeyMigrations,
+    ...twoPhaseCommitMigrations,
   ];
   const byKey = new Map<string, Migration>();
   for (const m of all) {
