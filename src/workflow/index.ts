@@ -17,6 +17,7 @@ export {
   createBranch,
   PreparedTransactionsDisabledError,
   TwoPhaseAbortedError,
+  TwoPhaseInDoubtError,
   TwoPhaseVoteTimeoutError,
 } from './two-phase-commit.js';
 export type {

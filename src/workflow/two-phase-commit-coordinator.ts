@@ -13,6 +13,7 @@ import {
   TwoPhaseAbortedError,
   type TwoPhaseBranch,
   type TwoPhaseCommitResult,
+  TwoPhaseInDoubtError,
   type TwoPhaseParticipant,
   type TwoPhaseRecoveryReport,
   type TwoPhaseStatus,
@@ -162,7 +163,14 @@ export class TwoPhaseCommitCoordinator {
       const deadline = this.#clock.now() + this.#voteTimeoutMs;
       const vote = await this.#collectVotes(id, branches);
       if (vote.ok) {
-        const status = await this.#log.transition(id, 'preparing', 'committing', this.#clock.now());
+        let status: TwoPhaseStatus | undefined;
+        try {
+          status = await this.#log.transition(id, 'preparing', 'committing', this.#clock.now());
+        } catch (err) {
+          // Every branch is prepared, and whether the decision was written is unknown: the
+          // prepared branches wait for recovery, which follows whatever the log holds.
+          throw new TwoPhaseInDoubtError(id, err);
+        }
         if (status === 'committing') {
           await this.#step({ kind: 'decided', id, decision: 'commit' });
           return await this.#commit(id, names);
@@ -291,7 +299,16 @@ export class TwoPhaseCommitCoordinator {
       );
       return { id, status: 'committing', pending };
     }
-    await this.#log.transition(id, 'committing', 'committed', this.#clock.now());
+    try {
+      await this.#log.transition(id, 'committing', 'committed', this.#clock.now());
+    } catch (err) {
+      // Every participant committed; the log's row stays 'committing' until recovery marks it.
+      this.#logger?.warn(
+        { transaction: id, err: errorMessage(err) },
+        'two-phase commit: committed everywhere, but the outcome was not logged; recovery logs it',
+      );
+      return { id, status: 'committed', pending: [] };
+    }
     await this.#step({ kind: 'finished', id, status: 'committed' });
     return { id, status: 'committed', pending: [] };
   }

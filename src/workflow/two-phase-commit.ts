@@ -111,6 +111,24 @@ export class TwoPhaseVoteTimeoutError extends TwoPhaseAbortedError {
   }
 }
 
+/**
+ * Every branch prepared, but the decision could not be written to the log (its database failed):
+ * the outcome is whatever the log holds, and recovery applies it (commit if the decision was
+ * written, otherwise abort). Read it later with the transaction's `id`.
+ */
+export class TwoPhaseInDoubtError extends CdpError {
+  readonly id: string;
+  constructor(id: string, cause: unknown) {
+    super(
+      'TWO_PHASE_IN_DOUBT',
+      `transaction ${id} is prepared everywhere, but its decision could not be logged; recovery commits it if the decision was written and rolls it back otherwise. ` +
+        'Check the decision log database, then look the transaction up before retrying it',
+      { cause },
+    );
+    this.id = id;
+  }
+}
+
 /** The engine behind a participant cannot prepare transactions (PostgreSQL with max_prepared_transactions = 0). */
 export class PreparedTransactionsDisabledError extends CdpError {
   readonly participant: string;

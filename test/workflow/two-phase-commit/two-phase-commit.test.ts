@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { PgSqlClient } from '../../../src/engines/sql/pg.js';
+import type { SqlClient, SqlValue } from '../../../src/engines/sql/sql-client.js';
 import { eventually } from '../../../src/testing/index.js';
 import {
   createBranch,
@@ -8,6 +9,7 @@ import {
   PreparedTransactionsDisabledError,
   TwoPhaseAbortedError,
   TwoPhaseCommitCoordinator,
+  TwoPhaseInDoubtError,
   type TwoPhaseStep,
   TwoPhaseVoteTimeoutError,
 } from '../../../src/workflow/index.js';
@@ -186,6 +188,43 @@ describeServer('two-phase commit: PostgreSQL', 'CDP_PG_PREPARED_URL', (preparedU
         prepared: 0,
       });
       await stopping.close();
+    });
+
+    it('a decision the log cannot take leaves the transaction in doubt, and recovery rolls it back', async () => {
+      // The log's database fails exactly when the commit decision is written.
+      const log = side.logSql;
+      const failing: SqlClient = {
+        engine: log.engine,
+        query: <R>(text: string, params?: readonly SqlValue[]) =>
+          params?.[3] === 'committing'
+            ? Promise.reject(new Error('connection to the decision log lost'))
+            : log.query<R>(text, params),
+        exec: (script) => log.exec(script),
+        transaction: (fn, options) => log.transaction(fn, options),
+        listen: (channel, handler, options) => log.listen(channel, handler, options),
+        notify: (channel, payload) => log.notify(channel, payload),
+        ping: () => log.ping(),
+        close: async () => {},
+      };
+      const unlucky = await TwoPhaseCommitCoordinator.open({
+        sql: failing,
+        id: world.coordinatorId,
+        participants: [side.pgParticipant, side.mariaParticipant],
+        recoveryIntervalMs: 0,
+      });
+      const before = await totals();
+      const err = await unlucky.execute(transferBranches(side, 6)).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TwoPhaseInDoubtError);
+      expect(err).toMatchObject({ code: 'TWO_PHASE_IN_DOUBT' });
+      expect((await totals()).prepared).toBe(2);
+      expect(await unlucky.recover()).toMatchObject({ committed: 0, rolledBack: 2, finished: 1 });
+      const after = await totals();
+      expect({ a: after.a, b: after.b, prepared: after.prepared }).toEqual({
+        a: before.a,
+        b: before.b,
+        prepared: 0,
+      });
+      await unlucky.close();
     });
 
     it('refuses branches of unknown participants, two branches of one participant, and bad names', async () => {
