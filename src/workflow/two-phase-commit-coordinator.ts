@@ -1,7 +1,9 @@
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import { type Clock, systemClock } from '../core/clock.js';
 import { CdpError, ClosedError, errorMessage, ValidationError } from '../core/errors.js';
 import { type IdGenerator, UuidV7Generator } from '../core/ids.js';
+import { counter, histogram } from '../core/metrics.js';
 import { backoffDelay } from '../core/retry.js';
 import { migrate } from '../engines/sql/migrations.js';
 import type { SqlClient } from '../engines/sql/sql-client.js';
@@ -44,6 +46,12 @@ export interface TwoPhaseCommitCoordinatorOptions {
   recoveryIntervalMs?: number;
   clock?: Clock;
   logger?: Logger;
+  /**
+   * Metrics: `cdp_workflow_2pc_transactions_total{outcome}` (committed, committing, aborted,
+   * vote-timeout, in-doubt, failed), `cdp_workflow_2pc_duration_seconds` (of `execute`),
+   * `cdp_workflow_2pc_recovered_branches_total{action}` (commit, rollback).
+   */
+  registry?: Registry;
   /** Ids of transactions; default UUIDv7 from `clock`. */
   ids?: IdGenerator;
   /**
@@ -86,6 +94,7 @@ export class TwoPhaseCommitCoordinator {
   readonly #voteTimeoutMs: number;
   readonly #phaseTwoRetryMs: number;
   readonly #onStep: TwoPhaseCommitCoordinatorOptions['onStep'];
+  readonly #metrics: ReturnType<typeof coordinatorMetrics> | undefined;
   /** This instance's id in the log's `owner` column. */
   readonly #owner: string;
   /** Transactions this instance is running: recovery leaves them alone. */
@@ -114,6 +123,7 @@ export class TwoPhaseCommitCoordinator {
     this.#voteTimeoutMs = options.voteTimeoutMs ?? 10_000;
     this.#phaseTwoRetryMs = options.phaseTwoRetryMs ?? 5_000;
     this.#onStep = options.onStep;
+    this.#metrics = options.registry ? coordinatorMetrics(options.registry) : undefined;
     this.#owner = this.#ids.next();
     this.#log = new DecisionLog(options.sql, options.id);
   }
@@ -154,6 +164,20 @@ export class TwoPhaseCommitCoordinator {
    */
   async execute(branches: readonly TwoPhaseBranch[]): Promise<TwoPhaseCommitResult> {
     if (this.#closed) throw new ClosedError('TwoPhaseCommitCoordinator');
+    const started = this.#clock.now();
+    try {
+      const result = await this.#run(branches);
+      this.#metrics?.transactions.inc({ outcome: result.status });
+      return result;
+    } catch (err) {
+      this.#metrics?.transactions.inc({ outcome: outcomeOf(err) });
+      throw err;
+    } finally {
+      this.#metrics?.duration.observe((this.#clock.now() - started) / 1000);
+    }
+  }
+
+  async #run(branches: readonly TwoPhaseBranch[]): Promise<TwoPhaseCommitResult> {
     const names = this.#checkBranches(branches);
     const id = transactionId(this.#ids.next());
     await this.#log.begin(id, names, this.#owner, this.#clock.now());
@@ -436,9 +460,15 @@ export class TwoPhaseCommitCoordinator {
         ? Number.POSITIVE_INFINITY
         : this.#clock.now() - 2 * this.#voteTimeoutMs,
     };
-    this.#recovery = recoverOnce(context).finally(() => {
-      this.#recovery = undefined;
-    });
+    this.#recovery = recoverOnce(context)
+      .then((report) => {
+        this.#metrics?.recovered.inc({ action: 'commit' }, report.committed);
+        this.#metrics?.recovered.inc({ action: 'rollback' }, report.rolledBack);
+        return report;
+      })
+      .finally(() => {
+        this.#recovery = undefined;
+      });
     return this.#recovery;
   }
 
@@ -477,4 +507,33 @@ export class TwoPhaseCommitCoordinator {
     ]);
     ac.abort();
   }
+}
+
+function outcomeOf(err: unknown): string {
+  if (err instanceof TwoPhaseVoteTimeoutError) return 'vote-timeout';
+  if (err instanceof TwoPhaseAbortedError) return 'aborted';
+  if (err instanceof TwoPhaseInDoubtError) return 'in-doubt';
+  return 'failed';
+}
+
+function coordinatorMetrics(registry: Registry) {
+  return {
+    transactions: counter(
+      registry,
+      'cdp_workflow_2pc_transactions_total',
+      'Distributed transactions run by execute, by outcome',
+      ['outcome'],
+    ),
+    duration: histogram(
+      registry,
+      'cdp_workflow_2pc_duration_seconds',
+      'Time of execute, from logging the transaction to its outcome',
+    ),
+    recovered: counter(
+      registry,
+      'cdp_workflow_2pc_recovered_branches_total',
+      'Prepared branches resolved by recovery, by action',
+      ['action'],
+    ),
+  };
 }

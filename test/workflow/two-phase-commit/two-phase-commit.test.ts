@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
+import { createRegistry, type Registry } from '../../../src/core/metrics.js';
 import { PgSqlClient } from '../../../src/engines/sql/pg.js';
 import type { SqlClient, SqlValue } from '../../../src/engines/sql/sql-client.js';
 import { eventually } from '../../../src/testing/index.js';
@@ -30,6 +31,7 @@ describeServer('two-phase commit: PostgreSQL', 'CDP_PG_PREPARED_URL', (preparedU
     let side: TransferSide;
     let coordinator: TwoPhaseCommitCoordinator;
     let steps: TwoPhaseStep[];
+    let registry: Registry;
 
     beforeAll(async () => {
       world = await createTransferWorld(preparedUrl, mariaUrl);
@@ -41,7 +43,9 @@ describeServer('two-phase commit: PostgreSQL', 'CDP_PG_PREPARED_URL', (preparedU
     });
     beforeEach(async () => {
       steps = [];
+      registry = createRegistry();
       coordinator = await TwoPhaseCommitCoordinator.open({
+        registry,
         sql: side.logSql,
         id: world.coordinatorId,
         participants: [side.pgParticipant, side.mariaParticipant],
@@ -86,6 +90,9 @@ describeServer('two-phase commit: PostgreSQL', 'CDP_PG_PREPARED_URL', (preparedU
       expect(steps.find((s) => s.kind === 'decided')).toMatchObject({ decision: 'commit' });
       expect((await coordinator.statusCounts()).committed).toBeGreaterThanOrEqual(1);
       expect(await coordinator.inDoubt()).toEqual([]);
+      expect(
+        await registry.getSingleMetricAsString('cdp_workflow_2pc_transactions_total'),
+      ).toContain('cdp_workflow_2pc_transactions_total{outcome="committed"} 1');
     });
 
     it('rolls back everywhere when the work of one branch fails (insufficient funds)', async () => {
@@ -181,6 +188,9 @@ describeServer('two-phase commit: PostgreSQL', 'CDP_PG_PREPARED_URL', (preparedU
       ]);
       const report = await coordinator.recover();
       expect(report).toMatchObject({ committed: 2, rolledBack: 0, finished: 1, unreachable: [] });
+      expect(
+        await registry.getSingleMetricAsString('cdp_workflow_2pc_recovered_branches_total'),
+      ).toContain('cdp_workflow_2pc_recovered_branches_total{action="commit"} 2');
       const after = await totals();
       expect({ a: after.a, b: after.b, prepared: after.prepared }).toEqual({
         a: before.a - 3,
