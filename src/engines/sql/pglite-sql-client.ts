@@ -137,7 +137,11 @@ async function createInFolder(dir: string, settings: PgliteSettings): Promise<PG
     const template = await readFile(path).catch(() => undefined);
     if (template) {
       try {
-        return await PGlite.create(dir, { ...settings, parsers, loadDataDir: new Blob([template]) });
+        return await PGlite.create(dir, {
+          ...settings,
+          parsers,
+          loadDataDir: new Blob([template]),
+        });
       } catch {
         // A damaged template: clear what it extracted (not our lock) and fall back to initdb.
         for (const name of await readdir(dir))
@@ -157,7 +161,9 @@ function settingsOf(options: PgliteSqlClientOptions): PgliteSettings {
   const n = options.maxPreparedTransactions;
   if (n === undefined || n === 0) return {};
   if (!Number.isInteger(n) || n < 0 || n > 10_000) {
-    throw new RangeError(`maxPreparedTransactions must be a whole number from 0 to 10000, got ${n}`);
+    throw new RangeError(
+      `maxPreparedTransactions must be a whole number from 0 to 10000, got ${n}`,
+    );
   }
   return { postgresqlconf: [`max_prepared_transactions = ${n}`] };
 }
