@@ -6,6 +6,7 @@
 export type { PgBranchWork, PgTwoPhaseParticipantOptions } from './pg-participant.js';
 export { PgTwoPhaseParticipant } from './pg-participant.js';
 export type {
+  PrepareOptions,
   TwoPhaseBranch,
   TwoPhaseCommitResult,
   TwoPhaseParticipant,

@@ -3,7 +3,11 @@ import { redactUrl } from '../core/config.js';
 import { ClosedError, EngineUnavailableError, errorMessage } from '../core/errors.js';
 import { importOptional } from '../core/optional-dependency.js';
 import { assertBranchId } from './internal/2pc-protocol/branch-id.js';
-import { assertTwoPhaseName, type TwoPhaseParticipant } from './two-phase-commit.js';
+import {
+  assertTwoPhaseName,
+  type PrepareOptions,
+  type TwoPhaseParticipant,
+} from './two-phase-commit.js';
 
 /** What a MariaDB branch's work runs its statements on. */
 export interface MariaDbQueryable {
@@ -87,12 +91,25 @@ export class MariaDbTwoPhaseParticipant implements TwoPhaseParticipant<MariaDbBr
     if (this.#closed) throw new ClosedError(`MariaDB participant "${this.name}"`);
   }
 
-  async prepare(gid: string, work: MariaDbBranchWork): Promise<void> {
+  async prepare(gid: string, work: MariaDbBranchWork, options?: PrepareOptions): Promise<void> {
     this.#check();
     assertBranchId(gid);
     const conn = await this.#pool.getConnection();
     let state: 'none' | 'active' | 'idle' | 'prepared' = 'none';
     try {
+      // Set on every branch, as a pooled connection keeps its session's values. A branch the
+      // coordinator gave up on then lets go of its connection and locks.
+      const ms = options?.timeoutMs;
+      if (ms !== undefined && ms > 0) {
+        await conn.query(
+          'SET SESSION max_statement_time = ?, SESSION innodb_lock_wait_timeout = ?',
+          [ms / 1000, Math.max(1, Math.ceil(ms / 1000))],
+        );
+      } else {
+        await conn.query(
+          'SET SESSION max_statement_time = DEFAULT, SESSION innodb_lock_wait_timeout = DEFAULT',
+        );
+      }
       await conn.query('XA START ?', [gid]);
       state = 'active';
       await work(queryable(conn));

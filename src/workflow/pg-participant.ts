@@ -3,6 +3,7 @@ import { assertBranchId } from './internal/2pc-protocol/branch-id.js';
 import {
   assertTwoPhaseName,
   PreparedTransactionsDisabledError,
+  type PrepareOptions,
   type TwoPhaseParticipant,
 } from './two-phase-commit.js';
 
@@ -60,10 +61,15 @@ export class PgTwoPhaseParticipant implements TwoPhaseParticipant<PgBranchWork> 
     );
   }
 
-  async prepare(gid: string, work: PgBranchWork): Promise<void> {
+  async prepare(gid: string, work: PgBranchWork, options?: PrepareOptions): Promise<void> {
     assertBranchId(gid);
+    const timeout = options?.timeoutMs;
     try {
       await this.#sql.transaction(async (tx) => {
+        if (timeout !== undefined && timeout > 0) {
+          // Lock waits included: a branch the coordinator gave up on lets go of its connection.
+          await tx.exec(`SET LOCAL statement_timeout = ${Math.ceil(timeout)}`);
+        }
         await work(tx);
         // Ends the transaction: the session's closing COMMIT then finds none and does nothing.
         await tx.exec(`PREPARE TRANSACTION '${gid}'`);

@@ -18,9 +18,12 @@ export interface TwoPhaseParticipant<W = unknown> {
   /**
    * Phase 1: run `work` in a new transaction branch and prepare it under `gid`. Resolves once
    * the branch is prepared (the vote "yes"); throws (the vote "no") when the work or the
-   * prepare fails, and then nothing of the branch stays: it is rolled back.
+   * prepare fails, and then nothing of the branch stays: it is rolled back. With `timeoutMs`,
+   * a statement of the branch that runs or waits for a lock longer than that fails (the
+   * coordinator passes its vote timeout, so that a branch it gave up on lets go of its
+   * connection and locks instead of waiting on, perhaps for a lock that a prepared branch holds).
    */
-  prepare(gid: string, work: W): Promise<void>;
+  prepare(gid: string, work: W, options?: PrepareOptions): Promise<void>;
   /** Phase 2: commit the prepared branch `gid`. A `gid` that is not prepared is a no-op. */
   commitPrepared(gid: string): Promise<void>;
   /** Phase 2: roll back the prepared branch `gid`. A `gid` that is not prepared is a no-op. */
@@ -29,18 +32,24 @@ export interface TwoPhaseParticipant<W = unknown> {
   listPrepared(prefix: string): Promise<string[]>;
 }
 
+/** Options of `TwoPhaseParticipant.prepare`. */
+export interface PrepareOptions {
+  /** The longest a statement of the branch may run or wait, in ms. */
+  timeoutMs?: number;
+}
+
 /** One participant and the work it runs in a distributed transaction. */
 export interface TwoPhaseBranch {
   readonly participant: TwoPhaseParticipant<never>;
   /** Runs the work and prepares it under `gid` (phase 1 for this participant). */
-  prepare(gid: string): Promise<void>;
+  prepare(gid: string, options?: PrepareOptions): Promise<void>;
 }
 
 /** Pairs a participant with its work, keeping their types together. */
 export function createBranch<W>(participant: TwoPhaseParticipant<W>, work: W): TwoPhaseBranch {
   return {
     participant: participant as TwoPhaseParticipant<never>,
-    prepare: (gid) => participant.prepare(gid, work),
+    prepare: (gid, options) => participant.prepare(gid, work, options),
   };
 }
 

@@ -167,6 +167,59 @@ describeServer('two-phase commit: PostgreSQL', 'CDP_PG_PREPARED_URL', (preparedU
       expect({ a: after.a, b: after.b }).toEqual({ a: before.a, b: before.b });
     });
 
+    it('two transfers on the same rows both commit: branches prepare in order, so no deadlock across the databases', async () => {
+      let release!: () => void;
+      const released = new Promise<void>((r) => {
+        release = r;
+      });
+      const ordered = await TwoPhaseCommitCoordinator.open({
+        sql: side.logSql,
+        id: world.coordinatorId,
+        participants: [side.pgParticipant, side.mariaParticipant],
+        voteTimeoutMs: 5_000,
+        recoveryIntervalMs: 0,
+      });
+      const before = await totals();
+      const [pgFirst, mariaFirst] = transferBranches(side, 2);
+      // The first transfer's MariaDB work waits until the second transfer is under way.
+      const slowMaria = createBranch(side.mariaParticipant, async (db) => {
+        await released;
+        await db.query(`UPDATE accounts SET balance = balance + 2 WHERE id = 'b'`);
+      });
+      void mariaFirst;
+      const one = ordered.execute([pgFirst!, slowMaria]);
+      await eventually(async () => (await totals()).preparedPg === 1, 'the first branch prepared');
+      const two = ordered.execute(transferBranches(side, 3));
+      // The second transfer's PostgreSQL branch waits for row a. Were its MariaDB branch asked at
+      // the same time, it would take row b, which the first transfer then waits for: a cycle
+      // across two databases that neither sees. In order, it is asked only after.
+      const probe = new pg.Client({ connectionString: world.pgUrl });
+      await probe.connect();
+      await eventually(
+        async () =>
+          Number(
+            (
+              await probe.query<{ n: string }>(
+                'SELECT count(*) AS n FROM pg_locks WHERE NOT granted',
+              )
+            ).rows[0]!.n,
+          ) > 0,
+        'the second transfer waiting for the row lock',
+      );
+      await probe.end();
+      await new Promise((r) => setTimeout(r, 200)); // room for a parallel branch to take row b
+      release();
+      expect((await one).status).toBe('committed');
+      expect((await two).status).toBe('committed');
+      const after = await totals();
+      expect({ a: after.a, b: after.b, prepared: after.prepared }).toEqual({
+        a: before.a - 5,
+        b: before.b + 5,
+        prepared: 0,
+      });
+      await ordered.close();
+    });
+
     it('recovery delivers a logged commit decision that phase 2 did not deliver', async () => {
       const stopping = await TwoPhaseCommitCoordinator.open({
         sql: side.logSql,
