@@ -301,7 +301,7 @@ export class TwoPhaseCommitCoordinator {
         votes.push(previous);
       });
     } else {
-      branches.forEach((b, index) => votes.push(ask(b, index)));
+      for (const [index, b] of branches.entries()) votes.push(ask(b, index));
     }
     const settled = new Set<number>();
     const tracked = votes.map((v) =>

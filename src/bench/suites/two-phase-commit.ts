@@ -35,7 +35,12 @@ interface World {
   close(): Promise<void>;
 }
 
-async function openWorld(pgServer: string, mariaServer: string, workers: number): Promise<World> {
+async function openWorld(
+  pgServer: string,
+  mariaServer: string,
+  workers: number,
+  prepare: 'in-order' | 'parallel',
+): Promise<World> {
   const accounts = await createTempDatabase(pgServer, { prefix: 'cdp_bench_2pc' });
   const logDb = await createTempDatabase(pgServer, { prefix: 'cdp_bench_2pclog' });
   const pg = await PgSqlClient.open({ url: accounts.url, max: workers + 2 });
@@ -70,6 +75,7 @@ async function openWorld(pgServer: string, mariaServer: string, workers: number)
     id: `b${randomBytes(4).toString('hex')}`,
     participants: [pgParticipant, maria],
     recoveryIntervalMs: 0,
+    prepare,
   });
   return {
     pg,
@@ -173,9 +179,14 @@ const suite: BenchSuite = {
     const roundMs = ctx.quick ? 1_500 : 5_000;
     const rounds = ctx.quick ? 3 : 7;
     const results = [];
-    for (const workers of [1, 8]) {
-      ctx.progress(`2pc: ${workers} worker(s), ${rounds} rounds of ${roundMs} ms per contender`);
-      const w = await openWorld(pgServer, mariaServer, workers);
+    const configs = [
+      { id: '2pc.vs-saga.serial', workers: 1, prepare: 'in-order' },
+      { id: '2pc.vs-saga', workers: 8, prepare: 'in-order' },
+      { id: '2pc.parallel-prepare.vs-saga', workers: 8, prepare: 'parallel' },
+    ] as const;
+    for (const { id, workers, prepare } of configs) {
+      ctx.progress(`${id}: ${rounds} rounds of ${roundMs} ms per contender`);
+      const w = await openWorld(pgServer, mariaServer, workers, prepare);
       try {
         const samples = await interleaveRounds(
           {
@@ -186,7 +197,7 @@ const suite: BenchSuite = {
         );
         results.push(
           result({
-            id: workers === 1 ? '2pc.vs-saga.serial' : '2pc.vs-saga',
+            id,
             metric: 'throughput',
             unit: 'transfers/s',
             ours: Math.round(median(samples.twoPhase)),
@@ -194,6 +205,7 @@ const suite: BenchSuite = {
             higherIsBetter: true,
             params: {
               workers,
+              prepare,
               rounds,
               roundMs,
               mode: ctx.quick ? 'quick' : 'full',
