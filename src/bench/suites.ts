@@ -12,4 +12,5 @@ export const suites: Record<string, () => Promise<BenchSuite>> = {
   storage: async () => (await import('./suites/storage.js')).default,
   workflow: async () => (await import('./suites/workflow.js')).default,
   idempotency: async () => (await import('./suites/idempotency.js')).default,
+  '2pc': async () => (await import('./suites/two-phase-commit.js')).default,
 };

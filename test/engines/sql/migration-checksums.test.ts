@@ -33,6 +33,7 @@ const PINNED: readonly (readonly [module: string, version: number, checksum: str
   ['reviews-app', 1, '235392ad42b63237'],
   ['storage', 1, 'a7bb701f4329d2c4'],
   ['workflow', 1, '0b6287d8b37d9696'],
+  ['two-phase-commit', 1, '635d44898b06593a'],
 ];
 
 /**
