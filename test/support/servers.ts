@@ -14,7 +14,9 @@ export type ServerVariable =
   | 'CDP_REDIS_URL'
   | 'CDP_NATS_URL'
   | 'CDP_AMQP_URL'
-  | 'CDP_S3_ENDPOINT';
+  | 'CDP_S3_ENDPOINT'
+  /** Comma-separated URLs of at least two PostgreSQL servers (tooling/pg-shard-clusters.sh). */
+  | 'CDP_SHARD_TEST_URLS';
 
 export function serverUrl(variable: ServerVariable): string | undefined {
   const v = process.env[variable];
