@@ -30,6 +30,8 @@ const PINNED: readonly (readonly [module: string, version: number, checksum: str
   ['messaging', 1, '73d89e15bfc564a7'],
   ['messaging', 2, 'be5273014cdeac7f'],
   ['reviews-app', 1, '235392ad42b63237'],
+  ['sharding', 1, '6355f711be9a2940'],
+  ['sharding-shard', 1, '943775ab89c16d38'],
   ['storage', 1, 'a7bb701f4329d2c4'],
 ];
 
