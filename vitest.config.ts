@@ -11,6 +11,7 @@ const faultTests = [
   'test/messaging/broker-restart.test.ts',
   'test/storage/fs-blob-store.fault.test.ts',
   'test/app/shutdown.test.ts',
+  'test/sharding/fault.test.ts',
 ];
 
 export default defineConfig({

@@ -228,8 +228,9 @@ export class ShardMover {
     const tables = await this.catalog.tables(this.map);
     const src = this.#client(m.source);
     const tgt = this.#client(m.target);
+    // A unit's rows are the same set whoever owns it: one load of the map serves every phase.
+    const map = createShardMap(await this.catalog.load(this.map));
     for (;;) {
-      const map = createShardMap(await this.catalog.load(this.map));
       switch (m.phase) {
         case 'planned':
         case 'copying':

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { kWayMerge } from '../../src/sharding/internal/merge.js';
 import { createShardMap, type KeyRange, type ShardMapState } from '../../src/sharding/index.js';
+import { kWayMerge } from '../../src/sharding/internal/merge.js';
 
 const SHARDS = ['a', 'b', 'c', 'd'];
 
@@ -20,14 +20,26 @@ function hashState(slotCount: number): ShardMapState {
 }
 
 function rangeState(): ShardMapState {
-  return { ...hashState(0), strategy: 'range', slotCount: 0, slots: [], ranges: [{ id: 1, lo: null, shard: 'a' }] };
+  return {
+    ...hashState(0),
+    strategy: 'range',
+    slotCount: 0,
+    slots: [],
+    ranges: [{ id: 1, lo: null, shard: 'a' }],
+  };
 }
 
-type Op = { kind: 'move'; pick: number; target: number } | { kind: 'split'; pick: number; at: number };
+type Op =
+  | { kind: 'move'; pick: number; target: number }
+  | { kind: 'split'; pick: number; at: number };
 
 const op: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant('move' as const), pick: fc.nat(), target: fc.nat(3) }),
-  fc.record({ kind: fc.constant('split' as const), pick: fc.nat(), at: fc.integer({ min: -1000, max: 1000 }) }),
+  fc.record({
+    kind: fc.constant('split' as const),
+    pick: fc.nat(),
+    at: fc.integer({ min: -1000, max: 1000 }),
+  }),
 );
 
 /** The model: a move re-owns one unit; a split cuts one range in two on the same shard. */
@@ -79,21 +91,29 @@ function checkEveryKeyHasOneOwner(state: ShardMapState, keys: readonly number[])
 describe('shard maps under any sequence of moves and splits', () => {
   it('routes every key to exactly one shard (hash slots)', () => {
     fc.assert(
-      fc.property(fc.array(op, { maxLength: 40 }), fc.array(fc.integer({ min: -5000, max: 5000 }), { minLength: 1, maxLength: 50 }), (ops, keys) => {
-        let s = hashState(64);
-        for (const o of ops) s = apply(s, o);
-        checkEveryKeyHasOneOwner(s, keys);
-      }),
+      fc.property(
+        fc.array(op, { maxLength: 40 }),
+        fc.array(fc.integer({ min: -5000, max: 5000 }), { minLength: 1, maxLength: 50 }),
+        (ops, keys) => {
+          let s = hashState(64);
+          for (const o of ops) s = apply(s, o);
+          checkEveryKeyHasOneOwner(s, keys);
+        },
+      ),
     );
   });
 
   it('routes every key to exactly one shard, and within its range (ranges)', () => {
     fc.assert(
-      fc.property(fc.array(op, { maxLength: 40 }), fc.array(fc.integer({ min: -2000, max: 2000 }), { minLength: 1, maxLength: 50 }), (ops, keys) => {
-        let s = rangeState();
-        for (const o of ops) s = apply(s, o);
-        checkEveryKeyHasOneOwner(s, keys);
-      }),
+      fc.property(
+        fc.array(op, { maxLength: 40 }),
+        fc.array(fc.integer({ min: -2000, max: 2000 }), { minLength: 1, maxLength: 50 }),
+        (ops, keys) => {
+          let s = rangeState();
+          for (const o of ops) s = apply(s, o);
+          checkEveryKeyHasOneOwner(s, keys);
+        },
+      ),
     );
   });
 });
@@ -102,15 +122,24 @@ describe('fan-out merge', () => {
   it('equals one table holding every row: k-way merge of sorted shard lists with offset and limit', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.array(fc.record({ v: fc.integer({ min: 0, max: 50 }), id: fc.nat() })), { minLength: 1, maxLength: 6 }),
+        fc.array(fc.array(fc.record({ v: fc.integer({ min: 0, max: 50 }), id: fc.nat() })), {
+          minLength: 1,
+          maxLength: 6,
+        }),
         fc.nat(20),
         fc.option(fc.nat(30), { nil: undefined }),
         (shards, offset, limit) => {
-          const cmp = (a: { v: number; id: number }, b: { v: number; id: number }) => a.v - b.v || a.id - b.id;
+          const cmp = (a: { v: number; id: number }, b: { v: number; id: number }) =>
+            a.v - b.v || a.id - b.id;
           // Each shard answers its own rows sorted and limited to offset + limit, as fanOut asks it to.
-          const lists = shards.map((rows) => [...rows].sort(cmp).slice(0, limit === undefined ? undefined : offset + limit));
+          const lists = shards.map((rows) =>
+            [...rows].sort(cmp).slice(0, limit === undefined ? undefined : offset + limit),
+          );
           const merged = kWayMerge(lists, cmp, offset, limit);
-          const one = shards.flat().sort(cmp).slice(offset, limit === undefined ? undefined : offset + limit);
+          const one = shards
+            .flat()
+            .sort(cmp)
+            .slice(offset, limit === undefined ? undefined : offset + limit);
           expect(merged.map((r) => [r.v, r.id])).toEqual(one.map((r) => [r.v, r.id]));
         },
       ),
