@@ -25,6 +25,14 @@ export type {
   FanOutResult,
   ShardFailure,
 } from './fan-out.js';
+export type {
+  IndexCheckReport,
+  IndexDivergence,
+  IndexMode,
+  IndexTableDefinition,
+  IndexTablesOptions,
+} from './index-table.js';
+export { IndexTables, UniqueIndexViolationError } from './index-table.js';
 export type { MovePhase, MoveRecord, ShardMoverOptions } from './mover.js';
 export { ShardMover } from './mover.js';
 export type { HotUnit, PlannedMove, RebalancePlan } from './rebalance.js';

@@ -164,11 +164,27 @@ export class ShardRouter {
     options?: TransactionOptions,
   ): Promise<T> {
     if (key === null || key === undefined) throw new ShardKeyRequiredError('a routed transaction');
+    return this.#fenced((map) => map.route(key), fn, options);
+  }
+
+  /**
+   * A transaction on the shard owning the slot of `text` (hash maps): how index tables reach the
+   * shard of an indexed value, whatever the map's key type.
+   */
+  transactionByHash<T>(text: string, fn: RoutedWork<T>, options?: TransactionOptions): Promise<T> {
+    return this.#fenced((map) => map.routeHashed(text), fn, options);
+  }
+
+  async #fenced<T>(
+    routeOf: (map: ShardMap) => ShardRoute,
+    fn: RoutedWork<T>,
+    options?: TransactionOptions,
+  ): Promise<T> {
     const started = this.#clock.now();
     let pause = 2;
     for (;;) {
       const map = this.#map;
-      const route = map.route(key);
+      const route = routeOf(map);
       const client = this.client(route.shard);
       const t0 = performance.now();
       try {

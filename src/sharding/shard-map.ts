@@ -54,6 +54,11 @@ export interface ShardMap {
   /** The key's canonical text; refuses a key of the wrong type. */
   canonical(key: ShardKey): string;
   route(key: ShardKey): ShardRoute;
+  /**
+   * Hash maps: the route of any text by its slot (an index table's value, whatever the map's key
+   * type). Other strategies refuse: their units are defined on keys of the map's type.
+   */
+  routeHashed(text: string): ShardRoute;
   /** Units (slots, ranges, keys) owned by each shard. */
   unitsByShard(): Map<string, string[]>;
   /**
@@ -99,6 +104,12 @@ function keyLiteral(state: ShardMapState, value: string): string {
   return state.keyType === 'bigint' ? `${literal(value)}::bigint` : `${literal(value)} COLLATE "C"`;
 }
 
+function notHash(state: ShardMapState): never {
+  throw new ShardMapError(
+    `map "${state.name}" is a ${state.strategy} map: index tables need a hash map`,
+  );
+}
+
 /** Builds the routing view of a stored map. */
 export function createShardMap(state: ShardMapState): ShardMap {
   switch (state.strategy) {
@@ -117,6 +128,10 @@ function hashMap(state: ShardMapState): ShardMap {
     canonical: (key) => canonicalKey(state, key),
     route(key) {
       const slot = slotOf(canonicalKey(state, key), state.slotCount);
+      return { shard: state.slots[slot]!, unit: `slot:${slot}` };
+    },
+    routeHashed(text) {
+      const slot = slotOf(text, state.slotCount);
       return { shard: state.slots[slot]!, unit: `slot:${slot}` };
     },
     unitsByShard() {
@@ -164,6 +179,7 @@ function rangeMap(state: ShardMapState): ShardMap {
       const r = state.ranges[rangeIndexOf(state, canonicalKey(state, key))]!;
       return { shard: r.shard, unit: `range:${r.id}` };
     },
+    routeHashed: () => notHash(state),
     unitsByShard() {
       const out = new Map<string, string[]>(state.shards.map((s) => [s.id, []]));
       for (const r of state.ranges) out.get(r.shard)?.push(`range:${r.id}`);
@@ -197,6 +213,7 @@ function lookupMap(state: ShardMapState): ShardMap {
       }
       return { shard, unit: `key:${k}` };
     },
+    routeHashed: () => notHash(state),
     unitsByShard() {
       const out = new Map<string, string[]>(state.shards.map((s) => [s.id, []]));
       for (const [k, shard] of state.directory) out.get(shard)?.push(`key:${k}`);

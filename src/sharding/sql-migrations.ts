@@ -80,6 +80,19 @@ CREATE UNIQUE INDEX cdp_shard_moves_running ON cdp_shard_moves (map)
   WHERE phase NOT IN ('done', 'rolled-back');
 `,
   },
+  {
+    module: 'sharding',
+    version: 2,
+    name: 'index table definitions',
+    sql: `
+CREATE TABLE cdp_shard_indexes (
+  map text NOT NULL REFERENCES cdp_shard_maps (name),
+  name text NOT NULL,
+  definition jsonb NOT NULL,
+  PRIMARY KEY (map, name)
+);
+`,
+  },
 ];
 
 /**
@@ -122,6 +135,22 @@ BEGIN
   END IF;
   RETURN NULL;
 END $$;
+`,
+  },
+  {
+    module: 'sharding-shard',
+    version: 2,
+    name: 'index maintenance queue',
+    sql: `
+-- Written in the base row's transaction when an index entry lives on another shard: a
+-- transactional outbox that IndexTables.drain() applies to the index shards.
+CREATE TABLE cdp_shard_index_queue (
+  seq bigserial PRIMARY KEY,
+  index_name text NOT NULL,
+  key text NOT NULL,
+  old_value text,
+  enqueued_at_ms bigint NOT NULL
+);
 `,
   },
 ];
