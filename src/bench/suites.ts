@@ -10,4 +10,5 @@ export const suites: Record<string, () => Promise<BenchSuite>> = {
   events: async () => (await import('./suites/events.js')).default,
   cache: async () => (await import('./suites/cache.js')).default,
   storage: async () => (await import('./suites/storage.js')).default,
+  sharding: async () => (await import('./suites/sharding.js')).default,
 };
