@@ -4,7 +4,8 @@ import { runShardFault } from './fault/fault-run.js';
 
 /**
  * 8 writers over 100,000 rows on 4 shards (two PostgreSQL servers) while a mover process moves
- * slots continuously and is SIGKILLed at random moments, and one shard server restarts once.
+ * slots continuously and is SIGKILLed at random moments, and one shard server restarts once;
+ * writers keep a unique index table, and the index checker runs after the run.
  */
 describeServer(
   'sharding fault run: mover SIGKILLed, a shard server restarted',
@@ -31,6 +32,14 @@ describeServer(
       expect(report.slotsWithNoOwner).toBe(0);
       expect(report.slotsOwnerDiffersFromCatalog).toBe(0);
       expect(report.runningMoves).toBe(0);
+      expect(report.indexApplied).toBeGreaterThan(0);
+      expect(report.index).toEqual({
+        baseRows: report.rows,
+        indexRows: report.rows,
+        missing: 0,
+        extra: 0,
+        stale: 0,
+      });
     }, 300_000);
   },
 );

@@ -13,13 +13,21 @@ import {
   jumpConsistentHash,
   keyHash32,
   planRebalance,
+  type ShardMapState,
   ShardMover,
   ShardRouter,
-  type ShardMapState,
   slotOf,
 } from '../../sharding/index.js';
 import { createTempDatabase, type TempDatabase } from '../../testing/temp-database.js';
-import { type BenchContext, type BenchResult, type BenchSuite, interleave, opsPerSecond, percentile, result } from '../harness.js';
+import {
+  type BenchContext,
+  type BenchResult,
+  type BenchSuite,
+  interleave,
+  opsPerSecond,
+  percentile,
+  result,
+} from '../harness.js';
 
 interface Bed {
   kind: 'postgres' | 'pglite';
@@ -36,7 +44,9 @@ async function bed(ctx: BenchContext): Promise<Bed> {
     return {
       kind: 'postgres',
       async open(tag, server) {
-        const db = await createTempDatabase(urls[server % urls.length]!, { name: `cdp_bench_sh_${tag}_${process.pid}` });
+        const db = await createTempDatabase(urls[server % urls.length]!, {
+          name: `cdp_bench_sh_${tag}_${process.pid}`,
+        });
         dbs.push(db);
         const c = await PgSqlClient.open({ url: db.url, max: 12 });
         clients.push(c);
@@ -89,7 +99,14 @@ function movedVsOptimal(rows: number): BenchResult[] {
   const plan = planRebalance(state, perSlot);
   const optimal = rows / 5;
   const ours = Math.round((plan.rowsMoved / optimal) * 1000) / 1000;
-  const params = { rows, slots: slotCount, from: 4, to: 5, movesPlanned: plan.moves.length, jumpMovedVsOptimal: Math.round((jumpMoved / optimal) * 1000) / 1000 };
+  const params = {
+    rows,
+    slots: slotCount,
+    from: 4,
+    to: 5,
+    movesPlanned: plan.moves.length,
+    jumpMovedVsOptimal: Math.round((jumpMoved / optimal) * 1000) / 1000,
+  };
   return [
     result({
       id: 'rebalance.moved-vs-optimal',
@@ -141,7 +158,8 @@ function routeOps(ctx: BenchContext): BenchResult {
 async function writePause(ctx: BenchContext, b: Bed): Promise<BenchResult> {
   const catalog = await b.open('wp_cat', 0);
   const shards = { s0: await b.open('wp_s0', 0), s1: await b.open('wp_s1', 1) };
-  for (const c of Object.values(shards)) await c.exec('CREATE TABLE kv (k bigint PRIMARY KEY, v bigint NOT NULL)');
+  for (const c of Object.values(shards))
+    await c.exec('CREATE TABLE kv (k bigint PRIMARY KEY, v bigint NOT NULL)');
   await installShardMap(catalog, shards, {
     name: 'kv',
     strategy: 'hash',
@@ -168,7 +186,8 @@ async function writePause(ctx: BenchContext, b: Bed): Promise<BenchResult> {
   for (let i = 0; i < moves; i++) {
     const slot = (i * 97) % 4096;
     const keys: number[] = [];
-    for (let k = 1; k <= rows && keys.length < 8; k++) if (slotOf(String(k), 4096) === slot) keys.push(k);
+    for (let k = 1; k <= rows && keys.length < 8; k++)
+      if (slotOf(String(k), 4096) === slot) keys.push(k);
     let stop = false;
     let worst = 0;
     const writers = keys.map(async (k) => {
@@ -185,7 +204,9 @@ async function writePause(ctx: BenchContext, b: Bed): Promise<BenchResult> {
     await Promise.all(writers);
     stalls.push(worst);
     if (done.fenceMs !== null) fences.push(done.fenceMs);
-    ctx.progress(`write pause: move ${i + 1}/${moves}, worst write ${worst.toFixed(1)} ms, fence ${done.fenceMs} ms`);
+    ctx.progress(
+      `write pause: move ${i + 1}/${moves}, worst write ${worst.toFixed(1)} ms, fence ${done.fenceMs} ms`,
+    );
   }
   await router.close();
   return result({
@@ -204,7 +225,8 @@ async function lookupAndTopK(ctx: BenchContext, b: Bed): Promise<BenchResult[]> 
   const shards: Record<string, SqlClient> = {};
   for (let i = 0; i < 4; i++) shards[`s${i}`] = await b.open(`ix_s${i}`, i);
   const one = await b.open('ix_one', 1);
-  const ddl = 'CREATE TABLE people (id bigint PRIMARY KEY, email text NOT NULL, score integer NOT NULL)';
+  const ddl =
+    'CREATE TABLE people (id bigint PRIMARY KEY, email text NOT NULL, score integer NOT NULL)';
   for (const c of [...Object.values(shards), one]) await c.exec(ddl);
   await one.exec('CREATE INDEX people_score ON people (score)');
   await installShardMap(catalog, shards, {
@@ -216,7 +238,14 @@ async function lookupAndTopK(ctx: BenchContext, b: Bed): Promise<BenchResult[]> 
   });
   const router = await ShardRouter.open({ catalog, map: 'people', shards, refreshMs: 1000 });
   const ix = new IndexTables(router, [
-    { name: 'people_by_email', baseTable: 'people', baseKey: 'id', column: 'email', mode: 'denormalized', unique: true },
+    {
+      name: 'people_by_email',
+      baseTable: 'people',
+      baseKey: 'id',
+      column: 'email',
+      mode: 'denormalized',
+      unique: true,
+    },
   ]);
   await ix.install();
   ctx.progress(`index lookup: loading ${rows} rows on 4 shards (${b.kind})`);
@@ -238,7 +267,8 @@ async function lookupAndTopK(ctx: BenchContext, b: Bed): Promise<BenchResult[]> 
   const m = await interleave(
     {
       index: () => opsPerSecond(() => ix.lookup('people_by_email', pick()), ms),
-      fanout: () => opsPerSecond(() => router.fanOut('SELECT * FROM people WHERE email = $1', [pick()]), ms),
+      fanout: () =>
+        opsPerSecond(() => router.fanOut('SELECT * FROM people WHERE email = $1', [pick()]), ms),
     },
     ctx.quick ? 1 : 3,
     0,
@@ -246,8 +276,17 @@ async function lookupAndTopK(ctx: BenchContext, b: Bed): Promise<BenchResult[]> 
   const topSql = 'SELECT id, score FROM people';
   const t = await interleave(
     {
-      fanout: () => opsPerSecond(() => router.fanOut(topSql, [], { orderBy: [{ column: 'score', direction: 'desc' }, { column: 'id' }], limit: 100 }), ms),
-      single: () => opsPerSecond(() => one.query(`${topSql} ORDER BY score DESC, id LIMIT 100`), ms),
+      fanout: () =>
+        opsPerSecond(
+          () =>
+            router.fanOut(topSql, [], {
+              orderBy: [{ column: 'score', direction: 'desc' }, { column: 'id' }],
+              limit: 100,
+            }),
+          ms,
+        ),
+      single: () =>
+        opsPerSecond(() => one.query(`${topSql} ORDER BY score DESC, id LIMIT 100`), ms),
     },
     ctx.quick ? 1 : 3,
     0,
@@ -268,7 +307,10 @@ async function lookupAndTopK(ctx: BenchContext, b: Bed): Promise<BenchResult[]> 
       metric: 'top-100 ordered query: 4-shard fan-out (k-way merge) vs one table with every row',
       unit: 'ms/query',
       ours: Math.round((1000 / t.fanout) * 1000) / 1000,
-      peer: { name: 'one table holding every row', value: Math.round((1000 / t.single) * 1000) / 1000 },
+      peer: {
+        name: 'one table holding every row',
+        value: Math.round((1000 / t.single) * 1000) / 1000,
+      },
       higherIsBetter: false,
       params: { engine: b.kind, rows, shards: 4, ms },
     }),
@@ -277,7 +319,8 @@ async function lookupAndTopK(ctx: BenchContext, b: Bed): Promise<BenchResult[]> 
 
 const suite: BenchSuite = {
   name: 'sharding',
-  description: 'hash slots vs hash % n and jump hash, cut-over write stall, index table vs fan-out, top-k fan-out, routing',
+  description:
+    'hash slots vs hash % n and jump hash, cut-over write stall, index table vs fan-out, top-k fan-out, routing',
   async run(ctx) {
     const out: BenchResult[] = [];
     ctx.progress('moved vs optimal');

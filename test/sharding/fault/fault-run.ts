@@ -9,7 +9,12 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PgSqlClient } from '../../../src/engines/sql/pg-sql-client.js';
-import { installShardMap, ShardRouter } from '../../../src/sharding/index.js';
+import {
+  type IndexCheckReport,
+  IndexTables,
+  installShardMap,
+  ShardRouter,
+} from '../../../src/sharding/index.js';
 import { createTempDatabase, type TempDatabase } from '../../../src/testing/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -44,6 +49,11 @@ export interface ShardFaultReport {
   slotsOwnerDiffersFromCatalog: number;
   runningMoves: number;
   writeErrors: number;
+  /** Index changes the drainer applied during and after the run, and its largest lag, ms. */
+  indexApplied: number;
+  indexLagMsMax: number;
+  /** The index checker's findings after the run (zero divergence expected). */
+  index: Pick<IndexCheckReport, 'baseRows' | 'indexRows' | 'missing' | 'extra' | 'stale'> | null;
 }
 
 function clusterOf(url: string): { version: string; name: string } {
@@ -83,7 +93,7 @@ export async function runShardFault(o: ShardFaultOptions): Promise<ShardFaultRep
   });
   for (const [id, c] of Object.entries(shards)) {
     await c.query(
-      `INSERT INTO items (id, val) SELECT g, 0 FROM generate_series(1, $1::int) g
+      `INSERT INTO items (id, val) SELECT g, g FROM generate_series(1, $1::int) g
        WHERE ('slot:' || cdp_shard_slot(g::text, 4096)) IN (SELECT unit FROM cdp_shard_owned WHERE map = 'items')`,
       [o.rows],
     );
@@ -96,6 +106,28 @@ export async function runShardFault(o: ShardFaultOptions): Promise<ShardFaultRep
     refreshMs: 100,
     fenceWaitMs: 120_000,
   });
+  // A unique index on val (partial: carries id), loaded in bulk for the initial rows; writers keep
+  // it through IndexTables.put, a drainer applies the queued cross-shard changes during the run.
+  const ix = new IndexTables(router, [
+    {
+      name: 'items_by_val',
+      baseTable: 'items',
+      baseKey: 'id',
+      column: 'val',
+      mode: 'partial',
+      columns: ['id'],
+      unique: true,
+    },
+  ]);
+  await ix.install();
+  for (const c of Object.values(shards)) {
+    await c.query(
+      `INSERT INTO items_by_val (value, key, data) SELECT g::text, g::text, jsonb_build_object('id', g::bigint)
+       FROM generate_series(1, $1::int) g
+       WHERE ('slot:' || cdp_shard_slot(g::text, 4096)) IN (SELECT unit FROM cdp_shard_owned WHERE map = 'items')`,
+      [o.rows],
+    );
+  }
 
   const report: ShardFaultReport = {
     rows: o.rows,
@@ -111,6 +143,9 @@ export async function runShardFault(o: ShardFaultOptions): Promise<ShardFaultRep
     slotsOwnerDiffersFromCatalog: 0,
     runningMoves: 0,
     writeErrors: 0,
+    indexApplied: 0,
+    indexLagMsMax: 0,
+    index: null,
   };
   const last = new Map<number, number>();
   let stop = false;
@@ -119,15 +154,10 @@ export async function runShardFault(o: ShardFaultOptions): Promise<ShardFaultRep
     while (!stop) {
       const id = 1 + w + o.writers * Math.floor(Math.random() * Math.floor(o.rows / o.writers));
       if (id > o.rows) continue;
-      const val = w * 1_000_000_000 + ++n;
+      const val = (w + 1) * 1_000_000_000 + ++n;
       for (;;) {
         try {
-          const hit = await router.query(
-            id,
-            'UPDATE items SET val = $2 WHERE id = $1 RETURNING id',
-            [id, val],
-          );
-          if (hit.length !== 1) report.lostWrites++;
+          await ix.put('items', { id, val });
           break;
         } catch {
           report.writeErrors++;
@@ -138,6 +168,19 @@ export async function runShardFault(o: ShardFaultOptions): Promise<ShardFaultRep
       report.ackedWrites++;
     }
   });
+
+  const drainer = (async () => {
+    while (!stop) {
+      try {
+        const d = await ix.drain(500);
+        report.indexApplied += d.applied;
+        report.indexLagMsMax = Math.max(report.indexLagMsMax, d.lagMs);
+      } catch {
+        // A shard restarting: the queue keeps the changes; the next round applies them.
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
 
   const env = {
     ...process.env,
@@ -186,8 +229,20 @@ export async function runShardFault(o: ShardFaultOptions): Promise<ShardFaultRep
   await new Promise((r) => finisher.once('exit', r));
   stop = true;
   await Promise.all(writers);
-
-  await o.afterRun?.({ router, catalog, shards });
+  await drainer;
+  for (;;) {
+    const d = await ix.drain(5000);
+    report.indexApplied += d.applied;
+    if (d.applied === 0) break;
+  }
+  const checked = await ix.check('items_by_val');
+  report.index = {
+    baseRows: checked.baseRows,
+    indexRows: checked.indexRows,
+    missing: checked.missing,
+    extra: checked.extra,
+    stale: checked.stale,
+  };
 
   const seen = new Map<number, number>();
   for (const c of Object.values(shards)) {
