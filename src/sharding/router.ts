@@ -209,7 +209,7 @@ export class ShardRouter {
         await this.refresh();
         if (this.#map.state.version === map.state.version) {
           await this.#clock.sleep(pause);
-          pause = Math.min(pause * 2, 50);
+          pause = Math.min(pause * 2, 10);
         }
       }
     }
