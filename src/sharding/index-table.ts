@@ -1,6 +1,6 @@
 import { type Clock, systemClock } from '../core/clock.js';
 import { gauge, type Registry } from '../core/metrics.js';
-import type { Queryable, SqlClient, SqlTransaction, SqlValue } from '../engines/sql/sql-client.js';
+import type { Queryable, SqlTransaction, SqlValue } from '../engines/sql/sql-client.js';
 import { SqlError } from '../engines/sql/sql-client.js';
 import { checkIdentifier, ensureSlotIndex } from './catalog.js';
 import { ShardingError, ShardMapError } from './errors.js';
