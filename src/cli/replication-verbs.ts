@@ -31,7 +31,8 @@ function line(op: Operation, model: LinearizabilityModel<string>): string {
 /** The verdict and, for a violation, the shortest prefix with no linearization, as text. */
 export function formatCheck(r: LinearizabilityResult, model: LinearizabilityModel<string>): string {
   const summary = `${r.verdict}: ${r.operations} operations in ${r.partitions} partition${r.partitions === 1 ? '' : 's'}, model ${r.model}, ${r.elapsedMs} ms`;
-  if (r.verdict === 'unknown') return `${summary}\nthe timeout ran out before a verdict; raise --timeout`;
+  if (r.verdict === 'unknown')
+    return `${summary}\nthe timeout ran out before a verdict; raise --timeout`;
   const v = r.violation;
   if (!v) return summary;
   const shown = v.linearized.slice(-SHOWN_LINEARIZED);
@@ -43,7 +44,8 @@ export function formatCheck(r: LinearizabilityResult, model: LinearizabilityMode
     'cannot be placed:',
     line(v.unplaced, model),
   ];
-  if (v.pending.length > 0) out.push('in flight and not placed:', ...v.pending.map((op) => line(op, model)));
+  if (v.pending.length > 0)
+    out.push('in flight and not placed:', ...v.pending.map((op) => line(op, model)));
   return out.join('\n');
 }
 
@@ -60,7 +62,10 @@ export function registerReplicationCommands(program: Command): void {
     .description(
       'check a recorded history for linearizability (JSON, Jepsen log or EDN); exit 0 linearizable, 1 not, 2 unknown (timed out), 3 unreadable',
     )
-    .argument('<history-file>', 'the history: this tool\'s JSON, a Jepsen log (jepsen.util lines) or EDN')
+    .argument(
+      '<history-file>',
+      "the history: this tool's JSON, a Jepsen log (jepsen.util lines) or EDN",
+    )
     .requiredOption('--model <model>', 'register | cas-register | kv', modelName)
     .option('--timeout <ms>', 'give up with "unknown" after this long', positiveInt)
     .addOption(

@@ -29,8 +29,7 @@ const jsonHistorySchema = z.union([
   z.object({ history: z.array(eventSchema) }).transform((h) => h.history),
 ]);
 
-const JEPSEN_LINE =
-  /jepsen\.util\s+-\s+(\S+)\s+:(invoke|ok|fail|info)\s+:?(\S+)(?:\s+(.*?))?\s*$/;
+const JEPSEN_LINE = /jepsen\.util\s+-\s+(\S+)\s+:(invoke|ok|fail|info)\s+:?(\S+)(?:\s+(.*?))?\s*$/;
 
 function processOf(v: string): number | string {
   const n = Number(v);
@@ -56,7 +55,9 @@ function parseJepsenLog(text: string): HistoryEvent[] {
 
 function ednEvent(v: EdnValue, i: number): HistoryEvent | undefined {
   if (v === null || typeof v !== 'object' || Array.isArray(v))
-    throw new ValidationError(`EDN history entry ${i} is not a map; expected {:process …, :type …, :f …, :value …}`);
+    throw new ValidationError(
+      `EDN history entry ${i} is not a map; expected {:process …, :type …, :f …, :value …}`,
+    );
   const process = v.process;
   if (typeof process !== 'number') return undefined;
   const parsed = eventSchema.safeParse({
@@ -89,12 +90,22 @@ function parseEdnHistory(text: string): HistoryEvent[] {
 
 function looksLikeJson(text: string): boolean {
   const t = text.trimStart();
-  return t.startsWith('{"') || t.startsWith('{ "') || /^\[\s*(\{\s*"|\])/.test(t) || t.startsWith('{\n');
+  return (
+    t.startsWith('{"') || t.startsWith('{ "') || /^\[\s*(\{\s*"|\])/.test(t) || t.startsWith('{\n')
+  );
 }
 
 /** Which format `text` is in: JSON, a Jepsen log, or EDN. */
 export function detectHistoryFormat(text: string): HistoryFormat {
-  if (JEPSEN_LINE.test(text.slice(0, 4096).split('\n').find((l) => l.trim()) ?? '')) return 'jepsen-log';
+  if (
+    JEPSEN_LINE.test(
+      text
+        .slice(0, 4096)
+        .split('\n')
+        .find((l) => l.trim()) ?? '',
+    )
+  )
+    return 'jepsen-log';
   if (/jepsen\.util\s+-/.test(text)) return 'jepsen-log';
   return looksLikeJson(text) ? 'json' : 'edn';
 }

@@ -55,9 +55,10 @@ export function checkOperations<S>(
   const start = clock.now();
   const timeoutMs = options.timeoutMs;
   if (timeoutMs !== undefined && !(timeoutMs > 0))
-    throw new ValidationError(`timeoutMs must be a positive number of milliseconds; got ${timeoutMs}`);
-  const expired =
-    timeoutMs === undefined ? () => false : () => clock.now() - start >= timeoutMs;
+    throw new ValidationError(
+      `timeoutMs must be a positive number of milliseconds; got ${timeoutMs}`,
+    );
+  const expired = timeoutMs === undefined ? () => false : () => clock.now() - start >= timeoutMs;
   const partitions = model.partition?.(operations) ?? new Map([['', operations]]);
   let counted = 0;
   for (const ops of partitions.values()) counted += ops.length;

@@ -62,7 +62,8 @@ function registerStep(state: string, op: Operation): string | undefined {
 function describeRegisterOp(op: Operation): string {
   const unknown = op.indeterminate ? ' -> ?' : '';
   const f = op.f;
-  if (f === 'read' || f === 'get') return `${f}() -> ${op.indeterminate ? '?' : registerValueKey(op.output)}`;
+  if (f === 'read' || f === 'get')
+    return `${f}() -> ${op.indeterminate ? '?' : registerValueKey(op.output)}`;
   if (f === 'cas' && Array.isArray(op.input))
     return `cas(${registerValueKey(op.input[0])}, ${registerValueKey(op.input[1])})${unknown || ' -> ok'}`;
   return `${f}(${registerValueKey(op.input)})${unknown}`;

@@ -78,12 +78,12 @@ const ok = (process: number, f: string, value: unknown = null, key?: string): Hi
 describe('history semantics', () => {
   it('a read of an overwritten value after the overwrite completed is not linearizable', () => {
     const h = [inv(0, 'write', 1), ok(0, 'write', 1), inv(1, 'write', 2), ok(1, 'write', 2)];
-    expect(checkLinearizability([...h, inv(2, 'read'), ok(2, 'read', 2)], registerModel).verdict).toBe(
-      'linearizable',
-    );
-    expect(checkLinearizability([...h, inv(2, 'read'), ok(2, 'read', 1)], registerModel).verdict).toBe(
-      'not-linearizable',
-    );
+    expect(
+      checkLinearizability([...h, inv(2, 'read'), ok(2, 'read', 2)], registerModel).verdict,
+    ).toBe('linearizable');
+    expect(
+      checkLinearizability([...h, inv(2, 'read'), ok(2, 'read', 1)], registerModel).verdict,
+    ).toBe('not-linearizable');
   });
 
   it('a read concurrent with a write may see either value', () => {
@@ -102,18 +102,27 @@ describe('history semantics', () => {
     expect(checkLinearizability([...failed, ...readsOne], registerModel).verdict).toBe(
       'not-linearizable',
     );
-    expect(checkLinearizability([...info, ...readsOne], registerModel).verdict).toBe('linearizable');
-    expect(checkLinearizability([...info, ...readsNil], registerModel).verdict).toBe('linearizable');
+    expect(checkLinearizability([...info, ...readsOne], registerModel).verdict).toBe(
+      'linearizable',
+    );
+    expect(checkLinearizability([...info, ...readsNil], registerModel).verdict).toBe(
+      'linearizable',
+    );
     expect(historyOperations(failed)).toEqual([]);
     expect(historyOperations(info)[0]?.ret).toBe(Number.POSITIVE_INFINITY);
   });
 
   it('a cas that completed ok took effect only if its expected value was there', () => {
     const h = [inv(0, 'write', 1), ok(0, 'write', 1), inv(1, 'cas', [1, 5]), ok(1, 'cas', [1, 5])];
-    expect(checkLinearizability([...h, inv(2, 'read'), ok(2, 'read', 5)], casRegisterModel).verdict).toBe(
-      'linearizable',
-    );
-    const wrong = [inv(0, 'write', 2), ok(0, 'write', 2), inv(1, 'cas', [1, 5]), ok(1, 'cas', [1, 5])];
+    expect(
+      checkLinearizability([...h, inv(2, 'read'), ok(2, 'read', 5)], casRegisterModel).verdict,
+    ).toBe('linearizable');
+    const wrong = [
+      inv(0, 'write', 2),
+      ok(0, 'write', 2),
+      inv(1, 'cas', [1, 5]),
+      ok(1, 'cas', [1, 5]),
+    ];
     expect(checkLinearizability(wrong, casRegisterModel).verdict).toBe('not-linearizable');
     expect(() => checkLinearizability(h, registerModel)).toThrow(/cas-register/);
   });
