@@ -138,9 +138,9 @@ export const kvModel: LinearizabilityModel<string> = {
       if (op.f === 'cas') casArgs(op);
       if (!constraining(op)) continue;
       const k = op.key as string;
-      let list = out.get(k);
-      if (!list) out.set(k, (list = []));
-      list.push(op);
+      const list = out.get(k);
+      if (list) list.push(op);
+      else out.set(k, [op]);
     }
     return out;
   },
