@@ -46,17 +46,42 @@ function casArgs(op: Operation): [string, string] {
   return [registerValueKey(v[0]), registerValueKey(v[1])];
 }
 
-function registerStep(state: string, op: Operation): string | undefined {
+/** An operation as the register step reads it: its kind and its values as state keys. */
+interface RegisterStep {
+  readonly kind: RegisterOp;
+  readonly indeterminate: boolean;
+  /** read: the value read; write: the value written; cas: the expected value. */
+  readonly a: string;
+  /** cas: the new value. */
+  readonly b: string;
+}
+
+/** The compiled form of each operation, made once instead of at every step of the search. */
+const compiled = new WeakMap<Operation, RegisterStep>();
+
+function compile(op: Operation): RegisterStep {
+  let c = compiled.get(op);
+  if (c) return c;
   const f = op.f;
-  if (f === 'read' || f === 'get') {
-    if (op.indeterminate) return state;
-    return registerValueKey(op.output) === state ? state : undefined;
+  if (f === 'read' || f === 'get')
+    c = { kind: 'read', indeterminate: op.indeterminate, a: registerValueKey(op.output), b: '' };
+  else if (f === 'write' || f === 'put')
+    c = { kind: 'write', indeterminate: op.indeterminate, a: registerValueKey(op.input), b: '' };
+  else {
+    const [expected, next] = casArgs(op);
+    c = { kind: 'cas', indeterminate: op.indeterminate, a: expected, b: next };
   }
-  if (f === 'write' || f === 'put') return registerValueKey(op.input);
-  const [expected, next] = casArgs(op);
-  if (expected === state) return next;
+  compiled.set(op, c);
+  return c;
+}
+
+function registerStep(state: string, op: Operation): string | undefined {
+  const c = compile(op);
+  if (c.kind === 'read') return c.indeterminate || c.a === state ? state : undefined;
+  if (c.kind === 'write') return c.a;
+  if (c.a === state) return c.b;
   // A cas of unknown outcome whose precondition does not hold simply did not take effect.
-  return op.indeterminate ? state : undefined;
+  return c.indeterminate ? state : undefined;
 }
 
 function describeRegisterOp(op: Operation): string {
