@@ -94,6 +94,18 @@ describe('history semantics', () => {
       ).toBe('linearizable');
   });
 
+  it('either of two concurrent writes may be the last, but not a value neither wrote', () => {
+    const h = [inv(0, 'write', 1), inv(1, 'write', 2), ok(0, 'write', 1), ok(1, 'write', 2)];
+    for (const [seen, verdict] of [
+      [1, 'linearizable'],
+      [2, 'linearizable'],
+      [3, 'not-linearizable'],
+    ] as const)
+      expect(
+        checkLinearizability([...h, inv(2, 'read'), ok(2, 'read', seen)], registerModel).verdict,
+      ).toBe(verdict);
+  });
+
   it('a failed write did not happen; an indeterminate one may or may not have', () => {
     const failed: HistoryEvent[] = [inv(0, 'write', 1), { ...ok(0, 'write', 1), type: 'fail' }];
     const info: HistoryEvent[] = [inv(0, 'write', 1), { ...ok(0, 'write', 1), type: 'info' }];
