@@ -14,4 +14,5 @@ export const suites: Record<string, () => Promise<BenchSuite>> = {
   idempotency: async () => (await import('./suites/idempotency.js')).default,
   '2pc': async () => (await import('./suites/two-phase-commit.js')).default,
   sharding: async () => (await import('./suites/sharding.js')).default,
+  replication: async () => (await import('./suites/replication.js')).default,
 };
