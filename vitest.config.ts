@@ -12,6 +12,7 @@ const faultTests = [
   'test/storage/fs-blob-store.fault.test.ts',
   'test/app/shutdown.test.ts',
   'test/workflow/crash.test.ts',
+  'test/workflow/saga-crash.test.ts',
 ];
 
 export default defineConfig({
