@@ -43,6 +43,7 @@ const ENGINE_CLIENTS = [
   '@nats-io/jetstream',
   'rabbitmq-client',
   '@aws-sdk/client-s3',
+  'mysql2',
 ];
 /** The dynamic import of the benchmarks by `cdp bench`, which runs from a clone (see the docs). */
 const LAZY_BENCH_IMPORT = { from: 'dist/cli/cdp.js', to: 'dist/bench/run.js' };

@@ -31,6 +31,11 @@ export interface RouteDoc {
   responses: Record<number, ResponseDoc>;
   /** The refusals this route can answer with, beyond those its `roles` and schemas imply. */
   errors?: readonly ErrorDoc[];
+  /**
+   * Accepts an `Idempotency-Key` header (set by the platform on every mutating route): documents
+   * the header and its refusals (400, 409, 422).
+   */
+  idempotencyKey?: boolean;
 }
 
 export interface ResponseDoc {
@@ -159,10 +164,34 @@ function validationExample(doc: RouteDoc): ErrorDoc {
   return refusal(400, 'VALIDATION_FAILED', 'invalid input; the message names each invalid field');
 }
 
+/** The refusals of the Idempotency-Key header, on a route that accepts one. */
+function idempotencyErrors(doc: RouteDoc): ErrorDoc[] {
+  const out: ErrorDoc[] = [];
+  if (doc.idempotencyKey)
+    out.push(
+      refusal(
+        400,
+        'IDEMPOTENCY_KEY_INVALID',
+        'the Idempotency-Key header has 300 characters; send at most 255, such as a UUID',
+      ),
+      refusal(
+        409,
+        'IDEMPOTENCY_KEY_IN_PROGRESS',
+        'a request with this Idempotency-Key is still being processed (waited 10000 ms for it); retry later with the same key to get its response',
+      ),
+      refusal(
+        422,
+        'IDEMPOTENCY_KEY_REUSED',
+        'this Idempotency-Key was used for a different request (another method, path or body); send a new key for a new request, or resend the first request unchanged to get its response',
+      ),
+    );
+  return out;
+}
+
 /** Every refusal a route documents, implied and its own, without repeats. */
 export function routeErrors(doc: RouteDoc): ErrorDoc[] {
   const seen = new Set<string>();
-  return [...impliedErrors(doc), ...(doc.errors ?? [])].filter((e) => {
+  return [...impliedErrors(doc), ...(doc.errors ?? []), ...idempotencyErrors(doc)].filter((e) => {
     const key = `${e.status} ${e.code}`;
     if (seen.has(key)) return false;
     seen.add(key);
@@ -189,8 +218,23 @@ export function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Record<st
 const nonEmpty = <T extends object>(o: T): T | undefined =>
   Object.keys(o).length > 0 ? o : undefined;
 
+/** The `Idempotency-Key` request header, as documented on mutating routes. */
+const idempotencyKeyHeader = {
+  type: 'object',
+  properties: {
+    'idempotency-key': {
+      type: 'string',
+      minLength: 1,
+      maxLength: 255,
+      description:
+        'Makes a retry safe: the first request with a key runs and its response (errors included) is kept for 24 hours; a retry with the same key and body gets that response again, marked `Idempotent-Replayed: true`. The same key with another body is refused with 422; a retry while the first still runs waits for it (up to 10 s, then 409). 1 to 255 printable ASCII characters, such as a UUID; keys of different API keys never meet.',
+      examples: ['0193a5b2-9e3f-7d5a-b123-4c5d6e7f8091'],
+    },
+  },
+};
+
 /** The Fastify `schema` of a documented route, in the form @fastify/swagger reads. */
-function fastifySchema(doc: RouteDoc): FastifySchema {
+export function fastifySchema(doc: RouteDoc): FastifySchema {
   const response: Record<string, unknown> = {};
   for (const [status, r] of Object.entries(doc.responses)) {
     const headers = r.headers
@@ -259,6 +303,7 @@ function fastifySchema(doc: RouteDoc): FastifySchema {
     security: doc.roles ? [{ [bearerScheme]: [] }] : [],
     ...(doc.params ? { params: jsonSchema(doc.params, 'input') } : {}),
     ...(doc.query ? { querystring: jsonSchema(doc.query, 'input') } : {}),
+    ...(doc.idempotencyKey ? { headers: idempotencyKeyHeader } : {}),
     ...(body ? { body } : {}),
     ...(nonEmpty(response) ? { response } : {}),
   } as FastifySchema;

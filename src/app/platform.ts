@@ -13,7 +13,8 @@ import { counter, createRegistry, histogram } from '../core/metrics.js';
 import { type Migration, migrate } from '../engines/sql/migrations.js';
 import { openSql } from '../engines/sql/open.js';
 import type { SqlClient } from '../engines/sql/sql-client.js';
-import { documented, type RouteDoc } from './api-docs.js';
+import { idempotencyMigrations } from '../idempotency/index.js';
+import { documented, fastifySchema, type RouteDoc } from './api-docs.js';
 import { installApiReference, openApiPath, referencePath } from './api-reference.js';
 import {
   ApiKeys,
@@ -29,6 +30,7 @@ import type { EngineStatus, FeatureHandle, Panel, PlatformFeature } from './feat
 import type { CatalogService } from './features/catalog.js';
 import { defaultFeatures } from './features/index.js';
 import { installErrorHandler } from './http-errors.js';
+import { installIdempotencyKeys } from './idempotency-keys.js';
 import { PanelHistory } from './panel-history.js';
 import { platformDocs as docs } from './platform-docs.js';
 import { limitClients, nodeServerOptions } from './server-limits.js';
@@ -38,6 +40,9 @@ export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '
 
 /** The built dashboard (`npm run build:dashboard`, from web/dashboard). */
 export const dashboardDir = join(packageRoot, 'dist', 'dashboard');
+
+/** Methods whose routes accept an Idempotency-Key. */
+const mutatingMethods = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /** The package's version, for the API document. */
 async function packageVersion(): Promise<string> {
@@ -91,7 +96,11 @@ export class PortInUseError extends CdpError {
 
 /** Every migration the platform's features need, for `cdp migrate` and for start-up. */
 export function platformMigrations(features: PlatformFeature[] = defaultFeatures): Migration[] {
-  return [...authMigrations, ...features.flatMap((f) => f.migrations ?? [])];
+  return [
+    ...authMigrations,
+    ...idempotencyMigrations,
+    ...features.flatMap((f) => f.migrations ?? []),
+  ];
 }
 
 /** Demo principals: an admin, the dashboard's viewer, each seeded course's instructor, two students. */
@@ -147,12 +156,29 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     lifecycle.defer('http client limits', async () => stopLimits());
     const routes: PlatformRoute[] = [];
     http.addHook('onRoute', (r) => {
-      const doc = (r.config as { doc?: RouteDoc } | undefined)?.doc;
+      let doc = (r.config as { doc?: RouteDoc } | undefined)?.doc;
       const hidden = (r.schema as { hide?: boolean } | undefined)?.hide === true;
-      for (const method of Array.isArray(r.method) ? r.method : [r.method])
-        routes.push({ method, url: r.url, doc, hidden });
+      // Every mutating route accepts an Idempotency-Key (installIdempotencyKeys): its
+      // description says so, with the header's refusals.
+      const methods = Array.isArray(r.method) ? r.method : [r.method];
+      if (doc && !doc.idempotencyKey && methods.every((m) => mutatingMethods.has(m))) {
+        doc = { ...doc, idempotencyKey: true };
+        r.config = { ...r.config, doc } as typeof r.config;
+        r.schema = fastifySchema(doc);
+      }
+      for (const method of methods) routes.push({ method, url: r.url, doc, hidden });
     });
     installErrorHandler(http);
+    const idempotency = await installIdempotencyKeys({
+      http,
+      config,
+      sql,
+      clock,
+      logger,
+      lifecycle,
+      registry,
+    });
+    logger.info({ store: idempotency.engine }, 'idempotency keys ready');
     await installApiReference(http, await packageVersion());
     const auth = new ApiKeys(sql, clock);
     installAuthRoutes(http, auth);

@@ -11,4 +11,6 @@ export const suites: Record<string, () => Promise<BenchSuite>> = {
   cache: async () => (await import('./suites/cache.js')).default,
   storage: async () => (await import('./suites/storage.js')).default,
   workflow: async () => (await import('./suites/workflow.js')).default,
+  idempotency: async () => (await import('./suites/idempotency.js')).default,
+  '2pc': async () => (await import('./suites/two-phase-commit.js')).default,
 };

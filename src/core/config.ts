@@ -78,6 +78,20 @@ export const variables = {
     form: 'amqp://user:password@host:5672',
     schema: urlWithProtocols(['amqp:', 'amqps:']),
   },
+  CDP_MARIADB_URL: {
+    name: 'CDP_MARIADB_URL',
+    description:
+      'MariaDB (10.5 or later) as a participant of two-phase commit (XA transactions); its tests and the 2pc benchmark run when set. Unset: none.',
+    form: 'a URL like mysql://user:password@host:3306/database',
+    schema: urlWithProtocols(['mysql:', 'mariadb:']),
+  },
+  CDP_PG_PREPARED_URL: {
+    name: 'CDP_PG_PREPARED_URL',
+    description:
+      'A PostgreSQL server with max_prepared_transactions > 0 (tooling/pg-prepared-cluster.sh starts one on port 5433) for the two-phase commit tests and the 2pc benchmark. Unset: they are skipped.',
+    form: 'a URL like postgres://user:pass@host:5433/db',
+    schema: urlWithProtocols(['postgres:', 'postgresql:']),
+  },
   CDP_S3_ENDPOINT: {
     name: 'CDP_S3_ENDPOINT',
     description:
@@ -198,6 +212,10 @@ export interface Config {
   redisUrl: string | undefined;
   natsUrl: string | undefined;
   amqpUrl: string | undefined;
+  /** MariaDB for two-phase commit (CDP_MARIADB_URL). */
+  mariadbUrl: string | undefined;
+  /** A PostgreSQL server that allows prepared transactions (CDP_PG_PREPARED_URL). */
+  pgPreparedUrl: string | undefined;
   s3:
     | {
         endpoint: string;
@@ -323,6 +341,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     redisUrl: parseVariable(env, 'CDP_REDIS_URL'),
     natsUrl,
     amqpUrl,
+    mariadbUrl: parseVariable(env, 'CDP_MARIADB_URL'),
+    pgPreparedUrl: parseVariable(env, 'CDP_PG_PREPARED_URL'),
     s3: s3Endpoint
       ? {
           endpoint: s3Endpoint,

@@ -11,6 +11,8 @@ export { brokerContract, uniq } from './broker-contract.js';
 export type { StoreFactory } from './event-store-contract.js';
 export { eventStoreContract, sid, waitReadable } from './event-store-contract.js';
 export { eventually } from './eventually.js';
+export type { IdempotencyStoreFactory } from './idempotency-store-contract.js';
+export { idempotencyStoreContract } from './idempotency-store-contract.js';
 export type { SqlHarness } from './sql-client-contract.js';
 export { sqlClientContract } from './sql-client-contract.js';
 export type { TempDatabase } from './temp-database.js';

@@ -1,6 +1,8 @@
 /**
- * cloud-data-patterns/workflow: durable execution on SQL (PGlite or PostgreSQL). Exports are
- * grouped by part, one block each, so that parts added beside the engine merge cleanly.
+ * cloud-data-patterns/workflow: coordinating work across steps, services and databases: durable
+ * execution on SQL (PGlite or PostgreSQL), sagas, two-phase commit. Imports no engine client:
+ * the MariaDB participant of two-phase commit is the entry `cloud-data-patterns/workflow/mariadb`.
+ * Exports are grouped by part, one block each.
  */
 
 // --- choreographed saga ---
@@ -57,3 +59,32 @@ export type {
   WorkflowOptions,
 } from './workflow.js';
 export { defineWorkflow } from './workflow.js';
+
+// --- two-phase commit ---
+
+// Two-phase commit: the coordinator with its decision log, the participant port, and the
+// PostgreSQL participant on the SqlClient port (PostgreSQL server or PGlite).
+export type { PgBranchWork, PgTwoPhaseParticipantOptions } from './pg-participant.js';
+export { PgTwoPhaseParticipant } from './pg-participant.js';
+export type {
+  PrepareOptions,
+  TwoPhaseBranch,
+  TwoPhaseCommitResult,
+  TwoPhaseParticipant,
+  TwoPhaseRecoveryReport,
+  TwoPhaseStatus,
+  TwoPhaseStep,
+} from './two-phase-commit.js';
+export {
+  createBranch,
+  PreparedTransactionsDisabledError,
+  TwoPhaseAbortedError,
+  TwoPhaseInDoubtError,
+  TwoPhaseVoteTimeoutError,
+} from './two-phase-commit.js';
+export type {
+  InDoubtBranch,
+  TwoPhaseCommitCoordinatorOptions,
+} from './two-phase-commit-coordinator.js';
+export { TwoPhaseCommitCoordinator } from './two-phase-commit-coordinator.js';
+export { twoPhaseCommitMigrations } from './two-phase-commit-migrations.js';

@@ -149,10 +149,11 @@ describe('the OpenAPI document', () => {
     // Refusal codes are in the document, each under its status.
     const enroll = doc.paths['/api/enrollment/enrollments']!.post!;
     expect(Object.keys(enroll.responses).sort()).toEqual(
-      ['202', '400', '401', '403', '404', '409', '413', '415'].sort(),
+      ['202', '400', '401', '403', '404', '409', '413', '415', '422'].sort(),
     );
     expect(Object.keys(enroll.responses['409']!.content!['application/json']!.examples!)).toEqual([
       'ALREADY_ENROLLED',
+      'IDEMPOTENCY_KEY_IN_PROGRESS',
     ]);
     const play = doc.paths['/api/media/play']!.get!;
     expect(Object.keys(play.responses['403']!.content!['application/json']!.examples!)).toEqual([

@@ -14,7 +14,9 @@ export type ServerVariable =
   | 'CDP_REDIS_URL'
   | 'CDP_NATS_URL'
   | 'CDP_AMQP_URL'
-  | 'CDP_S3_ENDPOINT';
+  | 'CDP_S3_ENDPOINT'
+  | 'CDP_PG_PREPARED_URL'
+  | 'CDP_MARIADB_URL';
 
 export function serverUrl(variable: ServerVariable): string | undefined {
   const v = process.env[variable];

@@ -21,6 +21,11 @@ import {
 export interface PgliteSqlClientOptions {
   /** A folder to keep the database in; undefined keeps it in memory. */
   dataDir?: string | undefined;
+  /**
+   * PostgreSQL's `max_prepared_transactions` for this database: above 0 it can take part in
+   * two-phase commit (`PREPARE TRANSACTION`). Default 0, PostgreSQL's own default.
+   */
+  maxPreparedTransactions?: number;
 }
 
 const LOCK_FILE = 'cdp.lock';
@@ -105,16 +110,16 @@ function loadTemplate(): Promise<Blob | undefined> {
   return templateInMemory;
 }
 
-async function createInMemory(): Promise<PGlite> {
+async function createInMemory(settings: PgliteSettings): Promise<PGlite> {
   const template = await loadTemplate();
   if (template) {
     try {
-      return await PGlite.create({ parsers, loadDataDir: template });
+      return await PGlite.create({ ...settings, parsers, loadDataDir: template });
     } catch {
       templateInMemory = undefined; // a damaged template: build a new one next time
     }
   }
-  return PGlite.create({ parsers });
+  return PGlite.create({ ...settings, parsers });
 }
 
 /**
@@ -122,7 +127,7 @@ async function createInMemory(): Promise<PGlite> {
  * (a second of extracting instead of several of initdb); the first start on a machine runs
  * initdb rather than spend more time building a template.
  */
-async function createInFolder(dir: string): Promise<PGlite> {
+async function createInFolder(dir: string, settings: PgliteSettings): Promise<PGlite> {
   const initialized = await stat(join(dir, 'PG_VERSION')).then(
     () => true,
     () => false,
@@ -132,7 +137,11 @@ async function createInFolder(dir: string): Promise<PGlite> {
     const template = await readFile(path).catch(() => undefined);
     if (template) {
       try {
-        return await PGlite.create(dir, { parsers, loadDataDir: new Blob([template]) });
+        return await PGlite.create(dir, {
+          ...settings,
+          parsers,
+          loadDataDir: new Blob([template]),
+        });
       } catch {
         // A damaged template: clear what it extracted (not our lock) and fall back to initdb.
         for (const name of await readdir(dir))
@@ -140,7 +149,23 @@ async function createInFolder(dir: string): Promise<PGlite> {
       }
     }
   }
-  return PGlite.create(dir, { parsers });
+  return PGlite.create(dir, { ...settings, parsers });
+}
+
+/** Server settings PGlite takes at start, as postgresql.conf lines. */
+interface PgliteSettings {
+  postgresqlconf?: string[];
+}
+
+function settingsOf(options: PgliteSqlClientOptions): PgliteSettings {
+  const n = options.maxPreparedTransactions;
+  if (n === undefined || n === 0) return {};
+  if (!Number.isInteger(n) || n < 0 || n > 10_000) {
+    throw new RangeError(
+      `maxPreparedTransactions must be a whole number from 0 to 10000, got ${n}`,
+    );
+  }
+  return { postgresqlconf: [`max_prepared_transactions = ${n}`] };
 }
 
 const parsers = {
@@ -184,9 +209,10 @@ export class PgliteSqlClient implements SqlClient {
 
   static async open(options: PgliteSqlClientOptions = {}): Promise<PgliteSqlClient> {
     const dir = options.dataDir ? resolve(options.dataDir, 'pglite') : undefined;
+    const settings = settingsOf(options);
     const unlock = dir ? await takeFolderLock(dir) : undefined;
     try {
-      const db = dir ? await createInFolder(dir) : await createInMemory();
+      const db = dir ? await createInFolder(dir, settings) : await createInMemory(settings);
       return new PgliteSqlClient(db, unlock);
     } catch (err) {
       await unlock?.();

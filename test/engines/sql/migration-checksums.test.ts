@@ -26,12 +26,14 @@ const PINNED: readonly (readonly [module: string, version: number, checksum: str
   ['events', 3, 'd272e89e92df0d41'],
   ['events', 4, '119ab65c0cb18f5b'],
   ['events', 5, '4304f4affa57e07b'],
+  ['idempotency', 1, '773d0922e8764916'],
   ['media-app', 1, 'a14b6f10c82864ca'],
   ['messaging', 1, '73d89e15bfc564a7'],
   ['messaging', 2, 'be5273014cdeac7f'],
   ['reviews-app', 1, '235392ad42b63237'],
   ['storage', 1, 'a7bb701f4329d2c4'],
   ['workflow', 1, '0b6287d8b37d9696'],
+  ['two-phase-commit', 1, '635d44898b06593a'],
 ];
 
 /**
