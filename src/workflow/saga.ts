@@ -253,7 +253,7 @@ export interface SagaDefinition<I, O> {
   // biome-ignore lint/suspicious/noExplicitAny: each step has its own result type
   steps: SagaStep<I, any>[];
   /** The completed saga's output, from the steps' results (default: the results by name). */
-  output?: (results: Readonly<Record<string, unknown>>, input: I) => O;
+  output?: (scope: SagaScope<I>) => O;
   backoff?: SagaBackoff;
 }
 
@@ -290,7 +290,7 @@ export function defineSaga<I, O = Record<string, unknown>>(
       throw err;
     }
     const output = definition.output
-      ? definition.output(saga.results, input)
+      ? definition.output({ runId: ctx.runId, input, results: saga.results })
       : (saga.results as unknown as O);
     return { status: 'completed', output, steps: saga.steps };
   });

@@ -3,6 +3,7 @@ import { cacheFeature } from './cache.js';
 import { catalogFeature } from './catalog.js';
 import { enrollmentFeature } from './enrollment.js';
 import { mediaFeature } from './media.js';
+import { purchasesFeature } from './purchases.js';
 import { reviewsFeature } from './reviews.js';
 import { workflowsFeature } from './workflows.js';
 
@@ -14,4 +15,5 @@ export const defaultFeatures: PlatformFeature[] = [
   enrollmentFeature,
   mediaFeature,
   workflowsFeature,
+  purchasesFeature,
 ];
