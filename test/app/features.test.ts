@@ -50,6 +50,7 @@ describe('reference platform features (embedded defaults)', () => {
       'enrollment',
       'media',
       'workflows',
+      'purchases',
     ]);
     const { panels } = (await (await get('/api/panels')).json()) as { panels: Panel[] };
     expect(panels.map((p) => p.id)).toEqual([
@@ -59,6 +60,7 @@ describe('reference platform features (embedded defaults)', () => {
       'enrollment',
       'media',
       'workflows',
+      'purchases',
     ]);
     for (const p of panels) expect(stat(p, 'error')).toBeUndefined();
     const health = (await (await get('/health')).json()) as {
