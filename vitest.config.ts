@@ -13,6 +13,7 @@ const faultTests = [
   'test/app/shutdown.test.ts',
   'test/workflow/crash.test.ts',
   'test/workflow/saga-crash.test.ts',
+  'test/app/purchase-fault.test.ts',
   'test/workflow/two-phase-commit/two-phase-commit.fault.test.ts',
 ];
 

@@ -13,10 +13,10 @@ import {
 /**
  * Orchestrated sagas on the durable engine. Each step is a durable step of the run (a SQL step
  * when it declares `transaction: true`) and declares its compensation. When a step before the
- * pivot fails, the steps already done are compensated in reverse order, each compensation a
- * durable step retried with durable backoff (the run sleeps between attempts) until it
- * succeeds. From the pivot on, the saga only goes forward: a failing step is retried the same
- * way instead of compensating.
+ * pivot fails (the pivot included), the steps already done are compensated in reverse order,
+ * each compensation a durable step retried with durable backoff (the run sleeps between
+ * attempts) until it succeeds. Once the pivot has completed, the saga only goes forward: a
+ * failing step after it is retried the same way instead of compensating.
  *
  * History names: a forward step is recorded under its name, a compensation under
  * `compensate:<name>`, backoff sleeps under `retry:<name>:<attempt>` and
@@ -35,8 +35,9 @@ interface SagaStepBase {
   /** Unique in the saga; the history records it (compensations as `compensate:<name>`). */
   name: string;
   /**
-   * From this step on the saga only goes forward: this step and the ones after it are retried
-   * until they succeed instead of compensating. A pivot step has no compensation.
+   * The go/no-go step: if it fails, the steps before it are compensated; once it has
+   * completed the saga only goes forward (the steps after it are retried until they succeed).
+   * A pivot step has no compensation.
    */
   pivot?: boolean;
   /** In-process retries of one attempt of the step (the engine's step retry). */
@@ -158,9 +159,8 @@ export class Saga<I> {
       );
     }
     this.#names.add(step.name);
-    const forwardOnly = this.#pivoted || step.pivot === true;
     let result: R;
-    if (forwardOnly) {
+    if (this.#pivoted) {
       result = await this.#untilDone(step.name, () => this.#run(step));
     } else {
       try {

@@ -195,6 +195,28 @@ describe('orchestrated saga on the workflow engine (PGlite)', () => {
     expect(await effects(h.runId)).toEqual(['do:a', 'do:grant']);
   });
 
+  it('a failing pivot compensates the steps before it (the go/no-go point)', async () => {
+    const saga = defineSaga<{ failAt?: string }>(
+      { name: uniq('saga-pivot-fails') },
+      {
+        steps: [
+          sqlStep('a'),
+          { ...sqlStep('grant', (i) => i.failAt === 'grant'), compensate: undefined, pivot: true },
+          sqlStep('c'),
+        ],
+      },
+    );
+    const e = await engine();
+    e.register(saga);
+    const h = await e.start(saga, { input: { failAt: 'grant' } });
+    expect(await h.result()).toMatchObject({
+      status: 'compensated',
+      failedStep: 'grant',
+      compensated: ['a'],
+    });
+    expect(await effects(h.runId)).toEqual(['do:a', 'undo:a']);
+  });
+
   it('sagaOf inside a workflow: a business rule between steps compensates explicitly', async () => {
     const wf = defineWorkflow({ name: uniq('saga-of') }, async (ctx, limit: number) => {
       const saga = sagaOf(ctx, {});

@@ -23,8 +23,9 @@ import {
  *                    Compensation: the seat is released.
  *   charge   (call)  the student's event-sourced wallet, once per purchase id (the decider
  *                    ignores a repeat). A declined charge fails the saga. Compensation: a refund.
- *   grant    (SQL)   the pivot: the seat is confirmed and the student enrolled, in one
- *                    transaction; from here the purchase only goes forward.
+ *   grant    (SQL)   the pivot: the seat is confirmed and the student given access, in one
+ *                    transaction. A refusal (the student got access meanwhile) compensates
+ *                    the charge and the seat; once it commits the purchase only goes forward.
  *   receipt  (SQL)   the receipt, written through the outbox in the step's transaction.
  * The run id is the purchase id.
  */
@@ -65,8 +66,11 @@ export type PurchaseOutcome = SagaOutcome<PurchaseOutput>;
 
 export interface PurchaseSagaDeps {
   wallets: CommandHandler<WalletCommand, WalletEvent, WalletState>;
-  /** Give the student access, in the step's transaction. */
-  grant(tx: SqlTransaction, student: string, course: string): Promise<unknown>;
+  /**
+   * Give the student access, in the step's transaction; false when refused (then the step
+   * fails with ACCESS_REFUSED and the purchase is compensated).
+   */
+  grant(tx: SqlTransaction, student: string, course: string): Promise<boolean>;
   /** Send the receipt (through the outbox), in the step's transaction. */
   receipt(
     tx: SqlTransaction,
@@ -149,7 +153,12 @@ export function purchaseSaga(deps: PurchaseSagaDeps): Workflow<PurchaseInput, Pu
                WHERE purchase_id = $1`,
               [runId],
             );
-            await deps.grant(tx, input.student, input.course);
+            if (!(await deps.grant(tx, input.student, input.course))) {
+              throw new DomainError(
+                `student ${input.student} already has access to course ${input.course}`,
+                'ACCESS_REFUSED',
+              );
+            }
             return 'granted';
           },
         },
