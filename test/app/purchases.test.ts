@@ -128,6 +128,31 @@ describe('course purchase saga (embedded defaults)', () => {
     expect((await c.call('GET', '/api/purchases/nope', { key: viewer })).status).toBe(404);
   });
 
+  it('the same Idempotency-Key starts one purchase', async () => {
+    const course = await c.course('Ada', { priceCents: 200 });
+    await topUp('buyer-6', 1000);
+    const key = await c.key('student', 'buyer-6');
+    const send = () =>
+      c.call('POST', '/api/purchases', {
+        key,
+        body: { course: course.id },
+        headers: { 'idempotency-key': 'buy-once-1' },
+      });
+    const first = await send();
+    const second = await send();
+    expect(first.status, first.text).toBe(202);
+    expect(second.status).toBe(202);
+    expect(second.body).toEqual(first.body);
+    const { purchaseId } = first.body as { purchaseId: string };
+    await eventually(
+      async () =>
+        ((await c.call('GET', `/api/purchases/${purchaseId}`, { key })).body as Purchase).status ===
+          'completed' || undefined,
+      'the purchase completes',
+    );
+    expect(await balance('buyer-6')).toBe(800);
+  });
+
   it('the demonstration shows a completed and a compensated purchase; the panel counts them', async () => {
     await c.course('Ada', { priceCents: 700 });
     const r = await c.call('POST', '/api/demos/purchase-saga', { key: viewer });
