@@ -134,12 +134,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const features = options.features ?? defaultFeatures;
   const lifecycle = new Lifecycle(logger);
   try {
-    // The embedded database can prepare transactions: it is a participant of the payouts'
-    // two-phase commit (a PostgreSQL server needs its own max_prepared_transactions > 0).
-    const sql = lifecycle.use(
-      'sql',
-      await openSql(config.database, { logger, maxPreparedTransactions: 16 }),
-    );
+    const sql = lifecycle.use('sql', await openSql(config.database, { logger }));
     const migrated = await migrate(sql, platformMigrations(features), { logger });
     logger.info(
       { applied: migrated.applied.length, skipped: migrated.skipped, engine: sql.engine },

@@ -3,7 +3,6 @@ import { cacheFeature } from './cache.js';
 import { catalogFeature } from './catalog.js';
 import { enrollmentFeature } from './enrollment.js';
 import { mediaFeature } from './media.js';
-import { payoutsFeature } from './payouts.js';
 import { purchasesFeature } from './purchases.js';
 import { reviewsFeature } from './reviews.js';
 import { workflowsFeature } from './workflows.js';
@@ -17,5 +16,4 @@ export const defaultFeatures: PlatformFeature[] = [
   mediaFeature,
   workflowsFeature,
   purchasesFeature,
-  payoutsFeature,
 ];

@@ -10,7 +10,7 @@ import type { SqlClient } from './sql-client.js';
  */
 export async function openSql(
   database: Config['database'],
-  options: { logger?: Logger; max?: number; maxPreparedTransactions?: number } = {},
+  options: { logger?: Logger; max?: number } = {},
 ): Promise<SqlClient> {
   if (database.kind === 'postgres') {
     const { PgSqlClient } = await importOptional(
@@ -20,10 +20,5 @@ export async function openSql(
     );
     return PgSqlClient.open({ url: database.url, logger: options.logger, max: options.max });
   }
-  return PgliteSqlClient.open({
-    dataDir: database.dataDir,
-    ...(options.maxPreparedTransactions !== undefined
-      ? { maxPreparedTransactions: options.maxPreparedTransactions }
-      : {}),
-  });
+  return PgliteSqlClient.open({ dataDir: database.dataDir });
 }

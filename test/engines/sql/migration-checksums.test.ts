@@ -35,7 +35,6 @@ const PINNED: readonly (readonly [module: string, version: number, checksum: str
   ['workflow', 1, '0b6287d8b37d9696'],
   ['two-phase-commit', 1, '635d44898b06593a'],
   ['purchases-app', 1, '965d30b1ac9028e4'],
-  ['payouts-app', 1, '7743603b00fab338'],
 ];
 
 /**
