@@ -15,6 +15,7 @@ const faultTests = [
   'test/workflow/saga-crash.test.ts',
   'test/app/purchase-fault.test.ts',
   'test/workflow/two-phase-commit/two-phase-commit.fault.test.ts',
+  'test/sharding/fault.test.ts',
 ];
 
 export default defineConfig({

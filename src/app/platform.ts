@@ -134,7 +134,11 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const features = options.features ?? defaultFeatures;
   const lifecycle = new Lifecycle(logger);
   try {
-    const sql = lifecycle.use('sql', await openSql(config.database, { logger }));
+    const sql = lifecycle.use(
+      'sql',
+      // Prepared transactions on the embedded database: the payouts feature's two-phase commit.
+      await openSql(config.database, { logger, maxPreparedTransactions: 16 }),
+    );
     const migrated = await migrate(sql, platformMigrations(features), { logger });
     logger.info(
       { applied: migrated.applied.length, skipped: migrated.skipped, engine: sql.engine },

@@ -13,4 +13,6 @@ export const suites: Record<string, () => Promise<BenchSuite>> = {
   workflow: async () => (await import('./suites/workflow.js')).default,
   idempotency: async () => (await import('./suites/idempotency.js')).default,
   '2pc': async () => (await import('./suites/two-phase-commit.js')).default,
+  sharding: async () => (await import('./suites/sharding.js')).default,
+  replication: async () => (await import('./suites/replication.js')).default,
 };

@@ -9,6 +9,7 @@ import { Command } from 'commander';
 import type { Config } from '../core/config.js';
 import { CdpError, ConfigError, errorMessage } from '../core/errors.js';
 import { fail, httpUrl, port, positiveInt } from './options.js';
+import { registerReplicationCommands } from './replication-verbs.js';
 import { registerStaticCommands } from './static-commands.js';
 
 async function config(): Promise<Config> {
@@ -471,5 +472,6 @@ program
   });
 
 registerStaticCommands(program);
+registerReplicationCommands(program);
 
 program.parseAsync(process.argv).catch(fail);

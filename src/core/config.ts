@@ -196,6 +196,13 @@ export const variables = {
     form: 'a key issued by the platform, cdpk_<id>.<secret>',
     schema: z.string().min(1).max(200),
   },
+  CDP_SHARD_TEST_URLS: {
+    name: 'CDP_SHARD_TEST_URLS',
+    description:
+      'PostgreSQL servers (comma-separated URLs, at least two) that the sharding test suites and the `sharding` benchmark create their shard databases on; the platform does not read it. Unset: those suites are skipped and the benchmark uses PGlite.',
+    form: 'comma-separated postgres:// URLs',
+    schema: z.string().min(1),
+  },
   CDP_LOG_LEVEL: {
     name: 'CDP_LOG_LEVEL',
     description: 'pino log level (logs go to stderr as JSON). Default `info`.',

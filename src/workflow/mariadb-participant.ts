@@ -46,7 +46,9 @@ const XAER_NOTA = 1397;
  * process died, the server restarted) the transaction survives detached, `XA RECOVER` lists it
  * and any connection commits or rolls it back.
  */
-export class MariaDbTwoPhaseParticipant implements TwoPhaseParticipant<MariaDbBranchWork> {
+export class MariaDbTwoPhaseParticipant
+  implements TwoPhaseParticipant<MariaDbBranchWork>, MariaDbQueryable
+{
   readonly name: string;
   readonly #pool: Pool;
   /** Connections that hold a prepared branch of this process, by branch id. */
@@ -164,6 +166,19 @@ export class MariaDbTwoPhaseParticipant implements TwoPhaseParticipant<MariaDbBr
     }
   }
 
+  /**
+   * One statement outside any branch, on a pooled connection in autocommit (schema setup, reads
+   * of what the branches wrote, work that needs no atomicity with the other participants).
+   */
+  async query<R = Record<string, unknown>>(
+    sql: string,
+    params?: readonly unknown[],
+  ): Promise<{ rows: R[]; affectedRows: number }> {
+    this.#check();
+    const [result] = await this.#pool.query(sql, params as unknown[] | undefined);
+    return resultOf<R>(result);
+  }
+
   async listPrepared(prefix: string): Promise<string[]> {
     this.#check();
     const [rows] = await this.#pool.query('XA RECOVER');
@@ -194,12 +209,16 @@ function xaErrno(err: unknown): number | undefined {
   return typeof errno === 'number' ? errno : undefined;
 }
 
+function resultOf<R>(result: unknown): { rows: R[]; affectedRows: number } {
+  if (Array.isArray(result)) return { rows: result as R[], affectedRows: 0 };
+  return { rows: [], affectedRows: (result as ResultSetHeader).affectedRows ?? 0 };
+}
+
 function queryable(conn: PoolConnection): MariaDbQueryable {
   return {
     async query<R>(sql: string, params?: readonly unknown[]) {
       const [result] = await conn.query(sql, params as unknown[] | undefined);
-      if (Array.isArray(result)) return { rows: result as R[], affectedRows: 0 };
-      return { rows: [], affectedRows: (result as ResultSetHeader).affectedRows ?? 0 };
+      return resultOf<R>(result);
     },
   };
 }

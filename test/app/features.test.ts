@@ -51,6 +51,7 @@ describe('reference platform features (embedded defaults)', () => {
       'media',
       'workflows',
       'purchases',
+      'payouts',
     ]);
     const { panels } = (await (await get('/api/panels')).json()) as { panels: Panel[] };
     expect(panels.map((p) => p.id)).toEqual([
@@ -61,6 +62,7 @@ describe('reference platform features (embedded defaults)', () => {
       'media',
       'workflows',
       'purchases',
+      'payouts',
     ]);
     for (const p of panels) expect(stat(p, 'error')).toBeUndefined();
     const health = (await (await get('/health')).json()) as {

@@ -16,7 +16,9 @@ export type ServerVariable =
   | 'CDP_AMQP_URL'
   | 'CDP_S3_ENDPOINT'
   | 'CDP_PG_PREPARED_URL'
-  | 'CDP_MARIADB_URL';
+  | 'CDP_MARIADB_URL'
+  /** Comma-separated URLs of at least two PostgreSQL servers (tooling/pg-shard-clusters.sh). */
+  | 'CDP_SHARD_TEST_URLS';
 
 export function serverUrl(variable: ServerVariable): string | undefined {
   const v = process.env[variable];

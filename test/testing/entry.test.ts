@@ -18,6 +18,7 @@ describe('cloud-data-patterns/testing', () => {
       'createTempDatabase',
       'eventStoreContract',
       'eventually',
+      'idempotencyStoreContract',
       'sid',
       'sqlClientContract',
       'uniq',

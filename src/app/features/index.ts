@@ -3,6 +3,7 @@ import { cacheFeature } from './cache.js';
 import { catalogFeature } from './catalog.js';
 import { enrollmentFeature } from './enrollment.js';
 import { mediaFeature } from './media.js';
+import { payoutsFeature } from './payouts.js';
 import { purchasesFeature } from './purchases.js';
 import { reviewsFeature } from './reviews.js';
 import { workflowsFeature } from './workflows.js';
@@ -16,4 +17,5 @@ export const defaultFeatures: PlatformFeature[] = [
   mediaFeature,
   workflowsFeature,
   purchasesFeature,
+  payoutsFeature,
 ];

@@ -429,6 +429,45 @@ export const steps: Step[] = [
     },
   },
   {
+    id: 'idempotency-key',
+    title: 'Send the same top-up twice with one Idempotency-Key',
+    pattern: 'idempotency keys',
+    what: 'A client that retries a POST after a lost answer must not pay twice. The same Idempotency-Key replays the first response (marked Idempotent-Replayed) and the wallet grows once; the key reused with another amount is refused (422).',
+    dashboard: 'none (outcomes are counted in cdp_idempotency_requests_total at /metrics)',
+    async run(s) {
+      const student = need(s.student, 'the student key');
+      const wallet = `/api/reviews/wallets/${encodeURIComponent(student.subject)}`;
+      const key = `tour-top-up-${s.run}`;
+      const before = await s.client.call('GET', wallet, { key: student });
+      expectStatus(before, 200, 'GET the wallet as its student');
+      const send = (amountCents: number) =>
+        s.client.call('POST', `${wallet}/top-ups`, {
+          key: student,
+          json: { amountCents },
+          headers: { 'idempotency-key': key },
+        });
+      const first = await send(250);
+      expectStatus(first, 201, 'the first top-up with an Idempotency-Key');
+      const again = await send(250);
+      expectStatus(again, 201, 'the same top-up sent again with the same key');
+      check(
+        again.headers.get('idempotent-replayed') === 'true' &&
+          JSON.stringify(again.body) === JSON.stringify(first.body),
+        'the second answer to be the first one replayed (Idempotent-Replayed: true, same body)',
+        () => `idempotent-replayed: ${again.headers.get('idempotent-replayed')}`,
+      );
+      const other = await send(999);
+      expectStatus(other, 422, 'the same key with another amount');
+      const after = await s.client.call('GET', wallet, { key: student });
+      const grew = field<number>(after, 'balanceCents') - field<number>(before, 'balanceCents');
+      check(grew === 250, 'the balance to grow by 250 cents once', () => `it grew by ${grew}`);
+      return [
+        `two POSTs with key ${key}: one top-up of 250 cents; the second answer was a replay`,
+        `the key with 999 cents instead: ${describe(other)}`,
+      ];
+    },
+  },
+  {
     id: 'security',
     title: 'Requests that must be refused',
     pattern: 'security rules',

@@ -10,7 +10,12 @@ import type { SqlClient } from './sql-client.js';
  */
 export async function openSql(
   database: Config['database'],
-  options: { logger?: Logger; max?: number } = {},
+  options: {
+    logger?: Logger;
+    max?: number;
+    /** PGlite only: allow this many prepared transactions (two-phase commit). Default 0. */
+    maxPreparedTransactions?: number;
+  } = {},
 ): Promise<SqlClient> {
   if (database.kind === 'postgres') {
     const { PgSqlClient } = await importOptional(
@@ -20,5 +25,10 @@ export async function openSql(
     );
     return PgSqlClient.open({ url: database.url, logger: options.logger, max: options.max });
   }
-  return PgliteSqlClient.open({ dataDir: database.dataDir });
+  return PgliteSqlClient.open({
+    dataDir: database.dataDir,
+    ...(options.maxPreparedTransactions
+      ? { maxPreparedTransactions: options.maxPreparedTransactions }
+      : {}),
+  });
 }

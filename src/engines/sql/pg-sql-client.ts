@@ -190,6 +190,13 @@ export class PgSqlClient implements SqlClient {
     this.#check();
     const conn = await this.#pool.connect();
     let broken = false;
+    // The server may end the session while the transaction's code runs between statements (a
+    // restart): the checked-out connection then emits 'error', which must not crash the process;
+    // the next statement fails and the connection is destroyed.
+    const onLost = () => {
+      broken = true;
+    };
+    conn.on('error', onLost);
     try {
       try {
         await runExec(conn, beginStatement(options));
@@ -237,6 +244,7 @@ export class PgSqlClient implements SqlClient {
     } catch (err) {
       throw toSqlError(err);
     } finally {
+      conn.off('error', onLost);
       // A connection whose state is unknown is destroyed rather than reused.
       conn.release(broken ? true : undefined);
     }

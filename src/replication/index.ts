@@ -1,0 +1,24 @@
+/**
+ * cloud-data-patterns/replication: tools for replicated data. The linearizability checker
+ * (Wing & Gong with Lowe's just-in-time linearization and Porcupine's memoization, per-key
+ * partitioning) tests recorded histories of a register, a cas register and a key-value map.
+ */
+export type { HistoryEvent, Operation } from './history.js';
+export { historyOperations } from './history.js';
+export type { HistoryFormat } from './history-formats.js';
+export { detectHistoryFormat, parseHistory } from './history-formats.js';
+export type {
+  LinearizabilityOptions,
+  LinearizabilityResult,
+  LinearizabilityVerdict,
+  LinearizabilityViolation,
+} from './linearizability.js';
+export { checkLinearizability, checkOperations } from './linearizability.js';
+export type { LinearizabilityModel, ModelName } from './models.js';
+export {
+  casRegisterModel,
+  kvModel,
+  modelByName,
+  registerModel,
+  registerValueKey,
+} from './models.js';
