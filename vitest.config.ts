@@ -12,6 +12,8 @@ const faultTests = [
   'test/storage/fs-blob-store.fault.test.ts',
   'test/app/shutdown.test.ts',
   'test/workflow/crash.test.ts',
+  'test/workflow/saga-crash.test.ts',
+  'test/app/purchase-fault.test.ts',
   'test/workflow/two-phase-commit/two-phase-commit.fault.test.ts',
   'test/sharding/fault.test.ts',
 ];

@@ -36,6 +36,18 @@ export {
 export type { RunDetail, RunInfo, RunStatus, StepInfo } from './internal/run-rows.js';
 export type { RunFilter } from './runs.js';
 export { cancelRun, getRun, listRuns, resumeRun, signalRun } from './runs.js';
+// --- orchestrated saga ---
+export type {
+  SagaBackoff,
+  SagaCallStep,
+  SagaDefinition,
+  SagaOutcome,
+  SagaScope,
+  SagaSqlStep,
+  SagaStep,
+  SagaStepProgress,
+} from './saga.js';
+export { defineSaga, Saga, SagaCompensatedError, sagaOf, sagaProgress } from './saga.js';
 export { workflowMigrations } from './sql-migrations.js';
 export type {
   ChildOptions,

@@ -32,6 +32,7 @@ describe('demonstrations and redelivery (embedded defaults)', () => {
     expect(list.demos.map((d) => d.id).sort()).toEqual([
       'cache-stampede',
       'projection-rebuild',
+      'purchase-saga',
       'relay-restart',
       'valet-revoke',
     ]);

@@ -50,6 +50,7 @@ describe('reference platform features (embedded defaults)', () => {
       'enrollment',
       'media',
       'workflows',
+      'purchases',
       'payouts',
     ]);
     const { panels } = (await (await get('/api/panels')).json()) as { panels: Panel[] };
@@ -60,6 +61,7 @@ describe('reference platform features (embedded defaults)', () => {
       'enrollment',
       'media',
       'workflows',
+      'purchases',
       'payouts',
     ]);
     for (const p of panels) expect(stat(p, 'error')).toBeUndefined();

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Migration } from '../../engines/sql/migrations.js';
-import type { SqlClient } from '../../engines/sql/sql-client.js';
+import type { SqlClient, SqlTransaction } from '../../engines/sql/sql-client.js';
 import {
   ChoreographyService,
   DeadLetterNotFoundError,
@@ -53,6 +53,16 @@ types.define(
   'instructor.stats.updated',
   z.object({ course: z.string(), enrollments: z.number().int() }),
 );
+// A course purchase's receipt (the purchases feature's saga sends it through this outbox).
+types.define(
+  'purchase.receipt',
+  z.object({
+    purchaseId: z.string(),
+    student: z.string(),
+    course: z.string(),
+    amountCents: z.number().int(),
+  }),
+);
 // The relay demonstration's own messages (see demos/relay-restart.ts).
 types.define(demoPingType, z.object({ run: z.string(), n: z.number().int() }));
 
@@ -95,6 +105,16 @@ ALTER TABLE app_enrollments ADD PRIMARY KEY (student, course);
 /** The enrollment feature's service: who is enrolled in what. */
 export interface EnrollmentService {
   isEnrolled(student: string, course: string): Promise<boolean>;
+  /**
+   * Enroll in the caller's transaction, writing EnrollmentRequested through the outbox in it;
+   * false (and nothing written) when the student was already enrolled.
+   */
+  enroll(tx: SqlTransaction, student: string, course: string): Promise<boolean>;
+  /** Write a purchase's receipt through the outbox, in the caller's transaction. */
+  sendReceipt(
+    tx: SqlTransaction,
+    receipt: { purchaseId: string; student: string; course: string; amountCents: number },
+  ): Promise<void>;
 }
 
 async function isEnrolled(sql: SqlClient, student: string, course: string): Promise<boolean> {
@@ -468,6 +488,27 @@ export const enrollmentFeature: PlatformFeature = {
         return relay;
       },
       isEnrolled: (student, course) => isEnrolled(sql, student, course),
+      enroll: async (tx, student, course) => {
+        const { rows } = await tx.query(
+          `INSERT INTO app_enrollments (student, course) VALUES ($1, $2)
+           ON CONFLICT (student, course) DO NOTHING RETURNING student`,
+          [student, course],
+        );
+        if (rows.length === 0) return false;
+        await enrollment.emit(tx, {
+          type: 'enrollment.requested',
+          data: { student, course },
+          key: `${student.length}:${student}${course}`,
+        });
+        return true;
+      },
+      sendReceipt: async (tx, receipt) => {
+        await enrollment.emit(tx, {
+          type: 'purchase.receipt',
+          data: receipt,
+          key: receipt.purchaseId,
+        });
+      },
     };
     return {
       service,

@@ -4,6 +4,7 @@ import { catalogFeature } from './catalog.js';
 import { enrollmentFeature } from './enrollment.js';
 import { mediaFeature } from './media.js';
 import { payoutsFeature } from './payouts.js';
+import { purchasesFeature } from './purchases.js';
 import { reviewsFeature } from './reviews.js';
 import { workflowsFeature } from './workflows.js';
 
@@ -15,5 +16,6 @@ export const defaultFeatures: PlatformFeature[] = [
   enrollmentFeature,
   mediaFeature,
   workflowsFeature,
+  purchasesFeature,
   payoutsFeature,
 ];

@@ -192,15 +192,45 @@ export const PayForCourse = defineCommand(
     amountCents: z.number().int().min(0).max(1_000_000_00),
   }),
 );
+/** A purchase saga's charge: at most once per purchase id, however often it is sent. */
+export const ChargeWallet = defineCommand(
+  'ChargeWallet',
+  z.object({
+    studentId: z.string().min(1).max(100),
+    purchaseId: z.string().min(1).max(200),
+    courseId: z.string().min(1).max(100),
+    amountCents: z.number().int().min(0).max(1_000_000_00),
+  }),
+);
+/** The charge's compensation: gives a purchase's charge back, once; nothing for no charge. */
+export const RefundCharge = defineCommand(
+  'RefundCharge',
+  z.object({ studentId: z.string().min(1).max(100), purchaseId: z.string().min(1).max(200) }),
+);
 export type WalletCommand =
   | ReturnType<typeof TopUpWallet.parse>
-  | ReturnType<typeof PayForCourse.parse>;
+  | ReturnType<typeof PayForCourse.parse>
+  | ReturnType<typeof ChargeWallet.parse>
+  | ReturnType<typeof RefundCharge.parse>;
 export type WalletEvent =
   | { type: 'WalletToppedUp'; data: { studentId: string; amountCents: number } }
-  | { type: 'CoursePurchased'; data: { studentId: string; courseId: string; amountCents: number } };
+  | { type: 'CoursePurchased'; data: { studentId: string; courseId: string; amountCents: number } }
+  | {
+      type: 'WalletCharged';
+      data: { studentId: string; purchaseId: string; courseId: string; amountCents: number };
+    }
+  | {
+      type: 'ChargeRefunded';
+      data: { studentId: string; purchaseId: string; courseId: string; amountCents: number };
+    };
 export interface WalletState {
   balanceCents: number;
   courses: string[];
+  /**
+   * Charges by purchase id: what was charged and whether it was refunded. Absent from
+   * snapshots written before purchases were sagas (read as none).
+   */
+  charges?: Record<string, { courseId: string; amountCents: number; refunded: boolean }>;
 }
 
 export const studentWallet: Decider<WalletCommand, WalletEvent, WalletState> = {
@@ -213,9 +243,27 @@ export const studentWallet: Decider<WalletCommand, WalletEvent, WalletState> = {
         return { ...state, balanceCents: state.balanceCents + event.data.amountCents };
       case 'CoursePurchased':
         return {
+          ...state,
           balanceCents: state.balanceCents - event.data.amountCents,
           courses: [...state.courses, event.data.courseId],
         };
+      case 'WalletCharged': {
+        const { purchaseId, courseId, amountCents } = event.data;
+        return {
+          balanceCents: state.balanceCents - amountCents,
+          courses: [...state.courses, courseId],
+          charges: { ...state.charges, [purchaseId]: { courseId, amountCents, refunded: false } },
+        };
+      }
+      case 'ChargeRefunded': {
+        const { purchaseId, courseId, amountCents } = event.data;
+        const at = state.courses.indexOf(courseId);
+        return {
+          balanceCents: state.balanceCents + amountCents,
+          courses: state.courses.filter((_, i) => i !== at),
+          charges: { ...state.charges, [purchaseId]: { courseId, amountCents, refunded: true } },
+        };
+      }
       default:
         return state;
     }
@@ -247,6 +295,40 @@ export const studentWallet: Decider<WalletCommand, WalletEvent, WalletState> = {
             },
           },
         ];
+      case 'ChargeWallet': {
+        if (Object.hasOwn(state.charges ?? {}, command.purchaseId)) return [];
+        if (state.courses.includes(command.courseId)) {
+          throw new DomainError(
+            `student ${command.studentId} already bought course ${command.courseId}`,
+            'ALREADY_PURCHASED',
+          );
+        }
+        if (state.balanceCents < command.amountCents) {
+          throw new DomainError(
+            `wallet of ${command.studentId} holds ${state.balanceCents} cents, the course costs ${command.amountCents}: top it up first`,
+            'INSUFFICIENT_FUNDS',
+          );
+        }
+        const { studentId, purchaseId, courseId, amountCents } = command;
+        return [{ type: 'WalletCharged', data: { studentId, purchaseId, courseId, amountCents } }];
+      }
+      case 'RefundCharge': {
+        const charge = state.charges?.[command.purchaseId];
+        if (!charge || charge.refunded || !Object.hasOwn(state.charges!, command.purchaseId)) {
+          return [];
+        }
+        return [
+          {
+            type: 'ChargeRefunded',
+            data: {
+              studentId: command.studentId,
+              purchaseId: command.purchaseId,
+              courseId: charge.courseId,
+              amountCents: charge.amountCents,
+            },
+          },
+        ];
+      }
     }
   },
 };

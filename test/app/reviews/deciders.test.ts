@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import {
+  ChargeWallet,
   courseReviews,
   PayForCourse,
+  RefundCharge,
   type ReviewEvent,
   ReviseReview,
   SubmitReview,
@@ -135,5 +137,40 @@ describe('commands', () => {
     expect(err).toBeInstanceOf(ValidationError);
     expect(err.issues.map((i) => i.path).sort()).toEqual(['courseId', 'rating']);
     expect(() => TopUpWallet.parse(null)).toThrow(ValidationError);
+  });
+
+  const topUp = { type: 'WalletToppedUp' as const, data: { studentId: 's1', amountCents: 5000 } };
+  const charged = {
+    type: 'WalletCharged' as const,
+    data: { studentId: 's1', purchaseId: 'p1', courseId: 'c1', amountCents: 3000 },
+  };
+  const charge = (purchaseId: string, courseId = 'c1') =>
+    ChargeWallet.parse({ studentId: 's1', purchaseId, courseId, amountCents: 3000 });
+
+  it('a purchase is charged once per purchase id; another purchase of the same course is refused', () => {
+    wallet.given([topUp]).when(charge('p1')).thenEvents([charged]);
+    wallet.given([topUp, charged]).when(charge('p1')).thenEvents([]);
+    wallet
+      .given([topUp, charged])
+      .when(charge('p2'))
+      .thenThrows(DomainError, /already bought/);
+    wallet
+      .given([topUp, charged])
+      .when(charge('p2', 'c2'))
+      .thenThrows(DomainError, /top it up/);
+  });
+
+  it('a refund gives a charge back once; a refund of no charge decides nothing', () => {
+    const refund = RefundCharge.parse({ studentId: 's1', purchaseId: 'p1' });
+    const refunded = { ...charged, type: 'ChargeRefunded' as const };
+    wallet.given([topUp, charged]).when(refund).thenEvents([refunded]);
+    wallet.given([topUp, charged, refunded]).when(refund).thenEvents([]);
+    wallet.given([topUp]).when(refund).thenEvents([]);
+    // A refunded purchase is not charged again under its id; the course may be bought anew.
+    wallet.given([topUp, charged, refunded]).when(charge('p1')).thenEvents([]);
+    wallet
+      .given([topUp, charged, refunded])
+      .when(charge('p3'))
+      .thenEvents([{ ...charged, data: { ...charged.data, purchaseId: 'p3' } }]);
   });
 });

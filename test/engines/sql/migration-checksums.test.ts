@@ -39,6 +39,7 @@ const PINNED: readonly (readonly [module: string, version: number, checksum: str
   ['storage', 1, 'a7bb701f4329d2c4'],
   ['workflow', 1, '0b6287d8b37d9696'],
   ['two-phase-commit', 1, '635d44898b06593a'],
+  ['purchases-app', 1, '965d30b1ac9028e4'],
 ];
 
 /**
