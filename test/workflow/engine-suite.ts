@@ -83,73 +83,6 @@ export function workflowEngineSuite(sql: () => SqlClient): void {
     expect(runs).toBe(1);
   });
 
-  it('a run started while the worker takes back its previous runs is executed once', async () => {
-    // A worker's first poll takes back the runs its id held in a previous life (every running
-    // run of the workflow owned by this id). The client here holds that query until the test
-    // lets it go: a start whose insert lands before it must not be taken back beside itself.
-    let runs = 0;
-    let inserted = false;
-    let letGo!: () => void;
-    const held = new Promise<void>((r) => {
-      letGo = r;
-    });
-    let reclaimed!: () => void;
-    const reclaimDone = new Promise<void>((r) => {
-      reclaimed = r;
-    });
-    let holding = false;
-    const id = uniq('run');
-    const gated = gatedClient(sql(), async (text, params, run) => {
-      if (params?.[0] === id && text.startsWith('INSERT INTO cdp_workflow_runs')) inserted = true;
-      if (holding || params?.[6] !== true || !text.includes('lease_expires_at <')) return run();
-      holding = true;
-      await held;
-      try {
-        return await run();
-      } finally {
-        reclaimed();
-      }
-    });
-    const wf = defineWorkflow({ name: uniq('reclaim') }, async (ctx) => {
-      await ctx.step('count', async () => {
-        runs++;
-        letGo();
-        await reclaimDone;
-      });
-      return 'done';
-    });
-    const e = await engine({ sql: gated, workflows: [wf] });
-    expect(holding).toBe(true);
-    const started = e.start(wf, { id });
-    // A start that inserts at once runs the step, which lets the take-back go; one that waits
-    // for the take-back needs it let go here.
-    if (!inserted) letGo();
-    const h = await started;
-    expect(await h.result()).toBe('done');
-    expect(runs).toBe(1);
-    expect((await e.get(id)).claims).toBe(1);
-  });
-
-  it('many concurrent starts of one id execute it once', async () => {
-    let runs = 0;
-    const wf = defineWorkflow({ name: uniq('many') }, async (ctx, input: number) => {
-      await ctx.step('count', () => {
-        runs++;
-      });
-      return input;
-    });
-    const e = await engine({ workflows: [wf] });
-    for (let round = 0; round < 20; round++) {
-      const id = uniq('run');
-      const handles = await Promise.all(
-        Array.from({ length: 8 }, (_, i) => e.start(wf, { id, input: i })),
-      );
-      const outputs = await Promise.all(handles.map((h) => h.result()));
-      expect(new Set(outputs).size).toBe(1);
-    }
-    expect(runs).toBe(20);
-  });
-
   it('a worker that stops mid-run is replaced: completed steps are not run again, its late write is refused', async () => {
     const name = uniq('takeover');
     const executed: string[] = [];
@@ -541,26 +474,5 @@ export function workflowEngineSuite(sql: () => SqlClient): void {
     const runs = await e.list({ name: wf.name, status: 'completed' });
     expect(runs.map((r) => r.id).sort()).toEqual(hs.map((h) => h.runId).sort());
     expect(await e.list({ name: wf.name, status: 'failed' })).toEqual([]);
-  });
-}
-
-/** A client whose queries go through `hook`, which calls `run` to send one on. */
-function gatedClient(
-  inner: SqlClient,
-  hook: (
-    text: string,
-    params: readonly unknown[] | undefined,
-    run: () => Promise<unknown>,
-  ) => Promise<unknown>,
-): SqlClient {
-  return new Proxy(inner, {
-    get(target, prop) {
-      if (prop === 'query') {
-        return (text: string, params?: readonly unknown[]) =>
-          hook(text, params, () => target.query(text, params as never));
-      }
-      const value = Reflect.get(target, prop, target) as unknown;
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
   });
 }
