@@ -102,6 +102,11 @@ export interface WorkflowHandle<O> {
 interface Local {
   queue: string;
   done: Promise<Outcome>;
+  /**
+   * Stop this execution before its next step (a newer claim of the run replaces it); settles
+   * once the step it is running, if any, has returned.
+   */
+  supersede(): Promise<void>;
 }
 
 const DEFAULT_QUEUE = 'default';
@@ -127,6 +132,8 @@ export class WorkflowEngine {
   readonly #stop = new AbortController();
   /** Workflow keys registered since the last poll: runs this worker id held are taken back. */
   #reclaimOwn = new Set<string>();
+  /** The take-back in flight, if any. */
+  #reclaiming: Promise<void> | undefined;
   #kick: (() => void) | undefined;
   #kicked = false;
   #loop: Promise<void> | undefined;
@@ -207,6 +214,11 @@ export class WorkflowEngine {
       q.concurrency === undefined &&
       q.rateLimit === undefined &&
       this.#room(q);
+    // The take-back of runs this worker id held in a previous life claims every running run of
+    // the workflow owned by this id: it must be over before this life inserts one of its own.
+    if (inline && this.#reclaimOwn.size + (this.#reclaiming ? 1 : 0) > 0) {
+      await this.#reclaimOwnRuns();
+    }
     const { row, inserted } = await insertRun(this.#sql, {
       id,
       name: workflow.name,
@@ -374,18 +386,8 @@ export class WorkflowEngine {
         q.rateLimit === undefined &&
         q.workerConcurrency === undefined,
     );
-    if (this.#reclaimOwn.size > 0) {
-      const own = [...this.#reclaimOwn];
-      this.#reclaimOwn = new Set();
-      const rows = await claimExpired(this.#sql, {
-        ...base([...this.#queues.keys()], 10_000),
-        keys: own,
-        own: true,
-        // PGlite is held by this process alone: runs of workers not alive in it are orphans.
-        ...(this.#sql.engine === 'pglite' ? { liveOwners: [...liveWorkers(this.#sql)] } : {}),
-      });
-      this.#claimed(rows, 'expired');
-    }
+    // After `keys` is read: every key it holds is taken back before any other claim of it.
+    await this.#reclaimOwnRuns();
     if (free() > 0 && open.length > 0) {
       const limit = free();
       const expired = await claimExpired(this.#sql, {
@@ -437,6 +439,44 @@ export class WorkflowEngine {
     return full;
   }
 
+  /**
+   * Take back the runs of newly registered workflows that this worker id held in a previous
+   * life (one query at a time; start() and the poller share it). Settles when none is pending.
+   */
+  async #reclaimOwnRuns(): Promise<void> {
+    for (;;) {
+      if (this.#reclaiming) {
+        await this.#reclaiming;
+        continue;
+      }
+      if (this.#reclaimOwn.size === 0) return;
+      const own = [...this.#reclaimOwn];
+      this.#reclaimOwn = new Set();
+      const now = this.#clock.now();
+      const reclaim = claimExpired(this.#sql, {
+        owner: this.workerId,
+        keys: own,
+        queues: [...this.#queues.keys()],
+        now: new Date(now),
+        leaseUntil: new Date(now + this.#leaseMs),
+        limit: 10_000,
+        own: true,
+        // PGlite is held by this process alone: runs of workers not alive in it are orphans.
+        ...(this.#sql.engine === 'pglite' ? { liveOwners: [...liveWorkers(this.#sql)] } : {}),
+      }).then(
+        (rows) => this.#claimed(rows, 'expired'),
+        (err: unknown) => {
+          for (const key of own) this.#reclaimOwn.add(key);
+          throw err;
+        },
+      );
+      this.#reclaiming = reclaim.finally(() => {
+        this.#reclaiming = undefined;
+      });
+      await this.#reclaiming;
+    }
+  }
+
   #claimed(rows: RunRow[], reason: 'ready' | 'expired'): void {
     for (const row of rows) {
       this.#metrics.claims.inc({ reason });
@@ -446,6 +486,12 @@ export class WorkflowEngine {
 
   /** Execute a claimed run; `steps` given for a run inserted here (it has none yet). */
   #execute(row: RunRow, steps: undefined | []): void {
+    // A claim of a run this process is still executing under an older fence (its lease passed
+    // while the process was too busy to renew it): the old execution stops before its next
+    // step, and this one starts after the step it is running returns, never beside it.
+    const before = this.#active.get(row.id)?.supersede() ?? Promise.resolve();
+    let execution: RunExecution | undefined;
+    let superseded = false;
     const wf = this.#workflows.get(`${row.name}@${row.version}`)!;
     const host: RunHost = {
       sql: this.#sql,
@@ -459,13 +505,23 @@ export class WorkflowEngine {
       onError: (err) => this.#error(err, `run ${row.id}`),
     };
     const done = (async (): Promise<Outcome> => {
+      await before;
       const history = steps ?? (await loadSteps(this.#sql, row.id));
-      return new RunExecution(host, row, history, wf as Workflow<unknown, unknown>).execute();
+      if (superseded) return { kind: 'lost' };
+      execution = new RunExecution(host, row, history, wf as Workflow<unknown, unknown>);
+      return execution.execute();
     })().catch((err: unknown): Outcome => {
       this.#error(err, `run ${row.id}`);
       return { kind: 'lost' };
     });
-    const local: Local = { queue: row.queue, done };
+    const local: Local = {
+      queue: row.queue,
+      done,
+      supersede: () => {
+        superseded = true;
+        return execution ? execution.abandon() : done.then(() => {});
+      },
+    };
     this.#active.set(row.id, local);
     this.#metrics.active.set(this.#active.size);
     void done.then((outcome) => {

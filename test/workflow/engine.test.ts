@@ -9,6 +9,7 @@ import { createTempDatabase, type TempDatabase } from '../../src/testing/index.j
 import { defineWorkflow, WorkflowEngine } from '../../src/workflow/index.js';
 import { describeServer } from '../support/servers.js';
 import { workflowEngineSuite } from './engine-suite.js';
+import { workflowOwnershipSuite } from './ownership-suite.js';
 
 describe('workflow engine: PGlite', () => {
   let sql: SqlClient;
@@ -17,6 +18,7 @@ describe('workflow engine: PGlite', () => {
   });
   afterAll(() => sql.close());
   workflowEngineSuite(() => sql);
+  workflowOwnershipSuite(() => sql);
 });
 
 describe('workflow engine: PGlite in a folder', () => {
@@ -65,4 +67,5 @@ describeServer('workflow engine: PostgreSQL', 'CDP_DATABASE_URL', (url) => {
     await db.drop();
   });
   workflowEngineSuite(() => sql);
+  workflowOwnershipSuite(() => sql);
 });

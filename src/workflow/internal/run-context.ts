@@ -72,6 +72,8 @@ export class RunExecution implements WorkflowContext {
   readonly #workflow: Workflow<unknown, unknown>;
   #seq = 0;
   #stopped = false;
+  /** Settles when the step function running now (if any) returns. */
+  #busy: Promise<void> = Promise.resolve();
   #settle!: (o: Outcome) => void;
   readonly #outcome: Promise<Outcome>;
 
@@ -134,11 +136,13 @@ export class RunExecution implements WorkflowContext {
     let attempts = 0;
     let text: string | null;
     try {
-      text = await this.#withRetry(options, async () => {
-        attempts++;
-        const value = await fn();
-        return encode(value, `the result of step "${name}"`);
-      });
+      text = await this.#running(
+        this.#withRetry(options, async () => {
+          attempts++;
+          const value = await fn();
+          return encode(value, `the result of step "${name}"`);
+        }),
+      );
     } catch (err) {
       return this.#stepFailed(at.seq, name, 'step', err, attempts, started);
     }
@@ -165,21 +169,23 @@ export class RunExecution implements WorkflowContext {
     let attempts = 0;
     let text: string | null;
     try {
-      text = await this.#withRetry(options, () => {
-        attempts++;
-        return this.#transactionRetried(async (tx) => {
-          if (!(await this.#lockFence(tx))) throw new Lost();
-          const value = await fn(tx);
-          const encoded = encode(value, `the result of step "${name}"`);
-          await insertStep(tx, this.runId, {
-            ...this.#write(at.seq, name, 'transaction', started),
-            status: 'completed',
-            result: encoded,
-            attempts,
+      text = await this.#running(
+        this.#withRetry(options, () => {
+          attempts++;
+          return this.#transactionRetried(async (tx) => {
+            if (!(await this.#lockFence(tx))) throw new Lost();
+            const value = await fn(tx);
+            const encoded = encode(value, `the result of step "${name}"`);
+            await insertStep(tx, this.runId, {
+              ...this.#write(at.seq, name, 'transaction', started),
+              status: 'completed',
+              result: encoded,
+              attempts,
+            });
+            return encoded;
           });
-          return encoded;
-        });
-      });
+        }),
+      );
     } catch (err) {
       if (err instanceof Lost) return this.#lost();
       return this.#stepFailed(at.seq, name, 'transaction', err, attempts, started);
@@ -358,7 +364,25 @@ export class RunExecution implements WorkflowContext {
     return this.step(name, () => this.#host.clock.now());
   }
 
+  /**
+   * Stop before the next step: a newer claim of this run replaces this execution. Settles when
+   * the step function running now, if any, has returned (its result is then refused by the
+   * fence), so the replacement never runs beside it.
+   */
+  abandon(): Promise<void> {
+    this.#stop({ kind: 'lost' });
+    return this.#busy;
+  }
+
   // --- internals ---------------------------------------------------------------------------
+
+  #running<T>(work: Promise<T>): Promise<T> {
+    this.#busy = work.then(
+      () => {},
+      () => {},
+    );
+    return work;
+  }
 
   /** The next seq, with its record if the history has one; undefined once stopped. */
   #begin(name: string, kind: string): { seq: number; rec: StepRow | undefined } | undefined {
