@@ -27,6 +27,8 @@ const STEPS = [
   'idempotent-consumer',
   'valet-key',
   'static',
+  'saga',
+  'two-phase-commit',
   'idempotency-key',
   'security',
 ];
@@ -77,7 +79,7 @@ describe('cdp demo on the embedded defaults', () => {
     }
     // The narration goes to stderr with --json: each step, its requests, the dashboard figure.
     expect(run.stderr).toContain('Started a platform on the embedded defaults');
-    expect(run.stderr).toContain('[10/10] Requests that must be refused');
+    expect(run.stderr).toContain('[12/12] Requests that must be refused');
     expect(run.stderr).toMatch(/> POST \/api\/catalog\/courses {2}\(no key\) {2}-> 401/);
     expect(run.stderr).toContain('on the dashboard: Course cache: hits, misses, hit ratio');
   }, 150_000);
@@ -88,7 +90,7 @@ describe('cdp demo interrupted', () => {
     const child = spawnCdp(['demo']);
     const done = collect(child);
     const [, dir] = await waitForOutput(child, /data in (\S+); it stops at the end/, 60_000);
-    await waitForOutput(child, /\[2\/10\]/, 60_000);
+    await waitForOutput(child, /\[2\/12\]/, 60_000);
     child.kill('SIGINT');
     const run = await done;
     expect(run.code, run.stderr).toBe(130);
@@ -152,9 +154,7 @@ describe('cdp demo against a platform that refuses its key', () => {
       expect(summary.steps.map((s) => s.result)).toEqual([
         ...Array(6).fill('held'),
         'failed',
-        'not run',
-        'not run',
-        'not run',
+        ...Array(5).fill('not run'),
       ]);
       expect(summary.failed?.step).toBe('valet-key');
       expect(summary.failed?.expected).toBe(
