@@ -19,6 +19,8 @@ const pages = [
   { name: 'reviews', hash: '#/reviews', ready: '#panel-reviews .stat' },
   { name: 'messaging', hash: '#/messaging', ready: '#panel-enrollment .stat' },
   { name: 'media', hash: '#/media', ready: '#panel-media .stat' },
+  { name: 'sagas', hash: '#/sagas', ready: '#panel-purchases .stat' },
+  { name: 'payouts', hash: '#/payouts', ready: '#panel-payouts .stat' },
   { name: 'docs', hash: '#/docs', ready: '.doc-list li' },
   {
     name: 'docs-cache-aside',
@@ -31,6 +33,7 @@ const demos = [
   { id: 'projection-rebuild', page: '#/reviews', expect: /counts after match/ },
   { id: 'relay-restart', page: '#/messaging', expect: /applied once after it restarted/ },
   { id: 'valet-revoke', page: '#/media', expect: /refused the next range/ },
+  { id: 'purchase-saga', page: '#/sagas', expect: /seat reservation was released/ },
 ];
 
 describe.skipIf(!have)('dashboard in a browser', () => {

@@ -407,9 +407,11 @@ export const payoutsFeature: PlatformFeature = {
           id: 'payouts',
           title: `Instructor payouts (${mode === 'saga' ? 'saga' : 'two-phase commit'})`,
           stats: [
-            { label: 'mode', value: mode, hint: why || 'both databases can prepare transactions' },
-            { label: 'ledger', value: ledger.engine },
-            { label: 'payouts paid', value: by('paid')?.n ?? 0 },
+            {
+              label: 'in-doubt transactions',
+              value: inDoubt,
+              hint: 'Branches prepared and not yet committed or rolled back: zero at rest; recovery finishes any a crash left',
+            },
             {
               label: 'paid (platform)',
               value: Number(by('paid')?.cents ?? 0),
@@ -423,9 +425,28 @@ export const payoutsFeature: PlatformFeature = {
               hint: 'The sum of the ledger entries: equal to the platform figure when every payout committed on both sides',
             },
             {
-              label: 'in-doubt transactions',
-              value: inDoubt,
-              hint: 'Branches prepared and not yet committed or rolled back: zero at rest; recovery finishes any a crash left',
+              label: 'payouts paid',
+              value: by('paid')?.n ?? 0,
+              hint: 'Payouts committed on both sides',
+            },
+            { label: 'mode', value: mode, hint: why || 'both databases can prepare transactions' },
+            {
+              label: 'ledger',
+              value: ledger.engine,
+              hint: 'Where the payout ledger lives: MariaDB when CDP_MARIADB_URL is set, otherwise a second embedded database',
+            },
+          ],
+          charts: [
+            {
+              title: 'Paid on each side',
+              stats: ['paid (platform)', 'paid (ledger)'],
+              unit: 'cents',
+              hint: 'The two lines lie on each other: every payout commits on both databases or on neither.',
+            },
+            {
+              title: 'In-doubt transactions',
+              stats: ['in-doubt transactions'],
+              hint: 'Prepared branches waiting for the decision: a blip during a payout, zero at rest.',
             },
           ],
           docs: 'docs/patterns/two-phase-commit.md',

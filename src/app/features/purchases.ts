@@ -346,6 +346,18 @@ export const purchasesFeature: PlatformFeature = {
               hint: 'Seats held by a saga in flight: the semantic lock readers see.',
             },
           ],
+          charts: [
+            {
+              title: 'Purchases by outcome',
+              stats: ['completed', 'compensated', 'running'],
+              hint: 'Completed purchases against those undone by compensation; running ones are sagas in flight.',
+            },
+            {
+              title: 'Pending seats',
+              stats: ['pending seats'],
+              hint: 'Seats a saga holds while it runs: back to zero once every purchase ends.',
+            },
+          ],
           table: {
             columns: ['latest purchase', 'step', 'phase', 'status', 'attempts'],
             rows: detail

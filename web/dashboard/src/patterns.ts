@@ -58,4 +58,26 @@ export const patternPages: PatternPage[] = [
       { title: 'Static content hosting', page: 'docs/patterns/static-content-hosting.md' },
     ],
   },
+  {
+    slug: 'sagas',
+    panel: 'purchases',
+    title: 'Sagas',
+    patterns: 'orchestrated saga · semantic lock · durable execution',
+    explanation:
+      'Buying a course touches several things that cannot share one transaction: a seat, the wallet, access to the course, a receipt. The purchase runs as a saga of durable steps: each step is recorded before the next starts, so a crash resumes where it stopped, and each step says how to undo it. When the wallet declines the charge, the steps already done are undone in reverse order. While a purchase is under way its seat shows as pending, so nobody else takes it and readers can see why.',
+    docs: [
+      { title: 'Saga', page: 'docs/patterns/saga.md' },
+      { title: 'Orchestration', page: 'docs/patterns/orchestration.md' },
+      { title: 'Idempotency keys', page: 'docs/patterns/idempotency-keys.md' },
+    ],
+  },
+  {
+    slug: 'payouts',
+    panel: 'payouts',
+    title: 'Two-phase commit',
+    patterns: 'two-phase commit · decision log · recovery',
+    explanation:
+      "Paying an instructor writes to two databases: the platform's own and a payout ledger. Both must change, or neither. Each database first prepares its part and promises to keep it, then a coordinator writes its decision down and tells both to commit. If anything fails before the decision, both parts are rolled back; if the coordinator crashes after it, recovery finishes the job from the log. Nothing should stay prepared for long: the in-doubt figure stays at zero.",
+    docs: [{ title: 'Two-phase commit', page: 'docs/patterns/two-phase-commit.md' }],
+  },
 ];
