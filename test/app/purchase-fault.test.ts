@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -11,6 +11,7 @@ import { eventStoreMigrations, SqlEventStore } from '../../src/events/index.js';
 import { createTempDatabase, eventually, type TempDatabase } from '../../src/testing/index.js';
 import { WorkflowEngine, workflowMigrations } from '../../src/workflow/index.js';
 import { describeServer } from '../support/servers.js';
+import { exited, spawnWorker } from '../support/worker-process.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** Purchases in the run: CI runs 1,000; the 10,000 run is `CDP_PURCHASE_FAULT_RUNS=10000`. */
@@ -19,25 +20,9 @@ const WORKERS = 4;
 const STUDENTS = Math.max(50, Math.floor(RUNS / 5));
 const COURSES = 50;
 
-function worker(env: Record<string, string>): { child: ChildProcess; ready: Promise<void> } {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', join(here, 'fault', 'purchase-worker-process.ts')],
-    { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const ready = new Promise<void>((resolve) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      if (d.toString().includes('ready')) resolve();
-    });
-    child.on('exit', () => resolve());
-  });
-  return { child, ready };
-}
-
-function exited(child: ChildProcess): Promise<unknown> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => child.on('exit', resolve));
-}
+/** Spawn a worker process (fault/purchase-worker-process.ts); `ready` resolves once it is ready or dead. */
+const worker = (env: Record<string, string>) =>
+  spawnWorker(join(here, 'fault', 'purchase-worker-process.ts'), env);
 
 describeServer('purchase saga fault run: PostgreSQL', 'CDP_DATABASE_URL', (url) => {
   let db: TempDatabase;

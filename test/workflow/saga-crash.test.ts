@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -6,31 +6,13 @@ import { PgSqlClient } from '../../src/engines/sql/pg-sql-client.js';
 import { createTempDatabase, eventually, type TempDatabase } from '../../src/testing/index.js';
 import { WorkflowEngine } from '../../src/workflow/index.js';
 import { describeServer } from '../support/servers.js';
+import { exited, spawnWorker } from '../support/worker-process.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** Spawn a saga worker process (fault/saga-worker-process.ts); resolves once ready or dead. */
-function worker(env: Record<string, string>): { child: ChildProcess; ready: Promise<void> } {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', join(here, 'fault', 'saga-worker-process.ts')],
-    { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const ready = new Promise<void>((resolve) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      if (d.toString().includes('ready')) resolve();
-    });
-    child.on('exit', () => resolve());
-  });
-  return { child, ready };
-}
-
-function exited(child: ChildProcess): Promise<NodeJS.Signals | number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    return Promise.resolve(child.signalCode ?? child.exitCode);
-  }
-  return new Promise((resolve) => child.on('exit', (code, signal) => resolve(signal ?? code)));
-}
+/** Spawn a worker process (fault/saga-worker-process.ts); `ready` resolves once it is ready or dead. */
+const worker = (env: Record<string, string>) =>
+  spawnWorker(join(here, 'fault', 'saga-worker-process.ts'), env);
 
 const STEPS = ['s1', 's2', 's3', 's4', 's5'];
 
