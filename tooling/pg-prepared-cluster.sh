@@ -32,7 +32,7 @@ fi
 
 conf_value="$(pg_conftool "$version" "$name" show -s max_prepared_transactions 2>/dev/null || true)"
 if [ "$conf_value" != "$max_prepared" ]; then
-  pg_conftool "$version" "$name" set max_prepared_transactions "$max_prepared"
+  pg_conftool "$version" "$name" set max_prepared_transactions "$max_prepared" >&2
 fi
 
 status="$(pg_lsclusters -h | awk -v v="$version" -v n="$name" '$1==v && $2==n {print $4}')"
@@ -43,10 +43,19 @@ fi
 
 if [ "$status" = online ]; then
   say "restarting $version/$name to apply max_prepared_transactions=$max_prepared"
-  pg_ctlcluster --skip-systemctl-redirect "$version" "$name" restart
+  pg_ctlcluster --skip-systemctl-redirect "$version" "$name" restart >&2
 else
-  say "starting $version/$name"
-  pg_ctlcluster --skip-systemctl-redirect "$version" "$name" start
+  # Up to three tries: right after an unclean stop the old server's processes may still
+  # hold the socket lock for a moment, and the first start fails on it.
+  for attempt in 1 2 3; do
+    say "starting $version/$name (try $attempt)"
+    pg_ctlcluster --skip-systemctl-redirect "$version" "$name" start >&2 || true
+    for _ in $(seq 1 40); do
+      if ready; then break; fi
+      sleep 0.5
+    done
+    if ready; then break; fi
+  done
 fi
 for _ in $(seq 1 120); do
   if ready; then break; fi

@@ -6,7 +6,9 @@
 #   tooling/pg-shard-clusters.sh [NAME:PORT ...]   (default: cdpshard1:5441 cdpshard2:5442)
 #
 # Prints the URLs, comma-separated, for CDP_SHARD_TEST_URLS:
-# postgres://postgres@127.0.0.1:PORT/postgres (trust authentication).
+# postgres://postgres@127.0.0.1:PORT/postgres (trust authentication). Only the URLs go to
+# stdout: what pg_createcluster and pg_ctlcluster print goes to stderr, so a warning such as
+# a stale pid file never ends up inside the URL list.
 set -euo pipefail
 version="${PG_VERSION:-15}"
 specs=("$@")
@@ -28,11 +30,16 @@ for spec in "${specs[@]}"; do
   fi
   status="$(pg_lsclusters -h | awk -v v="$version" -v n="$name" '$1==v && $2==n {print $4}')"
   if [ "$status" != online ] || ! ready; then
-    say "starting $version/$name"
-    pg_ctlcluster --skip-systemctl-redirect "$version" "$name" start || true
-    for _ in $(seq 1 120); do
+    # Up to three tries: right after an unclean stop the old server's processes may still
+    # hold the socket lock for a moment, and the first start fails on it.
+    for attempt in 1 2 3; do
+      say "starting $version/$name (try $attempt)"
+      pg_ctlcluster --skip-systemctl-redirect "$version" "$name" start >&2 || true
+      for _ in $(seq 1 40); do
+        if ready; then break; fi
+        sleep 0.5
+      done
       if ready; then break; fi
-      sleep 0.5
     done
     ready || { say "cluster $version/$name did not become ready on port $port"; exit 1; }
   fi

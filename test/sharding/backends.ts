@@ -39,6 +39,13 @@ export const pgliteBed: BedFactory = async (n) => {
  * i mod (number of servers), so shards sit on at least two different servers.
  */
 export function postgresBed(urls: readonly string[]): BedFactory {
+  for (const url of urls) {
+    if (!/^postgres(ql)?:\/\/\S+$/.test(url)) {
+      throw new Error(
+        `CDP_SHARD_TEST_URLS holds ${JSON.stringify(url)}, not a postgres:// URL: set it to the comma-separated output of tooling/pg-shard-clusters.sh`,
+      );
+    }
+  }
   return async (n) => {
     const dbs: TempDatabase[] = [];
     const clients: SqlClient[] = [];
