@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RefundCharge } from '../../src/app/reviews/deciders.js';
 import { eventually } from '../../src/testing/index.js';
 import { type Client, startClient } from './support.js';
 
@@ -168,5 +169,43 @@ describe('course purchase saga (embedded defaults)', () => {
     expect(stat('completed')).toBeGreaterThanOrEqual(3);
     expect(stat('compensated')).toBeGreaterThanOrEqual(3);
     expect(stat('failed')).toBe(0);
+  });
+  it("a saga's charge counts in the student's spend and the instructor's earnings; its refund takes it off", async () => {
+    const instructor = `ins-${Math.random().toString(36).slice(2, 8)}`;
+    const course = await c.course(instructor, { priceCents: 2500 });
+    await topUp('spender-1', 2500);
+    expect((await buy('spender-1', course.id)).status).toBe('completed');
+    const studentKey = await c.key('student', 'spender-1');
+    const wallet = await c.call('GET', '/api/reviews/wallets/spender-1', { key: studentKey });
+    expect((wallet.body as { spend: unknown }).spend).toMatchObject({
+      totalCents: 2500,
+      purchases: 1,
+    });
+    const insKey = await c.key('instructor', instructor);
+    const earned = async () =>
+      (
+        (await c.call('GET', `/api/payouts/instructors/${instructor}`, { key: insKey })).body as {
+          earnedCents: number;
+        }
+      ).earnedCents;
+    expect(await earned()).toBe(2500);
+
+    // The charge's compensation, as the saga sends it when a later step fails.
+    const { wallets } = c.platform.services.get('reviews') as {
+      wallets: { handle(command: unknown): Promise<unknown> };
+    };
+    const purchaseId = (
+      await c.platform.sql.query<{ purchase_id: string }>(
+        "SELECT data->>'purchaseId' AS purchase_id FROM cdp_events WHERE type = 'WalletCharged' AND data->>'studentId' = $1",
+        ['spender-1'],
+      )
+    ).rows[0]!.purchase_id;
+    await wallets.handle(RefundCharge.parse({ studentId: 'spender-1', purchaseId }));
+    const after = await c.call('GET', '/api/reviews/wallets/spender-1', { key: studentKey });
+    expect(after.body).toMatchObject({
+      balanceCents: 2500,
+      spend: { totalCents: 0, purchases: 0 },
+    });
+    expect(await earned()).toBe(0);
   });
 });

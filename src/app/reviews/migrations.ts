@@ -96,4 +96,27 @@ BEGIN
 END
 $migration$;`,
   },
+  {
+    module: 'reviews-app',
+    version: 2,
+    name: "purchases and spend count the purchase saga's charges and refunds",
+    sql: `
+ALTER TABLE app_purchases ADD COLUMN units integer NOT NULL DEFAULT 1;
+-- The saga's charges (+1 purchase) and their refunds (-1, the amount given back) already in the
+-- event log: projected here once, as the projection does from now on.
+INSERT INTO app_purchases (event_id, customer_id, course_id, amount_cents, units)
+  SELECT event_id, data->>'studentId', data->>'courseId',
+         CASE WHEN type = 'WalletCharged' THEN 1 ELSE -1 END * (data->>'amountCents')::bigint,
+         CASE WHEN type = 'WalletCharged' THEN 1 ELSE -1 END
+    FROM cdp_events WHERE type IN ('WalletCharged', 'ChargeRefunded')
+  ON CONFLICT (event_id) DO NOTHING;
+DELETE FROM app_customer_spend;
+INSERT INTO app_customer_spend (customer_id, total_cents, purchases)
+  SELECT customer_id, sum(amount_cents), sum(units) FROM app_purchases GROUP BY customer_id;
+DROP MATERIALIZED VIEW app_customer_spend_mv;
+CREATE MATERIALIZED VIEW app_customer_spend_mv AS
+  SELECT customer_id, sum(amount_cents) AS total_cents, sum(units) AS purchases
+    FROM app_purchases GROUP BY customer_id;
+CREATE UNIQUE INDEX app_customer_spend_mv_key ON app_customer_spend_mv (customer_id);`,
+  },
 ];

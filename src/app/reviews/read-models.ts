@@ -200,15 +200,34 @@ ON CONFLICT (course_id) DO UPDATE SET review_count = c.review_count + excluded.r
 /** Per-review rows and per-course aggregates in app_reviews and app_course_ratings. */
 export const courseRatingsProjection: RebuildableProjection = courseRatingsProjectionInto();
 
-/** Purchases and the total spent per customer, written into the given tables. */
+/** What a wallet event adds to a customer's purchases: a row of (+/-) amount and units. */
+function purchaseRow(e: { id: string; type: string; data: unknown }) {
+  const d = e.data as { studentId: string; courseId: string; amountCents: number };
+  // A refund gives the charge back: it takes its amount and its purchase off again.
+  const sign = e.type === 'ChargeRefunded' ? -1 : 1;
+  return {
+    event_id: e.id,
+    customer_id: d.studentId,
+    course_id: d.courseId,
+    amount_cents: sign * d.amountCents,
+    units: sign,
+  };
+}
+
+/**
+ * Purchases and the total spent per customer, written into the given tables: a direct purchase
+ * (`CoursePurchased`) and a purchase saga's charge (`WalletCharged`) each add a row; a saga's
+ * refund (`ChargeRefunded`) adds a row that takes the amount and the purchase off again.
+ */
 export function customerSpendProjectionInto(
   tables: { purchases?: string; spend?: string } = {},
 ): RebuildableProjection {
   const purchases = tables.purchases ?? 'app_purchases';
   const spend = tables.spend ?? 'app_customer_spend';
+  const types = ['CoursePurchased', 'WalletCharged', 'ChargeRefunded'];
   return {
     name: 'customer-spend',
-    types: ['CoursePurchased'],
+    types,
     tables: [purchases, spend],
     withTables: (names) =>
       customerSpendProjectionInto({
@@ -216,40 +235,32 @@ export function customerSpendProjectionInto(
         spend: names[spend] ?? spend,
       }),
     async apply(event, tx) {
-      const d = event.data as { studentId: string; courseId: string; amountCents: number };
+      if (!types.includes(event.type)) return;
+      const r = purchaseRow(event);
       await tx.query(
-        `WITH p AS (INSERT INTO ${purchases} (event_id, customer_id, course_id, amount_cents) VALUES ($1, $2, $3, $4)
-                      ON CONFLICT (event_id) DO NOTHING RETURNING amount_cents)
-         INSERT INTO ${spend} AS s (customer_id, total_cents, purchases) SELECT $2, amount_cents, 1 FROM p
-         ON CONFLICT (customer_id) DO UPDATE SET total_cents = s.total_cents + excluded.total_cents, purchases = s.purchases + 1`,
-        [event.id, d.studentId, d.courseId, d.amountCents],
+        `WITH p AS (INSERT INTO ${purchases} (event_id, customer_id, course_id, amount_cents, units) VALUES ($1, $2, $3, $4, $5)
+                      ON CONFLICT (event_id) DO NOTHING RETURNING amount_cents, units)
+         INSERT INTO ${spend} AS s (customer_id, total_cents, purchases) SELECT $2, amount_cents, units FROM p
+         ON CONFLICT (customer_id) DO UPDATE SET total_cents = s.total_cents + excluded.total_cents, purchases = s.purchases + excluded.purchases`,
+        [r.event_id, r.customer_id, r.course_id, r.amount_cents, r.units],
       );
     },
     async applyBatch(events, tx) {
       const rows = events
-        .filter((e) => e.type === 'CoursePurchased')
-        .map((e, seq) => {
-          const d = e.data as { studentId: string; courseId: string; amountCents: number };
-          return {
-            seq,
-            event_id: e.id,
-            customer_id: d.studentId,
-            course_id: d.courseId,
-            amount_cents: d.amountCents,
-          };
-        });
+        .filter((e) => types.includes(e.type))
+        .map((e, seq) => ({ seq, ...purchaseRow(e) }));
       if (rows.length === 0) return;
       // An event id seen before (or twice in the batch: the first wins) is not counted again.
       await tx.query(
         `WITH p AS (
-           INSERT INTO ${purchases} (event_id, customer_id, course_id, amount_cents)
-             SELECT DISTINCT ON (event_id) event_id, customer_id, course_id, amount_cents
+           INSERT INTO ${purchases} (event_id, customer_id, course_id, amount_cents, units)
+             SELECT DISTINCT ON (event_id) event_id, customer_id, course_id, amount_cents, units
                FROM jsonb_to_recordset($1::jsonb)
-                 AS x(seq int, event_id uuid, customer_id text, course_id text, amount_cents bigint)
+                 AS x(seq int, event_id uuid, customer_id text, course_id text, amount_cents bigint, units int)
               ORDER BY event_id, seq
-           ON CONFLICT (event_id) DO NOTHING RETURNING customer_id, amount_cents)
+           ON CONFLICT (event_id) DO NOTHING RETURNING customer_id, amount_cents, units)
          INSERT INTO ${spend} AS s (customer_id, total_cents, purchases)
-           SELECT customer_id, sum(amount_cents), count(*) FROM p GROUP BY customer_id
+           SELECT customer_id, sum(amount_cents), sum(units) FROM p GROUP BY customer_id
          ON CONFLICT (customer_id) DO UPDATE SET total_cents = s.total_cents + excluded.total_cents,
            purchases = s.purchases + excluded.purchases`,
         [JSON.stringify(rows)],

@@ -32,6 +32,7 @@ const PINNED: readonly (readonly [module: string, version: number, checksum: str
   ['messaging', 2, 'be5273014cdeac7f'],
   ['payouts-app', 1, '525cf606a7afa373'],
   ['reviews-app', 1, '235392ad42b63237'],
+  ['reviews-app', 2, '1cd0b7a292167764'],
   ['sharding', 1, '6355f711be9a2940'],
   ['sharding', 2, '185d83e5bb3f00e3'],
   ['sharding-shard', 1, '943775ab89c16d38'],
