@@ -4,17 +4,18 @@ import { type Clock, systemClock } from '../core/clock.js';
 import { ClosedError, errorMessage } from '../core/errors.js';
 import { UuidV7Generator } from '../core/ids.js';
 import { type Logger, silentLogger } from '../core/logger.js';
-import { createRegistry, type Registry } from '../core/metrics.js';
+import { createRegistry } from '../core/metrics.js';
 import { migrate } from '../engines/sql/migrations.js';
 import type { SqlClient } from '../engines/sql/sql-client.js';
-import {
-  DeadlineExceededError,
-  WorkflowCancelledError,
-  WorkflowFailedError,
-  WorkflowNotFoundError,
-  WorkflowUsageError,
-} from './errors.js';
+import type {
+  QueueOptions,
+  StartOptions,
+  WorkflowEngineOptions,
+  WorkflowHandle,
+} from './engine-options.js';
+import { WorkflowNotFoundError, WorkflowUsageError } from './errors.js';
 import { encode } from './internal/codec.js';
+import { endError, liveWorkers } from './internal/engine-helpers.js';
 import { workflowMetrics } from './internal/metrics.js';
 import { type Outcome, RunExecution, type RunHost } from './internal/run-context.js';
 import {
@@ -39,65 +40,6 @@ import {
 import { cancelRun, getRun, listRuns, type RunFilter, resumeRun, signalRun } from './runs.js';
 import { workflowMigrations } from './sql-migrations.js';
 import type { Workflow } from './workflow.js';
-
-/** A queue this worker serves, with its limits. */
-export interface QueueOptions {
-  name: string;
-  /** Runs of this queue running at once across all workers (checked under a lock at claim). */
-  concurrency?: number;
-  /** Runs of this queue this worker executes at once. */
-  workerConcurrency?: number;
-  /** At most `limit` runs of this queue start per `periodMs`, across all workers. */
-  rateLimit?: { limit: number; periodMs: number };
-}
-
-export interface WorkflowEngineOptions {
-  sql: SqlClient;
-  clock?: Clock;
-  logger?: Logger;
-  /** prom-client registry for `cdp_workflow_*` metrics (default: a private one). */
-  metrics?: Registry;
-  /**
-   * This worker's id, unique among live processes (default: random). A process restarted
-   * with the same id takes back at once the runs its previous life held; other workers take
-   * them when their lease passes.
-   */
-  workerId?: string;
-  /** Workflows to run (more with `register`). */
-  workflows?: Workflow<never, unknown>[];
-  /** Queues served besides 'default' (which has no limits). */
-  queues?: QueueOptions[];
-  /** Runs this worker executes at once (default 64). */
-  concurrency?: number;
-  /** How long a claim holds without a heartbeat (default 10,000 ms; heartbeats every third). */
-  leaseMs?: number;
-  /** How often the worker looks for due runs (default 250 ms). */
-  pollIntervalMs?: number;
-  /** false: start, signal and read runs only; execute none (default true). */
-  worker?: boolean;
-  /** Apply the `workflow` migrations on open (default true). */
-  migrate?: boolean;
-}
-
-export interface StartOptions<I> {
-  /** The run's id: starting an id that exists returns that run (default: a UUIDv7). */
-  id?: string;
-  input?: I;
-  queue?: string;
-  /** The run fails with WORKFLOW_DEADLINE_EXCEEDED if not ended this long after its start. */
-  timeoutMs?: number;
-}
-
-/** A started run. */
-export interface WorkflowHandle<O> {
-  readonly runId: string;
-  /**
-   * The run's output once it completes; rejects with WorkflowFailedError (the recorded error),
-   * WorkflowCancelledError or DeadlineExceededError when it ends otherwise.
-   */
-  result(): Promise<O>;
-  status(): Promise<RunInfo>;
-}
 
 interface Local {
   queue: string;
@@ -595,31 +537,4 @@ export class WorkflowEngine {
     this.#metrics.errors.inc();
     this.#logger.error({ err: errorMessage(err) }, `workflow engine: ${where} failed`);
   }
-}
-
-const workersBySql = new WeakMap<SqlClient, Set<string>>();
-
-/** Ids of the workers open in this process on a SqlClient. */
-function liveWorkers(sql: SqlClient): Set<string> {
-  let set = workersBySql.get(sql);
-  if (!set) {
-    set = new Set();
-    workersBySql.set(sql, set);
-  }
-  return set;
-}
-
-function endError(
-  runId: string,
-  status: string,
-  error: RunRow['error'],
-  deadline: Date | null,
-): Error {
-  if (status === 'cancelled' || error?.code === 'WORKFLOW_CANCELLED') {
-    return new WorkflowCancelledError(runId);
-  }
-  if (error?.code === 'WORKFLOW_DEADLINE_EXCEEDED') {
-    return new DeadlineExceededError(runId, deadline?.getTime() ?? 0);
-  }
-  return new WorkflowFailedError(runId, error ?? { name: 'Error', message: status });
 }

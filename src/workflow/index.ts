@@ -14,14 +14,14 @@ export type {
   ChoreographedSagaState,
 } from './choreographed-saga.js';
 export { ChoreographedSagaMonitor, choreographedSagaMigrations } from './choreographed-saga.js';
+export { WorkflowEngine } from './engine.js';
 // --- durable execution engine ---
 export type {
   QueueOptions,
   StartOptions,
   WorkflowEngineOptions,
   WorkflowHandle,
-} from './engine.js';
-export { WorkflowEngine } from './engine.js';
+} from './engine-options.js';
 export type { RecordedError } from './errors.js';
 export {
   DeadlineExceededError,
