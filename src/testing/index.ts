@@ -3,8 +3,8 @@
  * one too), and the helpers they and this project's tests share. The suites register vitest
  * cases, so vitest is needed (an optional peer dependency); no engine client is imported here:
  * `createTempDatabase` loads `pg` when it is called.
- * Scripts outside vitest (benchmarks, fault runs) import `eventually.js` and `temp-database.js`
- * directly, as this entry loads vitest.
+ * Scripts outside vitest (benchmarks, fault runs) import `eventually.js`, `temp-database.js` and
+ * `latency-proxy.js` directly, as this entry loads vitest.
  */
 export type { BrokerFactory } from './broker-contract.js';
 export { brokerContract, uniq } from './broker-contract.js';
@@ -13,6 +13,8 @@ export { eventStoreContract, sid, waitReadable } from './event-store-contract.js
 export { eventually } from './eventually.js';
 export type { IdempotencyStoreFactory } from './idempotency-store-contract.js';
 export { idempotencyStoreContract } from './idempotency-store-contract.js';
+export type { LatencyProxy, LatencyProxyOptions } from './latency-proxy.js';
+export { startLatencyProxy } from './latency-proxy.js';
 export type { SqlHarness } from './sql-client-contract.js';
 export { sqlClientContract } from './sql-client-contract.js';
 export type { TempDatabase } from './temp-database.js';

@@ -21,6 +21,7 @@ describe('cloud-data-patterns/testing', () => {
       'idempotencyStoreContract',
       'sid',
       'sqlClientContract',
+      'startLatencyProxy',
       'uniq',
       'waitReadable',
     ]);
