@@ -105,7 +105,10 @@ export class MemoryQuorumNode implements QuorumNode {
   async storeHint(target: string, key: string, entry: VersionedValue): Promise<void> {
     await this.#check();
     let m = this.#hints.get(target);
-    if (!m) this.#hints.set(target, (m = new Map()));
+    if (!m) {
+      m = new Map();
+      this.#hints.set(target, m);
+    }
     const cur = m.get(key);
     if (!cur || compareStamps(cur.stamp, entry.stamp) < 0) m.set(key, entry);
   }

@@ -7,6 +7,7 @@
  * Writes are Lua scripts that compare stamps on the server, so a stale stamp never overwrites
  * a newer one, whatever the order in which concurrent coordinators reach the node.
  */
+import { createHash } from 'node:crypto';
 import type { RedisClient } from '../../engines/redis/index.js';
 import { connectRedis } from '../../engines/redis/index.js';
 import type { HintedWrite, QuorumNode } from './node.js';
@@ -65,6 +66,9 @@ for leaf = 0, tonumber(ARGV[2]) - 1 do
 end
 return out`;
 
+const sha1 = (script: string) => createHash('sha1').update(script).digest('hex');
+const SHAS = new Map([PUT, DROP, DIGESTS].map((s) => [s, sha1(s)]));
+
 export interface RedisQuorumNodeOptions {
   readonly id: string;
   readonly client: RedisClient;
@@ -90,6 +94,17 @@ export class RedisQuorumNode implements QuorumNode {
     this.#ownsClient = options.ownsClient ?? false;
   }
 
+  /** EVALSHA, and EVAL when the server does not know the script (e.g. after a restart). */
+  async #script(script: string, keys: string[], args: string[]): Promise<unknown> {
+    const options = { keys, arguments: args };
+    try {
+      return await this.client.evalSha(SHAS.get(script) as string, options);
+    } catch (err) {
+      if (!(err instanceof Error && err.message.startsWith('NOSCRIPT'))) throw err;
+      return this.client.eval(script, options);
+    }
+  }
+
   async get(key: string): Promise<VersionedValue | undefined> {
     const h = await this.client.hGetAll(`${this.#prefix}v:${key}`);
     if (h.c === undefined || h.w === undefined || h.v === undefined) return undefined;
@@ -98,18 +113,20 @@ export class RedisQuorumNode implements QuorumNode {
 
   async put(key: string, entry: VersionedValue): Promise<boolean> {
     const leaf = leafOf(key, this.leaves);
-    const r = await this.client.eval(PUT, {
-      keys: [`${this.#prefix}v:${key}`, `${this.#prefix}b:${leaf}`],
-      arguments: [String(entry.stamp.counter), entry.stamp.writer, entry.value, key],
-    });
+    const r = await this.#script(
+      PUT,
+      [`${this.#prefix}v:${key}`, `${this.#prefix}b:${leaf}`],
+      [String(entry.stamp.counter), entry.stamp.writer, entry.value, key],
+    );
     return r === 1;
   }
 
   async storeHint(target: string, key: string, entry: VersionedValue): Promise<void> {
-    await this.client.eval(PUT, {
-      keys: [`${this.#prefix}h:${target}:${key}`, `${this.#prefix}hi:${target}`],
-      arguments: [String(entry.stamp.counter), entry.stamp.writer, entry.value, key],
-    });
+    await this.#script(
+      PUT,
+      [`${this.#prefix}h:${target}:${key}`, `${this.#prefix}hi:${target}`],
+      [String(entry.stamp.counter), entry.stamp.writer, entry.value, key],
+    );
   }
 
   async hints(target: string, limit: number): Promise<HintedWrite[]> {
@@ -125,17 +142,15 @@ export class RedisQuorumNode implements QuorumNode {
   }
 
   async dropHint(target: string, key: string, stamp: VersionStamp): Promise<void> {
-    await this.client.eval(DROP, {
-      keys: [`${this.#prefix}h:${target}:${key}`, `${this.#prefix}hi:${target}`],
-      arguments: [key, formatStamp(stamp)],
-    });
+    await this.#script(
+      DROP,
+      [`${this.#prefix}h:${target}:${key}`, `${this.#prefix}hi:${target}`],
+      [key, formatStamp(stamp)],
+    );
   }
 
   async rangeDigests(): Promise<string[]> {
-    const r = await this.client.eval(DIGESTS, {
-      keys: [],
-      arguments: [this.#prefix, String(this.leaves)],
-    });
+    const r = await this.#script(DIGESTS, [], [this.#prefix, String(this.leaves)]);
     return (r as unknown[]).map(String);
   }
 

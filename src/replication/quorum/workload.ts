@@ -22,6 +22,8 @@ export interface QuorumWorkloadOptions {
   readonly keyPrefix?: string;
   /** A deterministic random source in [0, 1). Default Math.random. */
   readonly random?: () => number;
+  /** A client waits this long after a failed operation before its next one. Default 0. */
+  readonly failureBackoffMs?: number;
   /** Called after every completed operation (e.g. to kill nodes at random). */
   readonly onOperation?: (done: number) => void | Promise<void>;
 }
@@ -86,6 +88,8 @@ export async function runQuorumWorkload(
           indeterminate++;
           process += clients;
         } else failed++;
+        if (options.failureBackoffMs)
+          await new Promise((resolve) => setTimeout(resolve, options.failureBackoffMs));
       }
       done++;
       await options.onOperation?.(done);

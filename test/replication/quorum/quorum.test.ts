@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import type { Clock } from '../../../src/core/clock.js';
 import {
   checkLinearizability,
   createQuorumStore,
