@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeServer } from '../support/servers.js';
 import { type Client, startClient } from './support.js';
 
 type Result = {
@@ -56,3 +57,31 @@ describe('quorum feature (embedded in-process nodes)', () => {
     expect(Number(panel?.stats.find((s) => s.label === 'hints stored')?.value)).toBeGreaterThan(0);
   });
 });
+
+describeServer(
+  'quorum feature on Redis nodes (CDP_QUORUM_URLS)',
+  'CDP_QUORUM_TEST_URLS',
+  (list) => {
+    let c: Client;
+    let viewer: string;
+    beforeAll(async () => {
+      c = await startClient({ CDP_QUORUM_URLS: list });
+      viewer = await c.key('viewer', 'dashboard');
+    });
+    afterAll(async () => {
+      await c?.close();
+    });
+
+    it('the panel names the Redis nodes, health lists them, and the demonstration holds', async () => {
+      const panel = ((await c.call('GET', '/api/panels')).body as Panels).panels.find(
+        (p) => p.id === 'quorum',
+      );
+      expect(panel?.title).toMatch(/5 Redis nodes/);
+      const health = JSON.stringify((await c.call('GET', '/health')).body);
+      expect(health).toMatch(/quorum node 127\.0\.0\.1:6391/);
+      const r = await c.call('POST', '/api/demos/quorum-node-down', { key: viewer });
+      expect(r.status, r.text).toBe(200);
+      expect((r.body as Result).ok, (r.body as Result).summary).toBe(true);
+    });
+  },
+);
