@@ -148,7 +148,7 @@ describe.skipIf(!have)('dashboard in a browser', () => {
       }
     }
     console.log(`screenshots at 1,280 px:\n  ${written.join('\n  ')}`);
-  });
+  }, 180_000); // 30 page loads (10 pages at 3 widths) on a shared 2-core machine
 
   it('refuses a demonstration without a key, and says why on the page', async () => {
     const page = await open('#/cache');

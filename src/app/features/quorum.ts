@@ -222,8 +222,8 @@ export const quorumFeature: PlatformFeature = {
             },
             {
               label: 'last checker verdict',
-              value: last ? `${last.verdict} (${last.label})` : 'none yet: run the demonstration',
-              hint: 'What the linearizability checker said about the last recorded history.',
+              value: last ? `${last.verdict} (${last.label})` : 'none yet',
+              hint: 'What the linearizability checker said about the last recorded history (run the demonstration below to record one).',
             },
           ],
           charts: [
