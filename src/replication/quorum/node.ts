@@ -43,8 +43,11 @@ export interface MemoryQuorumNodeOptions {
   readonly id: string;
   /** Key-hash ranges for anti-entropy. Default 64. */
   readonly leaves?: number;
-  /** Milliseconds each call waits before it runs (simulated network latency). Default none. */
-  readonly latencyMs?: () => number;
+  /**
+   * Milliseconds a call waits before it runs (simulated network latency), by method name
+   * ('get', 'put', 'storeHint', ...). Default none.
+   */
+  readonly latencyMs?: (method: string) => number;
 }
 
 /** An in-process node. `down()` makes every call fail as a crashed node would, `up()` revives it. */
@@ -53,7 +56,7 @@ export class MemoryQuorumNode implements QuorumNode {
   readonly leaves: number;
   readonly #data = new Map<string, VersionedValue>();
   readonly #hints = new Map<string, Map<string, VersionedValue>>();
-  readonly #latencyMs: (() => number) | undefined;
+  readonly #latencyMs: ((method: string) => number) | undefined;
   #down = false;
   #closed = false;
 
@@ -81,8 +84,8 @@ export class MemoryQuorumNode implements QuorumNode {
     this.#data.delete(key);
   }
 
-  async #check(): Promise<void> {
-    const ms = this.#latencyMs?.() ?? 0;
+  async #check(method: string): Promise<void> {
+    const ms = this.#latencyMs?.(method) ?? 0;
     if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
     if (this.#closed) throw new ClosedError(`quorum node ${this.id}`);
     if (this.#down)
@@ -90,12 +93,12 @@ export class MemoryQuorumNode implements QuorumNode {
   }
 
   async get(key: string): Promise<VersionedValue | undefined> {
-    await this.#check();
+    await this.#check('get');
     return this.#data.get(key);
   }
 
   async put(key: string, entry: VersionedValue): Promise<boolean> {
-    await this.#check();
+    await this.#check('put');
     const cur = this.#data.get(key);
     if (cur && compareStamps(cur.stamp, entry.stamp) >= 0) return false;
     this.#data.set(key, entry);
@@ -103,7 +106,7 @@ export class MemoryQuorumNode implements QuorumNode {
   }
 
   async storeHint(target: string, key: string, entry: VersionedValue): Promise<void> {
-    await this.#check();
+    await this.#check('storeHint');
     let m = this.#hints.get(target);
     if (!m) {
       m = new Map();
@@ -114,7 +117,7 @@ export class MemoryQuorumNode implements QuorumNode {
   }
 
   async hints(target: string, limit: number): Promise<HintedWrite[]> {
-    await this.#check();
+    await this.#check('hints');
     const out: HintedWrite[] = [];
     for (const [key, entry] of this.#hints.get(target) ?? []) {
       if (out.length >= limit) break;
@@ -124,14 +127,14 @@ export class MemoryQuorumNode implements QuorumNode {
   }
 
   async dropHint(target: string, key: string, stamp: VersionStamp): Promise<void> {
-    await this.#check();
+    await this.#check('dropHint');
     const m = this.#hints.get(target);
     const cur = m?.get(key);
     if (m && cur && compareStamps(cur.stamp, stamp) === 0) m.delete(key);
   }
 
   async rangeDigests(): Promise<string[]> {
-    await this.#check();
+    await this.#check('rangeDigests');
     const ranges: [string, string][][] = Array.from({ length: this.leaves }, () => []);
     for (const [key, e] of this.#data)
       ranges[leafOf(key, this.leaves)]?.push([key, formatStamp(e.stamp)]);
@@ -139,7 +142,7 @@ export class MemoryQuorumNode implements QuorumNode {
   }
 
   async rangeStamps(leaf: number): Promise<Map<string, VersionStamp>> {
-    await this.#check();
+    await this.#check('rangeStamps');
     const out = new Map<string, VersionStamp>();
     for (const [key, e] of this.#data) if (leafOf(key, this.leaves) === leaf) out.set(key, e.stamp);
     return out;

@@ -6,7 +6,7 @@ import {
   MemoryQuorumNode,
   runQuorumWorkload,
 } from '../../../src/replication/index.js';
-import { lwwSkewHistory } from './scenarios.js';
+import { lwwSkewHistory, partialWriteRaceHistory } from './scenarios.js';
 
 const memoryNodes = (n: number, latencyMs?: () => number) =>
   Array.from(
@@ -81,6 +81,21 @@ describe('quorum store (in-process nodes)', () => {
     const verdict = checkLinearizability(history, kvModel);
     expect(verdict.verdict).toBe('not-linearizable');
     expect(verdict.violation?.unplaced.f).toBe('read');
+  });
+
+  it("lww mode: a read racing a partial write sees it, a later read does not; ABD's write-back prevents that", async () => {
+    const lww = await partialWriteRaceHistory('lww');
+    expect(lww.filter((e) => e.type === 'ok' && e.f === 'read').map((e) => e.value)).toEqual([
+      2, 1,
+    ]);
+    const verdict = checkLinearizability(lww, kvModel);
+    expect(verdict.verdict).toBe('not-linearizable');
+    expect(verdict.violation?.unplaced).toMatchObject({ f: 'read', output: 1 });
+    const abd = await partialWriteRaceHistory('linearizable');
+    expect(abd.filter((e) => e.type === 'ok' && e.f === 'read').map((e) => e.value)).toEqual([
+      2, 2,
+    ]);
+    expect(checkLinearizability(abd, kvModel).verdict).toBe('linearizable');
   });
 
   it('the same skewed writers in linearizable mode stay linearizable', async () => {
