@@ -2,7 +2,7 @@
  * The quorum fault run: 8 clients against 5 durable Redis nodes (N=5, R=3, W=3, linearizable
  * mode) while a nemesis kills nodes with SIGKILL and restarts them at random (mostly one or two
  * down; now and then three, when no quorum is left and operations fail or end unknown). The checker must find the history linearizable. CDP_QUORUM_FAULT_OPS sets the
- * number of operations (default 20,000; the issue's full run is 100,000). Every node is running
+ * number of operations (default 10,000; the issue's full run is 100,000). Every node is running
  * again when the test ends. The history goes to test-results/quorum-fault-history.json, which
  * `cdp replication check test-results/quorum-fault-history.json --model kv` verifies.
  */
@@ -22,7 +22,7 @@ import { closeTestNodes, openTestNodes } from './redis-nodes.js';
 
 const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const operations = Number(process.env.CDP_QUORUM_FAULT_OPS ?? 20_000);
+const operations = Number(process.env.CDP_QUORUM_FAULT_OPS ?? 10_000);
 
 const portOf = (node: RedisQuorumNode) => node.id.split(':')[1] as string;
 
