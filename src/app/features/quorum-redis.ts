@@ -5,5 +5,9 @@ import { openRedisQuorumNodes, type RedisQuorumNode } from '../../replication/re
  * only when the variable is set, so the platform runs without the `redis` package.
  */
 export function openQuorumRedisNodes(urls: readonly string[]): Promise<RedisQuorumNode[]> {
-  return openRedisQuorumNodes(urls, { prefix: 'cdp:quorum:', variable: 'CDP_QUORUM_URLS' });
+  return openRedisQuorumNodes(urls, {
+    prefix: 'cdp:quorum:',
+    variable: 'CDP_QUORUM_URLS',
+    connectTimeoutMs: 15_000,
+  });
 }

@@ -179,35 +179,38 @@ export interface OpenRedisQuorumNodesOptions {
   readonly leaves?: number;
   /** The variable the URLs came from, named in connection errors. */
   readonly variable?: string;
+  /** Give up a node's first connection after this many ms. Default 5000. */
+  readonly connectTimeoutMs?: number;
 }
 
-/** Connect one node per Redis URL; node ids are host:port. Each node owns its client. */
+/** Connect one node per Redis URL (in parallel); node ids are host:port. Each node owns its client. */
 export async function openRedisQuorumNodes(
   urls: readonly string[],
   options: OpenRedisQuorumNodesOptions = {},
 ): Promise<RedisQuorumNode[]> {
-  const nodes: RedisQuorumNode[] = [];
-  try {
-    for (const url of urls) {
-      const client = await connectRedis({
+  const settled = await Promise.allSettled(
+    urls.map((url) =>
+      connectRedis({
         url,
         name: 'cdp-quorum',
         ...(options.variable ? { variable: options.variable } : {}),
-      });
-      const u = new URL(url);
-      nodes.push(
-        new RedisQuorumNode({
-          id: `${u.hostname}:${u.port || '6379'}`,
-          client,
-          ownsClient: true,
-          ...(options.prefix !== undefined ? { prefix: options.prefix } : {}),
-          ...(options.leaves !== undefined ? { leaves: options.leaves } : {}),
-        }),
-      );
-    }
-  } catch (err) {
-    await Promise.all(nodes.map((x) => x.close()));
-    throw err;
+        ...(options.connectTimeoutMs ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
+      }),
+    ),
+  );
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) {
+    for (const s of settled) if (s.status === 'fulfilled') s.value.destroy();
+    throw (failed as PromiseRejectedResult).reason;
   }
-  return nodes;
+  return settled.map((s, i) => {
+    const u = new URL(urls[i] as string);
+    return new RedisQuorumNode({
+      id: `${u.hostname}:${u.port || '6379'}`,
+      client: (s as PromiseFulfilledResult<RedisClient>).value,
+      ownsClient: true,
+      ...(options.prefix !== undefined ? { prefix: options.prefix } : {}),
+      ...(options.leaves !== undefined ? { leaves: options.leaves } : {}),
+    });
+  });
 }

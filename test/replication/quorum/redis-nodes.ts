@@ -19,6 +19,7 @@ export async function openTestNodes(list: string, leaves = 32): Promise<RedisQuo
     prefix: `cdpq-test-${randomUUID().slice(0, 8)}:`,
     leaves,
     variable: 'CDP_QUORUM_TEST_URLS',
+    connectTimeoutMs: 15_000,
   });
 }
 
