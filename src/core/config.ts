@@ -203,6 +203,27 @@ export const variables = {
     form: 'comma-separated postgres:// URLs',
     schema: z.string().min(1),
   },
+  CDP_QUORUM_URLS: {
+    name: 'CDP_QUORUM_URLS',
+    description:
+      'Redis servers (comma-separated URLs, at least three) that serve as the nodes of the quorum store demonstration. Unset: five in-process nodes.',
+    form: 'comma-separated redis:// URLs, e.g. from tooling/redis-quorum-nodes.sh',
+    schema: z
+      .string()
+      .min(1)
+      .transform((v) => v.split(',').map((u) => u.trim()))
+      .refine(
+        (urls) => urls.length >= 3 && urls.every((u) => /^rediss?:\/\/[^\s,]+$/.test(u)),
+        'must list at least three redis:// URLs separated by commas',
+      ),
+  },
+  CDP_QUORUM_TEST_URLS: {
+    name: 'CDP_QUORUM_TEST_URLS',
+    description:
+      'Redis servers (comma-separated URLs, five from tooling/redis-quorum-nodes.sh) that the quorum store test suites and the `replication` benchmark run their nodes on; the platform does not read it. Unset: those suites are skipped and the benchmark uses in-process nodes.',
+    form: 'comma-separated redis:// URLs',
+    schema: z.string().min(1),
+  },
   CDP_LOG_LEVEL: {
     name: 'CDP_LOG_LEVEL',
     description: 'pino log level (logs go to stderr as JSON). Default `info`.',
@@ -223,6 +244,8 @@ export interface Config {
   mariadbUrl: string | undefined;
   /** A PostgreSQL server that allows prepared transactions (CDP_PG_PREPARED_URL). */
   pgPreparedUrl: string | undefined;
+  /** Redis servers as the quorum store's nodes (CDP_QUORUM_URLS); undefined: in-process nodes. */
+  quorumUrls: string[] | undefined;
   s3:
     | {
         endpoint: string;
@@ -350,6 +373,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     amqpUrl,
     mariadbUrl: parseVariable(env, 'CDP_MARIADB_URL'),
     pgPreparedUrl: parseVariable(env, 'CDP_PG_PREPARED_URL'),
+    quorumUrls: parseVariable(env, 'CDP_QUORUM_URLS'),
     s3: s3Endpoint
       ? {
           endpoint: s3Endpoint,

@@ -21,6 +21,7 @@ const pages = [
   { name: 'media', hash: '#/media', ready: '#panel-media .stat' },
   { name: 'sagas', hash: '#/sagas', ready: '#panel-purchases .stat' },
   { name: 'payouts', hash: '#/payouts', ready: '#panel-payouts .stat' },
+  { name: 'quorum', hash: '#/quorum', ready: '#panel-quorum .stat' },
   { name: 'docs', hash: '#/docs', ready: '.doc-list li' },
   {
     name: 'docs-cache-aside',
@@ -34,6 +35,7 @@ const demos = [
   { id: 'relay-restart', page: '#/messaging', expect: /applied once after it restarted/ },
   { id: 'valet-revoke', page: '#/media', expect: /refused the next range/ },
   { id: 'purchase-saga', page: '#/sagas', expect: /seat reservation was released/ },
+  { id: 'quorum-node-down', page: '#/quorum', expect: /checker found the history linearizable/ },
 ];
 
 describe.skipIf(!have)('dashboard in a browser', () => {
@@ -146,7 +148,7 @@ describe.skipIf(!have)('dashboard in a browser', () => {
       }
     }
     console.log(`screenshots at 1,280 px:\n  ${written.join('\n  ')}`);
-  });
+  }, 180_000); // 30 page loads (10 pages at 3 widths) on a shared 2-core machine
 
   it('refuses a demonstration without a key, and says why on the page', async () => {
     const page = await open('#/cache');

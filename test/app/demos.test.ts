@@ -33,6 +33,7 @@ describe('demonstrations and redelivery (embedded defaults)', () => {
       'cache-stampede',
       'projection-rebuild',
       'purchase-saga',
+      'quorum-node-down',
       'relay-restart',
       'valet-revoke',
     ]);

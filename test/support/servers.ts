@@ -18,7 +18,9 @@ export type ServerVariable =
   | 'CDP_PG_PREPARED_URL'
   | 'CDP_MARIADB_URL'
   /** Comma-separated URLs of at least two PostgreSQL servers (tooling/pg-shard-clusters.sh). */
-  | 'CDP_SHARD_TEST_URLS';
+  | 'CDP_SHARD_TEST_URLS'
+  /** Comma-separated URLs of the quorum store's Redis nodes (tooling/redis-quorum-nodes.sh). */
+  | 'CDP_QUORUM_TEST_URLS';
 
 export function serverUrl(variable: ServerVariable): string | undefined {
   const v = process.env[variable];

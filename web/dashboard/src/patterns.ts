@@ -80,4 +80,13 @@ export const patternPages: PatternPage[] = [
       "Paying an instructor writes to two databases: the platform's own and a payout ledger. Both must change, or neither. Each database first prepares its part and promises to keep it, then a coordinator writes its decision down and tells both to commit. If anything fails before the decision, both parts are rolled back; if the coordinator crashes after it, recovery finishes the job from the log. Nothing should stay prepared for long: the in-doubt figure stays at zero.",
     docs: [{ title: 'Two-phase commit', page: 'docs/patterns/two-phase-commit.md' }],
   },
+  {
+    slug: 'quorum',
+    panel: 'quorum',
+    title: 'Quorum replication',
+    patterns: 'quorum reads and writes · read repair · hinted handoff · Merkle anti-entropy',
+    explanation:
+      'Every value is kept on several nodes. A write returns once a majority has stored it and a read asks a majority, so a read always meets the latest write even while a node is down. Reads also copy the newest value back to nodes that lag, writes a stopped node missed are kept for it on another node and handed over when it returns, and nodes compare summaries of their data now and then to fix what slipped through. The demonstration stops a node under load and lets a linearizability checker confirm that no reader ever saw time go backwards, then shows how plain last-write-wins with clocks that disagree loses a write.',
+    docs: [{ title: 'Quorum', page: 'docs/patterns/quorum.md' }],
+  },
 ];
