@@ -6,6 +6,7 @@ import { mediaFeature } from './media.js';
 import { payoutsFeature } from './payouts.js';
 import { purchasesFeature } from './purchases.js';
 import { reviewsFeature } from './reviews.js';
+import { shardingFeature } from './sharding.js';
 import { workflowsFeature } from './workflows.js';
 
 /** The reference platform's features, started in this order (later ones may use earlier ones' services). */
@@ -13,6 +14,7 @@ export const defaultFeatures: PlatformFeature[] = [
   catalogFeature,
   cacheFeature,
   reviewsFeature,
+  shardingFeature,
   enrollmentFeature,
   mediaFeature,
   workflowsFeature,
