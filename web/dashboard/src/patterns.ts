@@ -80,4 +80,16 @@ export const patternPages: PatternPage[] = [
       "Paying an instructor writes to two databases: the platform's own and a payout ledger. Both must change, or neither. Each database first prepares its part and promises to keep it, then a coordinator writes its decision down and tells both to commit. If anything fails before the decision, both parts are rolled back; if the coordinator crashes after it, recovery finishes the job from the log. Nothing should stay prepared for long: the in-doubt figure stays at zero.",
     docs: [{ title: 'Two-phase commit', page: 'docs/patterns/two-phase-commit.md' }],
   },
+  {
+    slug: 'sharding',
+    panel: 'sharding',
+    title: 'Sharding',
+    patterns: 'hash slots · online slot moves · index tables · fan-out queries',
+    explanation:
+      "Enrollments and student profiles are spread over several databases (shards) by student id: each id hashes to one of a fixed number of slots, and each slot belongs to one shard, so a student's rows are always together and one shard answers for them. Adding a shard moves whole slots, never rehashes every row. A slot moves while people keep writing: its rows are copied, the changes made meanwhile are replayed, writes to that slot pause for a moment while ownership switches, and nothing is lost. Questions by something other than the student id (courses by instructor, a student by email) are answered from index tables kept on the shard of the looked-up value, so they ask one shard instead of all.",
+    docs: [
+      { title: 'Sharding', page: 'docs/patterns/sharding.md' },
+      { title: 'Index table', page: 'docs/patterns/index-table.md' },
+    ],
+  },
 ];
