@@ -53,18 +53,25 @@ export async function openShards(config: Config, logger: Logger): Promise<Opened
       }
     } else {
       const base = config.shards.dataDir;
-      for (const id of ['s1', 's2']) {
-        shards[id] = await openSql({
-          kind: 'pglite',
-          dataDir: base ? join(base, 'shards', id) : undefined,
-        });
+      // Opened together: an embedded database's first start (initdb) takes seconds.
+      const ids = ['s1', 's2'];
+      const opened = await Promise.allSettled(
+        ids.map((id) =>
+          openSql({ kind: 'pglite', dataDir: base ? join(base, 'shards', id) : undefined }),
+        ),
+      );
+      opened.forEach((r, i) => {
+        if (r.status === 'fulfilled') shards[ids[i]!] = r.value;
+      });
+      const failed = opened.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      for (const id of ids)
         infos.push({
           id,
           location: base ? `pglite:${join(base, 'shards', id)}` : `pglite:memory:${id}`,
         });
-      }
     }
-    for (const c of Object.values(shards)) await migrate(c, marketplaceShardMigrations);
+    await Promise.all(Object.values(shards).map((c) => migrate(c, marketplaceShardMigrations)));
     return { shards, infos, close };
   } catch (err) {
     await close();
