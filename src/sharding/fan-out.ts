@@ -74,6 +74,8 @@ interface Target {
   client: SqlClient;
 }
 
+const GATHERED = Object.freeze({ reason: 'the fan-out gathered its answers' });
+
 async function gather<T>(
   targets: readonly Target[],
   run: (client: SqlClient) => Promise<T>,
@@ -105,7 +107,8 @@ async function gather<T>(
     }),
   );
   await Promise.race([all, clock.sleep(deadlineMs, stop.signal).catch(() => {})]);
-  stop.abort();
+  // A preallocated reason: abort() without one builds a DOMException (a stack trace) per call.
+  stop.abort(GATHERED);
   // Late answers are not merged: a result is complete only if every shard answered in time.
   all.catch(() => {});
   const missing: ShardFailure[] = [];
