@@ -181,6 +181,25 @@ describe('the platform shards enrollments, students and the course directory', (
     expect((await c.call('GET', '/api/sharding/moves/nope', { key: viewer })).status).toBe(404);
   });
 
+  it('counts routed transactions per slot in the catalog database and shows a hot slot', async () => {
+    for (let i = 0; i < 400; i++)
+      await svc.router.query('hot-student', 'SELECT 1 FROM app_students WHERE id = $1', [
+        'hot-student',
+      ]);
+    const unit = svc.router.route('hot-student').unit;
+    const s = (await c.call('GET', '/api/sharding/status', { key: viewer })).body as {
+      hotSlots: { unit: string; count: number; suggestion: string }[];
+    };
+    const hot = s.hotSlots.find((h) => h.unit === unit);
+    expect(hot?.count).toBeGreaterThanOrEqual(400);
+    expect(hot?.suggestion).toContain('move');
+    const { rows } = await c.platform.sql.query<{ n: string | number }>(
+      'SELECT transactions AS n FROM app_shard_unit_counts WHERE map = $1 AND unit = $2',
+      ['marketplace', unit],
+    );
+    expect(Number(rows[0]!.n)).toBe(hot!.count);
+  });
+
   it('plans adding a shard only for a URL that parses and answers', async () => {
     const bad = await c.call('POST', '/api/sharding/plans', {
       key: admin,

@@ -15,6 +15,7 @@ import {
   shardingMigrations,
   UniqueIndexViolationError,
 } from '../../sharding/index.js';
+import { shardingAppMigrations } from '../enrollment/schema.js';
 import type { PlatformFeature } from '../feature.js';
 import {
   ForbiddenError,
@@ -79,7 +80,7 @@ export const shardingFeature: PlatformFeature = {
   description:
     'Enrollments, student profiles and a course directory sharded by key over several databases, with online slot moves and index tables',
   docs: ['docs/patterns/sharding.md', 'docs/patterns/index-table.md'],
-  migrations: shardingMigrations,
+  migrations: [...shardingMigrations, ...shardingAppMigrations],
   async start(ctx) {
     const { sql, logger, registry, http, lifecycle, config, clock } = ctx;
     const opened = await openShards(config, logger);
@@ -170,6 +171,36 @@ export const shardingFeature: PlatformFeature = {
       const c = await catalog.read(id);
       if (c) await syncCourse(c);
     });
+    // Routed transactions per slot: the router counts in memory; the increments are added to
+    // app_shard_unit_counts every few seconds, so hot-spot detection survives a restart.
+    const flushed = new Map<string, number>();
+    const flushCounts = async () => {
+      const units: string[] = [];
+      const deltas: number[] = [];
+      for (const [unit, n] of router.unitCounts()) {
+        const d = n - (flushed.get(unit) ?? 0);
+        if (d > 0) {
+          units.push(unit);
+          deltas.push(d);
+        }
+      }
+      if (units.length === 0) return;
+      await sql.query(
+        `INSERT INTO app_shard_unit_counts (map, unit, transactions)
+         SELECT $1, u, d FROM unnest($2::text[], $3::bigint[]) AS x(u, d)
+         ON CONFLICT (map, unit) DO UPDATE SET transactions = app_shard_unit_counts.transactions + EXCLUDED.transactions`,
+        [MARKETPLACE_MAP, units, deltas],
+      );
+      for (const [i, u] of units.entries()) flushed.set(u, (flushed.get(u) ?? 0) + deltas[i]!);
+    };
+    const persistedCounts = async () => {
+      await flushCounts();
+      const { rows } = await sql.query<{ unit: string; n: string | number }>(
+        'SELECT unit, transactions AS n FROM app_shard_unit_counts WHERE map = $1',
+        [MARKETPLACE_MAP],
+      );
+      return new Map(rows.map((r) => [r.unit, Number(r.n)]));
+    };
     const stopSync = new AbortController();
     const syncLoop = (async () => {
       while (!stopSync.signal.aborted) {
@@ -181,11 +212,15 @@ export const shardingFeature: PlatformFeature = {
         await syncCatalog().catch((err) =>
           logger.warn({ err: errorMessage(err) }, 'course directory sync failed'),
         );
+        await flushCounts().catch((err) =>
+          logger.warn({ err: errorMessage(err) }, 'slot counters flush failed'),
+        );
       }
     })();
     lifecycle.defer('course directory sync', async () => {
       stopSync.abort();
       await syncLoop;
+      await flushCounts().catch(() => {});
     });
     // The demo students' profiles (the email index has something to find from the start).
     for (const [id, email] of [
@@ -227,7 +262,7 @@ export const shardingFeature: PlatformFeature = {
         shards,
         move,
         indexes: INDEXES.map((d) => ({ name: d.name, lagMs: indexes.lagMs })),
-        hotSlots: findHotUnits(router.unitCounts(), 3).slice(0, 5),
+        hotSlots: findHotUnits(await persistedCounts(), 3).slice(0, 5),
       };
     };
     const startMove = async (slot: number, target: string) => {

@@ -37,6 +37,7 @@ const PINNED: readonly (readonly [module: string, version: number, checksum: str
   ['reviews-app', 1, '235392ad42b63237'],
   ['sharding', 1, '6355f711be9a2940'],
   ['sharding', 2, '185d83e5bb3f00e3'],
+  ['sharding-app', 1, '1824940e3fa0369c'],
   ['sharding-shard', 1, '943775ab89c16d38'],
   ['sharding-shard', 2, 'dfa8f1637f06f48c'],
   ['storage', 1, 'a7bb701f4329d2c4'],
