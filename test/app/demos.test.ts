@@ -34,6 +34,7 @@ describe('demonstrations and redelivery (embedded defaults)', () => {
       'projection-rebuild',
       'purchase-saga',
       'relay-restart',
+      'sharding-move-under-writes',
       'valet-revoke',
     ]);
     expect((await c.call('POST', '/api/demos/cache-stampede')).status).toBe(401);
