@@ -21,6 +21,7 @@ const pages = [
   { name: 'media', hash: '#/media', ready: '#panel-media .stat' },
   { name: 'sagas', hash: '#/sagas', ready: '#panel-purchases .stat' },
   { name: 'payouts', hash: '#/payouts', ready: '#panel-payouts .stat' },
+  { name: 'sharding', hash: '#/sharding', ready: '#panel-sharding .stat' },
   { name: 'docs', hash: '#/docs', ready: '.doc-list li' },
   {
     name: 'docs-cache-aside',
@@ -34,6 +35,7 @@ const demos = [
   { id: 'relay-restart', page: '#/messaging', expect: /applied once after it restarted/ },
   { id: 'valet-revoke', page: '#/media', expect: /refused the next range/ },
   { id: 'purchase-saga', page: '#/sagas', expect: /seat reservation was released/ },
+  { id: 'sharding-move-under-writes', page: '#/sharding', expect: /none lost/ },
 ];
 
 describe.skipIf(!have)('dashboard in a browser', () => {
@@ -111,7 +113,7 @@ describe.skipIf(!have)('dashboard in a browser', () => {
     console.log(
       `screenshots of the demonstrations' results at 1,280 px:\n  ${written.join('\n  ')}`,
     );
-  });
+  }, 120_000);
 
   it('renders every page with its panels and charts, with no horizontal overflow at 420, 1,280 and 1,920 px', async () => {
     const written: string[] = [];
@@ -146,7 +148,7 @@ describe.skipIf(!have)('dashboard in a browser', () => {
       }
     }
     console.log(`screenshots at 1,280 px:\n  ${written.join('\n  ')}`);
-  });
+  }, 180_000);
 
   it('refuses a demonstration without a key, and says why on the page', async () => {
     const page = await open('#/cache');
