@@ -148,7 +148,7 @@ describe.skipIf(!have)('dashboard in a browser', () => {
       }
     }
     console.log(`screenshots at 1,280 px:\n  ${written.join('\n  ')}`);
-  }, 180_000);
+  }, 300_000);
 
   it('refuses a demonstration without a key, and says why on the page', async () => {
     const page = await open('#/cache');
