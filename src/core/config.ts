@@ -199,7 +199,7 @@ export const variables = {
   CDP_SHARD_URLS: {
     name: 'CDP_SHARD_URLS',
     description:
-      "PostgreSQL servers (comma-separated URLs, one per shard) the platform's enrollments, students and course directory are sharded over by key (hash slots). Unset: two embedded PGlite shards under CDP_DATA_DIR (`shards/s1`, `shards/s2`; in memory with `memory://`).",
+      "PostgreSQL servers (comma-separated URLs, one per shard) the reference platform's sharded tables are spread over by key (hash slots); one that does not parse or answer stops the start. Unset: two embedded PGlite shards under CDP_DATA_DIR (`shards/s1`, `shards/s2`; in memory with `memory://`).",
     form: 'comma-separated postgres:// URLs, one per shard',
     schema: z
       .string()
