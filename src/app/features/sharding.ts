@@ -15,7 +15,6 @@ import {
   shardingMigrations,
   UniqueIndexViolationError,
 } from '../../sharding/index.js';
-import { shardingAppMigrations } from '../enrollment/schema.js';
 import type { PlatformFeature } from '../feature.js';
 import {
   ForbiddenError,
@@ -37,6 +36,7 @@ import {
   studentParam,
 } from '../sharding/docs.js';
 import { ShardedEnrollments } from '../sharding/enrollments.js';
+import { shardingAppMigrations } from '../sharding/migrations.js';
 import { shardingPanel } from '../sharding/panel.js';
 import { installMarketplaceMap, MARKETPLACE_MAP, openShards } from '../sharding/shards.js';
 import type { CatalogService, Course } from './catalog.js';
