@@ -26,7 +26,7 @@ describe('the platform shards enrollments, students and the course directory', (
     admin = await c.key('admin', 'shard-admin');
     viewer = await c.key('viewer', 'shard-viewer');
     svc = c.platform.services.get('sharding') as Service;
-  });
+  }, 180_000);
   afterAll(() => c?.close());
 
   const status = async () =>

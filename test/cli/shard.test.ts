@@ -13,7 +13,7 @@ describe('cdp shard and cdp index (through a started platform)', () => {
     c = await startClient();
     env = { CDP_API_KEY: await c.key('admin', 'cli-admin') };
     svc = c.platform.services.get('sharding') as typeof svc;
-  });
+  }, 180_000);
   afterAll(() => c?.close());
 
   it('shows the status: slots and rows per shard, the last move, index lag', async () => {
