@@ -10,6 +10,7 @@ import type { Config } from '../core/config.js';
 import { CdpError, ConfigError, errorMessage } from '../core/errors.js';
 import { fail, httpUrl, port, positiveInt } from './options.js';
 import { registerReplicationCommands } from './replication-verbs.js';
+import { registerShardCommands } from './shard-verbs.js';
 import { registerStaticCommands } from './static-commands.js';
 
 async function config(): Promise<Config> {
@@ -473,5 +474,6 @@ program
 
 registerStaticCommands(program);
 registerReplicationCommands(program);
+registerShardCommands(program);
 
 program.parseAsync(process.argv).catch(fail);

@@ -196,6 +196,33 @@ export const variables = {
     form: 'a key issued by the platform, cdpk_<id>.<secret>',
     schema: z.string().min(1).max(200),
   },
+  CDP_SHARD_URLS: {
+    name: 'CDP_SHARD_URLS',
+    description:
+      "PostgreSQL servers (comma-separated URLs, one per shard) the reference platform's sharded tables are spread over by key (hash slots); one that does not parse or answer stops the start. Unset: two embedded PGlite shards under CDP_DATA_DIR (`shards/s1`, `shards/s2`; in memory with `memory://`).",
+    form: 'comma-separated postgres:// URLs, one per shard',
+    schema: z
+      .string()
+      .transform((v) => v.split(',').map((u) => u.trim()))
+      .superRefine((urls, ctx) => {
+        for (const u of urls) {
+          let ok = false;
+          try {
+            const p = new URL(u);
+            ok = (p.protocol === 'postgres:' || p.protocol === 'postgresql:') && p.host !== '';
+          } catch {
+            ok = false;
+          }
+          if (!ok)
+            ctx.addIssue({
+              code: 'custom',
+              message: `shard URL ${JSON.stringify(redact('URL', u))} does not parse as postgres://user@host:port/database`,
+            });
+        }
+        if (new Set(urls).size !== urls.length)
+          ctx.addIssue({ code: 'custom', message: 'names one URL twice' });
+      }),
+  },
   CDP_SHARD_TEST_URLS: {
     name: 'CDP_SHARD_TEST_URLS',
     description:
@@ -270,6 +297,8 @@ export interface Config {
     minBodyBytesPerSecond: number;
     maxConnectionsPerClient: number;
   };
+  /** Where the platform's sharded tables live (CDP_SHARD_URLS, or embedded PGlite shards). */
+  shards: { kind: 'postgres'; urls: string[] } | { kind: 'pglite'; dataDir: string | undefined };
   /** The API key the command line sends to a running platform. */
   apiKey: string | undefined;
   logLevel: z.infer<typeof logLevel>;
@@ -354,6 +383,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       storageKey === undefined ? 'CDP_STORAGE_ACCESS_KEY_ID' : 'CDP_STORAGE_SECRET_ACCESS_KEY',
     );
   }
+  const shardUrls = parseVariable(env, 'CDP_SHARD_URLS');
   const storageRegion = parseVariable(env, 'CDP_STORAGE_REGION') ?? 'us-east-1';
   const headersTimeoutMs = parseVariable(env, 'CDP_HTTP_HEADERS_TIMEOUT_MS') ?? 10_000;
   const requestTimeoutMs = parseVariable(env, 'CDP_HTTP_REQUEST_TIMEOUT_MS') ?? 30_000;
@@ -396,6 +426,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       minBodyBytesPerSecond: parseVariable(env, 'CDP_HTTP_MIN_BODY_BYTES_PER_SECOND') ?? 1024,
       maxConnectionsPerClient: parseVariable(env, 'CDP_HTTP_MAX_CONNECTIONS_PER_CLIENT') ?? 128,
     },
+    shards: shardUrls
+      ? { kind: 'postgres', urls: shardUrls }
+      : { kind: 'pglite', dataDir: dataDir === 'memory://' ? undefined : dataDir },
     apiKey: parseVariable(env, 'CDP_API_KEY'),
     logLevel: parseVariable(env, 'CDP_LOG_LEVEL') ?? 'info',
   };

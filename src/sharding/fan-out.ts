@@ -22,6 +22,14 @@ export interface FanOutOptions {
   orderBy?: readonly { column: string; direction?: 'asc' | 'desc' }[];
   limit?: number;
   offset?: number;
+  /**
+   * With `orderBy` and `limit`: how many rows each shard is asked for. `'adaptive'` (default)
+   * asks each of n shards for about 1.5 (offset + limit) / n + 8 rows, then asks again, for
+   * offset + limit rows, only a shard whose last row could still rank in the merged result (the
+   * data is skewed towards it); the result is the same as `'full'`, which asks every shard for
+   * offset + limit rows at once.
+   */
+  perShardLimit?: 'adaptive' | 'full';
 }
 
 export interface ShardFailure {
@@ -66,6 +74,8 @@ interface Target {
   client: SqlClient;
 }
 
+const GATHERED = Object.freeze({ reason: 'the fan-out gathered its answers' });
+
 async function gather<T>(
   targets: readonly Target[],
   run: (client: SqlClient) => Promise<T>,
@@ -97,7 +107,8 @@ async function gather<T>(
     }),
   );
   await Promise.race([all, clock.sleep(deadlineMs, stop.signal).catch(() => {})]);
-  stop.abort();
+  // A preallocated reason: abort() without one builds a DOMException (a stack trace) per call.
+  stop.abort(GATHERED);
   // Late answers are not merged: a result is complete only if every shard answered in time.
   all.catch(() => {});
   const missing: ShardFailure[] = [];
@@ -131,11 +142,28 @@ export async function fanOutQuery<R extends Record<string, unknown>>(
   }));
   const offset = options.offset ?? 0;
   const limit = options.limit;
-  let sql = text;
-  if (order.length > 0 || limit !== undefined) {
+  const want = limit === undefined ? undefined : Math.max(0, Math.floor(limit + offset));
+  const wrap = (n: number | undefined) => {
+    if (order.length === 0 && n === undefined) return text;
     const by = order.map((o) => `cdp_q.${o.column} ${o.desc ? 'DESC' : 'ASC'}`).join(', ');
-    sql = `SELECT * FROM (${text}) AS cdp_q${by ? ` ORDER BY ${by}` : ''}${limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(limit + offset))}` : ''}`;
-  }
+    return `SELECT * FROM (${text}) AS cdp_q${by ? ` ORDER BY ${by}` : ''}${n !== undefined ? ` LIMIT ${n}` : ''}`;
+  };
+  const cmp = (a: R, b: R) => {
+    for (const o of order) {
+      const c = compareValues(a[o.column], b[o.column]);
+      if (c !== 0) return o.desc ? -c : c;
+    }
+    return 0;
+  };
+  // A first round asks each shard for its share of the rows (and a margin) instead of all of them.
+  const adaptive =
+    order.length > 0 &&
+    want !== undefined &&
+    targets.length > 1 &&
+    (options.perShardLimit ?? 'adaptive') === 'adaptive';
+  const first = adaptive ? Math.min(want, Math.ceil((want * 1.5) / targets.length) + 8) : want;
+  const sql = wrap(first);
+  const started = clock.now();
   const { answers, missing, latencyMs } = await gather(
     targets,
     async (c) => (await c.query<R>(sql, params)).rows,
@@ -143,19 +171,50 @@ export async function fanOutQuery<R extends Record<string, unknown>>(
     clock,
     observe,
   );
+  if (adaptive && first !== undefined && first < want!) {
+    // A shard that returned a full first batch has more rows; they sort after its last row. They
+    // can only matter if that last row is not strictly before the merged result's last one.
+    const merged = kWayMerge(
+      targets.flatMap((t) => {
+        const a = answers.get(t.shard);
+        return a ? [a] : [];
+      }),
+      cmp,
+      0,
+      want,
+    );
+    const cutoff = merged.length === want ? merged[merged.length - 1] : undefined;
+    const again = targets.filter((t) => {
+      const a = answers.get(t.shard);
+      if (!a || a.length < first) return false;
+      return cutoff === undefined || cmp(a[a.length - 1]!, cutoff) <= 0;
+    });
+    if (again.length > 0) {
+      const full = wrap(want);
+      // The second round has what is left of the deadline.
+      const left = Math.max(1, (options.deadlineMs ?? 5000) - (clock.now() - started));
+      const more = await gather(
+        again,
+        async (c) => (await c.query<R>(full, params)).rows,
+        { ...options, deadlineMs: left },
+        clock,
+        observe,
+      );
+      for (const [shard, rows] of more.answers) answers.set(shard, rows);
+      for (const m of more.missing) {
+        answers.delete(m.shard);
+        missing.push(m);
+      }
+      for (const [shard, ms] of Object.entries(more.latencyMs))
+        latencyMs[shard] = (latencyMs[shard] ?? 0) + ms;
+    }
+  }
   const lists = targets.flatMap((t) => {
     const a = answers.get(t.shard);
     return a ? [a] : [];
   });
   let rows: R[];
   if (order.length > 0) {
-    const cmp = (a: R, b: R) => {
-      for (const o of order) {
-        const c = compareValues(a[o.column], b[o.column]);
-        if (c !== 0) return o.desc ? -c : c;
-      }
-      return 0;
-    };
     rows = kWayMerge(lists, cmp, offset, limit);
   } else {
     rows = lists.flat().slice(offset, limit === undefined ? undefined : offset + limit);

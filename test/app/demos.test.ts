@@ -35,6 +35,7 @@ describe('demonstrations and redelivery (embedded defaults)', () => {
       'purchase-saga',
       'quorum-node-down',
       'relay-restart',
+      'sharding-move-under-writes',
       'valet-revoke',
     ]);
     expect((await c.call('POST', '/api/demos/cache-stampede')).status).toBe(401);

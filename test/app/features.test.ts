@@ -47,6 +47,7 @@ describe('reference platform features (embedded defaults)', () => {
       'catalog',
       'cache',
       'reviews',
+      'sharding',
       'enrollment',
       'media',
       'workflows',
@@ -58,6 +59,7 @@ describe('reference platform features (embedded defaults)', () => {
       'catalog',
       'cache',
       'reviews',
+      'sharding',
       'enrollment',
       'media',
       'workflows',
@@ -68,7 +70,13 @@ describe('reference platform features (embedded defaults)', () => {
     const health = (await (await get('/health')).json()) as {
       engines: { role: string; ok: boolean }[];
     };
-    expect(health.engines.map((e) => e.role)).toEqual(['sql', 'broker', 'blob storage']);
+    expect(health.engines.map((e) => e.role)).toEqual([
+      'sql',
+      'shard s1',
+      'shard s2',
+      'broker',
+      'blob storage',
+    ]);
     expect(health.engines.every((e) => e.ok)).toBe(true);
     // In-memory data means nothing written under the working directory.
     expect(existsSync('memory:')).toBe(false);

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enrollmentFeature } from '../../src/app/features/enrollment.js';
+import type { ShardingService } from '../../src/app/features/sharding.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { migrate } from '../../src/engines/sql/migrations.js';
 import { openSql } from '../../src/engines/sql/open.js';
@@ -39,13 +40,15 @@ describe('platform identifiers', () => {
       (await c.call('POST', '/api/enrollment/enrollments', { key: k3, body: { course: a.id } }))
         .status,
     ).toBe(202);
-    const { rows } = await c.platform.sql.query<{ student: string; course: string }>(
-      'SELECT student, course FROM app_enrollments WHERE student LIKE $1 ORDER BY student, course',
+    // Enrollments are sharded by student: ask every shard.
+    const { router } = c.platform.services.get('sharding') as ShardingService;
+    const { rows } = await router.fanOut<{ student: string; course: string }>(
+      'SELECT student, course FROM app_enrollments WHERE student LIKE $1',
       ['x%'],
     );
     expect(rows).toHaveLength(3);
     // The key is the pair, not a string joined from it.
-    const pk = await c.platform.sql.query<{ column_name: string }>(
+    const pk = await router.client(router.shardIds()[0]!).query<{ column_name: string }>(
       `SELECT a.attname AS column_name FROM pg_index i
          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
         WHERE i.indrelid = 'app_enrollments'::regclass AND i.indisprimary ORDER BY a.attname`,
@@ -149,6 +152,16 @@ describe('enrollment migration to composite keys', () => {
       );
       expect(got.rows.map((r) => [r.student, r.course])).toEqual(
         [...rows].sort((a, b) => (a[0] < b[0] ? -1 : 1)),
+      );
+      // ... and the shards took them over (enrollments are sharded by student since).
+      const { router } = c.platform.services.get('sharding') as ShardingService;
+      const adopted = await router.fanOut<{ student: string; course: string }>(
+        'SELECT student, course FROM app_enrollments',
+        [],
+        { orderBy: [{ column: 'student' }, { column: 'course' }] },
+      );
+      expect(adopted.rows.map((r) => [r.student, r.course])).toEqual(
+        got.rows.map((r) => [r.student, r.course]),
       );
       const emails = await c.platform.sql.query<{ student: string; course: string }>(
         'SELECT student, course FROM app_enrollment_emails ORDER BY student, course',

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ShardingService } from '../../src/app/features/sharding.js';
 import { RefundCharge } from '../../src/app/reviews/deciders.js';
 import { eventually } from '../../src/testing/index.js';
 import { type Client, startClient } from './support.js';
@@ -65,11 +66,14 @@ describe('course purchase saga (embedded defaults)', () => {
       'run:receipt:completed',
     ]);
     expect(await balance('buyer-1')).toBe(100);
-    const enrolled = await c.platform.sql.query(
-      'SELECT 1 FROM app_enrollments WHERE student = $1 AND course = $2',
+    // The enrollment is on the student's shard, marked with the purchase that granted it.
+    const { router } = c.platform.services.get('sharding') as ShardingService;
+    const enrolled = await router.query(
+      'buyer-1',
+      'SELECT purchase_id FROM app_enrollments WHERE student = $1 AND course = $2',
       ['buyer-1', course.id],
     );
-    expect(enrolled.rows).toHaveLength(1);
+    expect(enrolled).toEqual([{ purchase_id: p.purchaseId }]);
     const again = await c.call('POST', '/api/purchases', {
       key: await c.key('student', 'buyer-1'),
       body: { course: course.id },

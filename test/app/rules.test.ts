@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ShardingService } from '../../src/app/features/sharding.js';
 import { type Client, codeOf, startClient } from './support.js';
 
 /** Business rules between features (issue 18, points 6 and 7). */
@@ -195,7 +196,10 @@ describe('platform business rules', () => {
       expect(new Set(results.filter((r) => r.status !== 202).map(codeOf))).toEqual(
         new Set(['ALREADY_ENROLLED']),
       );
-      const { rows } = await c.platform.sql.query<{ n: number }>(
+      // Enrollments live on the student's shard.
+      const { router } = c.platform.services.get('sharding') as ShardingService;
+      const rows = await router.query<{ n: number }>(
+        'eager',
         'SELECT count(*)::int AS n FROM app_enrollments WHERE student = $1 AND course = $2',
         ['eager', course.id],
       );

@@ -3,6 +3,7 @@ import { expect, it } from 'vitest';
 import { ApiKeys, authMigrations } from '../../src/app/auth.js';
 import { type CatalogService, catalogFeature } from '../../src/app/features/catalog.js';
 import { enrollmentFeature } from '../../src/app/features/enrollment.js';
+import { shardingFeature } from '../../src/app/features/sharding.js';
 import { installErrorHandler } from '../../src/app/http-errors.js';
 import { systemClock } from '../../src/core/clock.js';
 import { loadConfig } from '../../src/core/config.js';
@@ -24,12 +25,13 @@ it('enrollment platform feature: one request fans out to three services, traced 
     await migrate(sql, [
       ...authMigrations,
       ...(catalogFeature.migrations ?? []),
+      ...(shardingFeature.migrations ?? []),
       ...(enrollmentFeature.migrations ?? []),
     ]);
     const auth = new ApiKeys(sql, systemClock);
     const services = new Map<string, unknown>();
     const ctx = {
-      config: loadConfig({}),
+      config: loadConfig({ CDP_DATA_DIR: 'memory://' }),
       sql,
       logger,
       registry: createRegistry(),
@@ -41,6 +43,7 @@ it('enrollment platform feature: one request fans out to three services, traced 
     };
     const catalog = (await catalogFeature.start(ctx)).service as CatalogService;
     services.set('catalog', catalog);
+    services.set('sharding', (await shardingFeature.start(ctx)).service);
     const handle = await enrollmentFeature.start(ctx);
     const student = await auth.issue({ role: 'student', subject: 'ada' });
     const headers = { authorization: `Bearer ${student.token}` };

@@ -7,6 +7,7 @@ import { payoutsFeature } from './payouts.js';
 import { purchasesFeature } from './purchases.js';
 import { quorumFeature } from './quorum.js';
 import { reviewsFeature } from './reviews.js';
+import { shardingFeature } from './sharding.js';
 import { workflowsFeature } from './workflows.js';
 
 /** The reference platform's features, started in this order (later ones may use earlier ones' services). */
@@ -14,6 +15,7 @@ export const defaultFeatures: PlatformFeature[] = [
   catalogFeature,
   cacheFeature,
   reviewsFeature,
+  shardingFeature,
   enrollmentFeature,
   mediaFeature,
   workflowsFeature,

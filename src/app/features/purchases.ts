@@ -183,7 +183,8 @@ export const purchasesFeature: PlatformFeature = {
     const catalog = services.get('catalog') as CatalogService;
     const saga = purchaseSaga({
       wallets,
-      grant: (tx, student, course) => enrollment.enroll(tx, student, course),
+      grant: (tx, student, course, purchaseId) =>
+        enrollment.enroll(tx, student, course, purchaseId),
       receipt: (tx, r) => enrollment.sendReceipt(tx, r),
     });
     engine.register(saga);

@@ -68,9 +68,10 @@ export interface PurchaseSagaDeps {
   wallets: CommandHandler<WalletCommand, WalletEvent, WalletState>;
   /**
    * Give the student access, in the step's transaction; false when refused (then the step
-   * fails with ACCESS_REFUSED and the purchase is compensated).
+   * fails with ACCESS_REFUSED and the purchase is compensated). Access granted by the same
+   * purchase id before (the step ran again after a crash) is not a refusal.
    */
-  grant(tx: SqlTransaction, student: string, course: string): Promise<boolean>;
+  grant(tx: SqlTransaction, student: string, course: string, purchaseId: string): Promise<boolean>;
   /** Send the receipt (through the outbox), in the step's transaction. */
   receipt(
     tx: SqlTransaction,
@@ -153,7 +154,7 @@ export function purchaseSaga(deps: PurchaseSagaDeps): Workflow<PurchaseInput, Pu
                WHERE purchase_id = $1`,
               [runId],
             );
-            if (!(await deps.grant(tx, input.student, input.course))) {
+            if (!(await deps.grant(tx, input.student, input.course, runId))) {
               throw new DomainError(
                 `student ${input.student} already has access to course ${input.course}`,
                 'ACCESS_REFUSED',

@@ -2,7 +2,7 @@
  * Benchmark `sharding`: rows moved when a shard joins (hash slots against `hash % n` and jump
  * consistent hash), the longest write stall at a cut-over, index-table lookup against a fan-out
  * scan, ordered top-100 fan-out against one table holding every row, and routing decisions per
- * second against jump consistent hash. Shards are PostgreSQL databases on the servers in
+ * second against jump consistent hash, and foreground p99 during a throttled move. Shards are PostgreSQL databases on the servers in
  * CDP_SHARD_TEST_URLS when set (at least two servers), otherwise embedded PGlite instances.
  */
 import { PgliteSqlClient } from '../../engines/sql/pglite-sql-client.js';
@@ -287,6 +287,17 @@ async function lookupAndTopK(ctx: BenchContext, b: Bed): Promise<BenchResult[]> 
         ),
       single: () =>
         opsPerSecond(() => one.query(`${topSql} ORDER BY score DESC, id LIMIT 100`), ms),
+      // Every shard asked for all 100 rows at once (the fan-out before the adaptive limit).
+      full: () =>
+        opsPerSecond(
+          () =>
+            router.fanOut(topSql, [], {
+              orderBy: [{ column: 'score', direction: 'desc' }, { column: 'id' }],
+              limit: 100,
+              perShardLimit: 'full',
+            }),
+          ms,
+        ),
     },
     ctx.quick ? 1 : 3,
     0,
@@ -312,9 +323,125 @@ async function lookupAndTopK(ctx: BenchContext, b: Bed): Promise<BenchResult[]> 
         value: Math.round((1000 / t.single) * 1000) / 1000,
       },
       higherIsBetter: false,
-      params: { engine: b.kind, rows, shards: 4, ms },
+      params: {
+        engine: b.kind,
+        rows,
+        shards: 4,
+        ms,
+        perShardLimit: 'adaptive',
+        fullMsPerQuery: Math.round((1000 / t.full) * 1000) / 1000,
+      },
     }),
   ];
+}
+
+/**
+ * Foreground p99 while a throttled move copies a big slot: writers update rows of the source
+ * shard outside the moving slot; their p99 during the move against the same writers with no move.
+ * 16 slots so that one slot holds enough rows for the move to last.
+ */
+async function throttledMove(ctx: BenchContext, b: Bed): Promise<BenchResult> {
+  const catalog = await b.open('th_cat', 0);
+  const shards = { s0: await b.open('th_s0', 0), s1: await b.open('th_s1', 1) };
+  for (const c of Object.values(shards))
+    await c.exec('CREATE TABLE kv (k bigint PRIMARY KEY, v bigint NOT NULL, pad text NOT NULL)');
+  const slotCount = 16;
+  await installShardMap(catalog, shards, {
+    name: 'kvt',
+    strategy: 'hash',
+    keyType: 'bigint',
+    slotCount,
+    shards: [
+      { id: 's0', location: 's0' },
+      { id: 's1', location: 's1' },
+    ],
+    tables: [{ name: 'kv', keyColumn: 'k' }],
+  });
+  const rows = ctx.quick ? 40_000 : 160_000;
+  for (const c of Object.values(shards)) {
+    await c.query(
+      `INSERT INTO kv SELECT g, 0, repeat('x', 200) FROM generate_series(1, $1::int) g
+       WHERE ('slot:' || cdp_shard_slot(g::text, ${slotCount})) IN (SELECT unit FROM cdp_shard_owned)`,
+      [rows],
+    );
+    await c.exec('ANALYZE kv');
+  }
+  const router = await ShardRouter.open({ catalog, map: 'kvt', shards, refreshMs: 100 });
+  const rowsPerSecond = ctx.quick ? 4_000 : 8_000;
+  // Slots 0-7 start on s0: slot 0 moves; the writers update keys of slots 1-7.
+  const keys: number[] = [];
+  for (let k = 1; k <= rows && keys.length < 2000; k++) {
+    const slot = slotOf(String(k), slotCount);
+    if (slot >= 1 && slot < slotCount / 2) keys.push(k);
+  }
+  const foreground = async (during: () => Promise<unknown>) => {
+    let stop = false;
+    const lat: number[] = [];
+    let i = 0;
+    const writers = Array.from({ length: 4 }, async () => {
+      while (!stop) {
+        const k = keys[(i++ * 7919) % keys.length]!;
+        const t0 = performance.now();
+        await router.query(k, 'UPDATE kv SET v = v + 1 WHERE k = $1', [k]);
+        lat.push(performance.now() - t0);
+      }
+    });
+    try {
+      await during();
+    } finally {
+      stop = true;
+      await Promise.all(writers);
+    }
+    return lat;
+  };
+  const seconds = ctx.quick ? 2 : 5;
+  const base = await foreground(() => new Promise((r) => setTimeout(r, seconds * 1000)));
+  const move = async (slot: number, throttle: number) => {
+    const mover = new ShardMover({
+      catalog,
+      map: 'kvt',
+      shards,
+      rowsPerSecond: throttle,
+      batchKeys: 200,
+    });
+    const t0 = performance.now();
+    const m = await mover.move(`slot:${slot}`, 's1');
+    return { ms: performance.now() - t0, rows: m.rowsCopied, fenceMs: m.fenceMs };
+  };
+  let throttled = { ms: 0, rows: 0, fenceMs: null as number | null };
+  const during = await foreground(async () => {
+    throttled = await move(0, rowsPerSecond);
+  });
+  ctx.progress(
+    `throttled move: ${throttled.rows} rows in ${Math.round(throttled.ms)} ms, foreground p99 ${percentile(during, 99).toFixed(1)} ms (no move ${percentile(base, 99).toFixed(1)} ms)`,
+  );
+  let unthrottled = { ms: 0, rows: 0, fenceMs: null as number | null };
+  const free = await foreground(async () => {
+    unthrottled = await move(slotCount / 2 - 1, 0);
+  });
+  await router.close();
+  const r1 = (x: number) => Math.round(x * 10) / 10;
+  return result({
+    id: 'rebalance.throttle.p99',
+    metric: 'foreground write p99 while a throttled move copies a slot, vs no move',
+    unit: 'ms',
+    ours: r1(percentile(during, 99)),
+    peer: { name: 'the same writers, no move', value: r1(percentile(base, 99)) },
+    higherIsBetter: false,
+    params: {
+      engine: b.kind,
+      rows,
+      slotRows: throttled.rows,
+      rowsPerSecond,
+      moveMs: Math.round(throttled.ms),
+      fenceMs: throttled.fenceMs,
+      writers: 4,
+      unthrottledP99: r1(percentile(free, 99)),
+      unthrottledMoveMs: Math.round(unthrottled.ms),
+      baseP50: r1(percentile(base, 50)),
+      throttledP50: r1(percentile(during, 50)),
+    },
+  });
 }
 
 const suite: BenchSuite = {
@@ -329,6 +456,7 @@ const suite: BenchSuite = {
     const b = await bed(ctx);
     try {
       out.push(await writePause(ctx, b));
+      out.push(await throttledMove(ctx, b));
       out.push(...(await lookupAndTopK(ctx, b)));
     } finally {
       await b.close();

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { marketplaceShardMigrations } from '../../../src/app/enrollment/schema.js';
 import { platformMigrations } from '../../../src/app/platform.js';
 import { checksum, type Migration } from '../../../src/engines/sql/migrations.js';
 import { valetKeyMigrations } from '../../../src/storage/valet-key/valet-key.js';
@@ -21,12 +22,14 @@ const PINNED: readonly (readonly [module: string, version: number, checksum: str
   ['choreographed-saga', 1, '1a78f095f204a2e9'],
   ['enrollment-app', 1, '38942536674c9d2a'],
   ['enrollment-app', 2, '9599a5f452b0b7ca'],
+  ['enrollment-app', 3, '883cd68cfb58daf0'],
   ['events', 1, '148fe36a318600e7'],
   ['events', 2, '46180e2d95827fe5'],
   ['events', 3, 'd272e89e92df0d41'],
   ['events', 4, '119ab65c0cb18f5b'],
   ['events', 5, '4304f4affa57e07b'],
   ['idempotency', 1, '773d0922e8764916'],
+  ['marketplace-shard', 1, 'e2fd6ee4e7d00576'],
   ['media-app', 1, 'a14b6f10c82864ca'],
   ['messaging', 1, '73d89e15bfc564a7'],
   ['messaging', 2, 'be5273014cdeac7f'],
@@ -35,6 +38,7 @@ const PINNED: readonly (readonly [module: string, version: number, checksum: str
   ['reviews-app', 2, '1cd0b7a292167764'],
   ['sharding', 1, '6355f711be9a2940'],
   ['sharding', 2, '185d83e5bb3f00e3'],
+  ['sharding-app', 1, '1824940e3fa0369c'],
   ['sharding-shard', 1, '943775ab89c16d38'],
   ['sharding-shard', 2, 'dfa8f1637f06f48c'],
   ['storage', 1, 'a7bb701f4329d2c4'],
@@ -60,13 +64,18 @@ const RETIRED: readonly (readonly [
 ];
 
 /**
- * Every migration the code ships: the platform's, the valet key's (the platform composes it) and
+ * Every migration the code ships: the platform's, its shards' (marketplace-shard), the valet
+ * key's (the platform composes it) and
  * every list a public entry exports (an export named `...Migrations`), found through
  * package.json's "exports", so a new module's migrations are pinned without editing this file.
  */
 async function shipped(): Promise<Map<string, Migration>> {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'));
-  const all: Migration[] = [...platformMigrations(), ...valetKeyMigrations];
+  const all: Migration[] = [
+    ...platformMigrations(),
+    ...marketplaceShardMigrations,
+    ...valetKeyMigrations,
+  ];
   for (const [subpath, target] of Object.entries(pkg.exports as Record<string, unknown>)) {
     if (subpath === './testing' || typeof target !== 'object' || target === null) continue;
     const dist = (target as { import: string }).import;

@@ -89,4 +89,16 @@ export const patternPages: PatternPage[] = [
       'Every value is kept on several nodes. A write returns once a majority has stored it and a read asks a majority, so a read always meets the latest write even while a node is down. Reads also copy the newest value back to nodes that lag, writes a stopped node missed are kept for it on another node and handed over when it returns, and nodes compare summaries of their data now and then to fix what slipped through. The demonstration stops a node under load and lets a linearizability checker confirm that no reader ever saw time go backwards, then shows how plain last-write-wins with clocks that disagree loses a write.',
     docs: [{ title: 'Quorum', page: 'docs/patterns/quorum.md' }],
   },
+  {
+    slug: 'sharding',
+    panel: 'sharding',
+    title: 'Sharding',
+    patterns: 'hash slots · online slot moves · index tables · fan-out queries',
+    explanation:
+      "Enrollments and student profiles are spread over several databases (shards) by student id: each id hashes to one of a fixed number of slots, and each slot belongs to one shard, so a student's rows are always together and one shard answers for them. Adding a shard moves whole slots, never rehashes every row. A slot moves while people keep writing: its rows are copied, the changes made meanwhile are replayed, writes to that slot pause for a moment while ownership switches, and nothing is lost. Questions by something other than the student id (courses by instructor, a student by email) are answered from index tables kept on the shard of the looked-up value, so they ask one shard instead of all.",
+    docs: [
+      { title: 'Sharding', page: 'docs/patterns/sharding.md' },
+      { title: 'Index table', page: 'docs/patterns/index-table.md' },
+    ],
+  },
 ];
