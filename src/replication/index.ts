@@ -61,3 +61,6 @@ export {
   registerModel,
   registerValueKey,
 } from './models.js';
+export { multiMasterMigrations } from './multi-master/migrations.js';
+export type { RegionReplicaOptions, RegionReplicaStats } from './multi-master/region-replica.js';
+export { CrdtTypeError, RegionReplica } from './multi-master/region-replica.js';
