@@ -30,6 +30,7 @@ const PINNED: readonly (readonly [module: string, version: number, checksum: str
   ['media-app', 1, 'a14b6f10c82864ca'],
   ['messaging', 1, '73d89e15bfc564a7'],
   ['messaging', 2, 'be5273014cdeac7f'],
+  ['multi-master', 1, '6fdbb0d5216d3e83'],
   ['payouts-app', 1, '525cf606a7afa373'],
   ['reviews-app', 1, '235392ad42b63237'],
   ['sharding', 1, '6355f711be9a2940'],
