@@ -12,6 +12,7 @@ import {
   parseHistory,
 } from '../../replication/index.js';
 import { type BenchResult, type BenchSuite, median, result, timeMs } from '../harness.js';
+import { crdtMergeResults } from './crdt-merge.js';
 
 const ETCD = ['000', '001', '002', '005', '007', '018', '100', '101'];
 
@@ -101,6 +102,7 @@ const suite: BenchSuite = {
         params: { operations: ops, keys: 100, rounds },
       }),
     );
+    out.push(...(await crdtMergeResults(ctx)));
     return out;
   },
 };

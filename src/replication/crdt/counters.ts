@@ -57,6 +57,10 @@ export const gCounterType: CrdtType<GCounterState, number, GCounter> = {
     if (!isRecord(state)) throw malformed('g-counter', 'expected { counts }');
     return new GCounter(node, readCounts('g-counter', state.counts, 'counts'));
   },
+  parse(state) {
+    if (!isRecord(state)) throw malformed('g-counter', 'expected { counts }');
+    return { counts: Object.fromEntries(readCounts('g-counter', state.counts, 'counts')) };
+  },
 };
 
 export interface PNCounterState {
@@ -118,5 +122,12 @@ export const pnCounterType: CrdtType<PNCounterState, number, PNCounter> = {
       readCounts('pn-counter', state.p, 'p'),
       readCounts('pn-counter', state.n, 'n'),
     );
+  },
+  parse(state) {
+    if (!isRecord(state)) throw malformed('pn-counter', 'expected { p, n }');
+    return {
+      p: Object.fromEntries(readCounts('pn-counter', state.p, 'p')),
+      n: Object.fromEntries(readCounts('pn-counter', state.n, 'n')),
+    };
   },
 };

@@ -28,6 +28,8 @@ export interface CrdtType<S = unknown, V = unknown, C extends Crdt<S, V> = Crdt<
   create(node: string): C;
   /** A replica owned by `node` holding `state`; throws ValidationError for a malformed state. */
   fromState(node: string, state: unknown): C;
+  /** Check a state or delta from the wire and return it typed; throws ValidationError. */
+  parse(state: unknown): S;
 }
 
 /** A state that does not have the shape its type needs (from the wire or the database). */

@@ -1,5 +1,5 @@
 import { ValidationError } from '../../core/errors.js';
-import { type Crdt, type CrdtType, isRecord, malformed, readCounts, sortedRecord } from './crdt.js';
+import { type Crdt, type CrdtType, isRecord, malformed, sortedRecord } from './crdt.js';
 import { assertNodeId } from './hlc.js';
 
 /** An event id: the node that made it and that node's counter. */
@@ -185,7 +185,7 @@ export class OrSet implements Crdt<OrSetState, string[]> {
         changed = true;
       }
     };
-    if (Object.keys(other.context.vv).length > 0) {
+    if (hasKeys(other.context.vv)) {
       for (const [e, dots] of [...this.#entries]) keepMine(e, dots);
     } else {
       // A delta: only the elements holding a dot its context names can lose one.
@@ -211,6 +211,11 @@ export class OrSet implements Crdt<OrSetState, string[]> {
   }
 }
 
+function hasKeys(o: object): boolean {
+  for (const _ in o) return true;
+  return false;
+}
+
 function cloudHas(cloud: readonly Dot[], n: string, c: number): boolean {
   for (const [m, d] of cloud) if (m === n && d === c) return true;
   return false;
@@ -228,21 +233,33 @@ function readDot(x: unknown): Dot {
   return [x[0], x[1] as number];
 }
 
+function parseOrSet(state: unknown): OrSetState {
+  if (!isRecord(state) || !isRecord(state.entries) || !isRecord(state.context))
+    throw malformed('or-set', 'expected { entries, context }');
+  const entries: Record<string, Dot[]> = {};
+  for (const e in state.entries) {
+    const dots = state.entries[e];
+    if (!Array.isArray(dots))
+      throw malformed('or-set', `entry ${JSON.stringify(e)} must list dots`);
+    for (const d of dots) readDot(d);
+    entries[e] = dots as Dot[];
+  }
+  const cloud = state.context.cloud;
+  if (!Array.isArray(cloud)) throw malformed('or-set', 'context.cloud must list dots');
+  for (const d of cloud) readDot(d);
+  const vv = state.context.vv;
+  if (!isRecord(vv)) throw malformed('or-set', 'context.vv must be an object of counts');
+  for (const k in vv) {
+    const c = vv[k];
+    if (typeof c !== 'number' || !Number.isSafeInteger(c) || c < 0)
+      throw malformed('or-set', `context.vv.${k} must be a non-negative integer`);
+  }
+  return { entries, context: { vv: vv as Record<string, number>, cloud: cloud as Dot[] } };
+}
+
 export const orSetType: CrdtType<OrSetState, string[], OrSet> = {
   name: 'or-set',
   create: (node) => new OrSet(node),
-  fromState(node, state) {
-    if (!isRecord(state) || !isRecord(state.entries) || !isRecord(state.context))
-      throw malformed('or-set', 'expected { entries, context }');
-    const entries: Record<string, Dot[]> = {};
-    for (const [e, dots] of Object.entries(state.entries)) {
-      if (!Array.isArray(dots))
-        throw malformed('or-set', `entry ${JSON.stringify(e)} must list dots`);
-      entries[e] = dots.map(readDot);
-    }
-    const cloud = state.context.cloud;
-    if (!Array.isArray(cloud)) throw malformed('or-set', 'context.cloud must list dots');
-    const vv = Object.fromEntries(readCounts('or-set', state.context.vv, 'context.vv'));
-    return new OrSet(node, { entries, context: { vv, cloud: cloud.map(readDot) } });
-  },
+  fromState: (node, state) => new OrSet(node, parseOrSet(state)),
+  parse: parseOrSet,
 };

@@ -74,15 +74,18 @@ export class LwwRegister<V extends JsonValue = JsonValue>
   }
 }
 
+function parseRegister(state: unknown): LwwRegisterState {
+  if (!isRecord(state) || !('value' in state))
+    throw malformed('lww-register', 'expected { stamp, value }');
+  const stamp = state.stamp === null ? null : readStamp('lww-register', state.stamp);
+  return { stamp, value: state.value as JsonValue };
+}
+
 export const lwwRegisterType: CrdtType<LwwRegisterState, JsonValue | null, LwwRegister> = {
   name: 'lww-register',
   create: () => new LwwRegister(),
-  fromState(_node, state) {
-    if (!isRecord(state) || !('value' in state))
-      throw malformed('lww-register', 'expected { stamp, value }');
-    const stamp = state.stamp === null ? null : readStamp('lww-register', state.stamp);
-    return new LwwRegister({ stamp, value: state.value as JsonValue });
-  },
+  fromState: (_node, state) => new LwwRegister(parseRegister(state)),
+  parse: parseRegister,
 };
 
 /** One key of a LWW-Map: its value, or a tombstone (`deleted`) with the stamp of the delete. */
@@ -160,22 +163,26 @@ export class LwwMap<V extends JsonValue = JsonValue>
   }
 }
 
+function parseMap(state: unknown): LwwMapState {
+  if (!isRecord(state) || !isRecord(state.entries))
+    throw malformed('lww-map', 'expected { entries }');
+  const entries: Record<string, LwwMapEntry> = {};
+  for (const k in state.entries) {
+    const e = state.entries[k];
+    if (!isRecord(e) || typeof e.deleted !== 'boolean' || !('value' in e))
+      throw malformed('lww-map', `entry ${JSON.stringify(k)} must be { stamp, value, deleted }`);
+    entries[k] = {
+      stamp: readStamp('lww-map', e.stamp),
+      value: e.value as JsonValue,
+      deleted: e.deleted,
+    };
+  }
+  return { entries };
+}
+
 export const lwwMapType: CrdtType<LwwMapState, Record<string, JsonValue>, LwwMap> = {
   name: 'lww-map',
   create: () => new LwwMap(),
-  fromState(_node, state) {
-    if (!isRecord(state) || !isRecord(state.entries))
-      throw malformed('lww-map', 'expected { entries }');
-    const entries = new Map<string, LwwMapEntry>();
-    for (const [k, e] of Object.entries(state.entries)) {
-      if (!isRecord(e) || typeof e.deleted !== 'boolean' || !('value' in e))
-        throw malformed('lww-map', `entry ${JSON.stringify(k)} must be { stamp, value, deleted }`);
-      entries.set(k, {
-        stamp: readStamp('lww-map', e.stamp),
-        value: e.value as JsonValue,
-        deleted: e.deleted,
-      });
-    }
-    return new LwwMap(entries);
-  },
+  fromState: (_node, state) => new LwwMap(new Map(Object.entries(parseMap(state).entries))),
+  parse: parseMap,
 };

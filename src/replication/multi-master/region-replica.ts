@@ -353,7 +353,7 @@ export class RegionReplica {
     vv: VersionVector;
   }> {
     const t = this.#type(typeName);
-    const parsed = t.fromState(this.region, incoming).state(); // validates the wire data
+    const parsed = t.parse(incoming); // checks the wire data
     const row = await this.#load(q, key, true);
     if (row && row.type !== t.name)
       throw new ValidationError(`object ${JSON.stringify(key)} is a ${row.type}, not a ${t.name}`);
@@ -369,7 +369,7 @@ export class RegionReplica {
     return {
       changed,
       digest: stateDigest(state),
-      incomingDigest: stateDigest(parsed),
+      incomingDigest: stateDigest(t.fromState(this.region, parsed).state()),
       state,
       vv: merged,
     };
