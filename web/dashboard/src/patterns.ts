@@ -80,4 +80,13 @@ export const patternPages: PatternPage[] = [
       "Paying an instructor writes to two databases: the platform's own and a payout ledger. Both must change, or neither. Each database first prepares its part and promises to keep it, then a coordinator writes its decision down and tells both to commit. If anything fails before the decision, both parts are rolled back; if the coordinator crashes after it, recovery finishes the job from the log. Nothing should stay prepared for long: the in-doubt figure stays at zero.",
     docs: [{ title: 'Two-phase commit', page: 'docs/patterns/two-phase-commit.md' }],
   },
+  {
+    slug: 'multi-master',
+    panel: 'multi-master',
+    title: 'Multi-master regions',
+    patterns: 'multi-master replication · CRDTs · anti-entropy',
+    explanation:
+      'The platform runs in two regions, each with its own database, and both accept writes: a student in Europe and one in America never wait for an ocean. A wishlist is a set that merges itself (an OR-Set): when one region removes a course while the other adds it again, the add wins, on both sides, without anyone deciding. View counts are counters that add up the same way. Changes travel between the regions as messages; when some are lost (cut the link with the demonstration), the regions compare fingerprints of their data now and then and send each other what differs, until both hold the same thing.',
+    docs: [{ title: 'Multi-master replication', page: 'docs/patterns/multi-master.md' }],
+  },
 ];
