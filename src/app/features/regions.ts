@@ -13,7 +13,7 @@ import {
 } from '../../replication/index.js';
 import { documented, examples, refusal } from '../api-docs.js';
 import { multiMasterPartitionDemo } from '../demos/multi-master-partition.js';
-import type { EngineStatus, PlatformFeature } from '../feature.js';
+import type { PlatformFeature } from '../feature.js';
 import { ForbiddenError, parseInput } from '../http-errors.js';
 import type { CatalogService } from './catalog.js';
 
@@ -244,26 +244,6 @@ export const regionsFeature: PlatformFeature = {
     return {
       service: { replica, readWishlist },
       demos: [multiMasterPartitionDemo(async () => (await setup).replicas)],
-      health: async (): Promise<EngineStatus[]> => {
-        const opened = await setup.catch(() => undefined);
-        if (!opened)
-          return [{ role: 'region databases', engine: 'pglite', ok: false, detail: 'not started' }];
-        return Promise.all(
-          opened.dbs.map(async (d, i) => {
-            try {
-              await d.ping();
-              return { role: `region ${REGIONS[i]}`, engine: 'pglite', ok: true };
-            } catch (err) {
-              return {
-                role: `region ${REGIONS[i]}`,
-                engine: 'pglite',
-                ok: false,
-                detail: errorMessage(err),
-              };
-            }
-          }),
-        );
-      },
       panel: async () => {
         const { replicas } = await setup;
         const stats = replicas.map((r) => r.stats());
