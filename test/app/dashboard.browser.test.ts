@@ -21,6 +21,7 @@ const pages = [
   { name: 'media', hash: '#/media', ready: '#panel-media .stat' },
   { name: 'sagas', hash: '#/sagas', ready: '#panel-purchases .stat' },
   { name: 'payouts', hash: '#/payouts', ready: '#panel-payouts .stat' },
+  { name: 'multi-master', hash: '#/multi-master', ready: '#panel-multi-master .stat' },
   { name: 'docs', hash: '#/docs', ready: '.doc-list li' },
   {
     name: 'docs-cache-aside',
@@ -34,6 +35,7 @@ const demos = [
   { id: 'relay-restart', page: '#/messaging', expect: /applied once after it restarted/ },
   { id: 'valet-revoke', page: '#/media', expect: /refused the next range/ },
   { id: 'purchase-saga', page: '#/sagas', expect: /seat reservation was released/ },
+  { id: 'multi-master-partition', page: '#/multi-master', expect: /converged after the partition/ },
 ];
 
 describe.skipIf(!have)('dashboard in a browser', () => {
