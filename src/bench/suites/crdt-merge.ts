@@ -71,9 +71,9 @@ async function automergeChanges(kind: Kind, n: number, universe: number): Promis
 }
 
 async function measure(kind: Kind, ctx: BenchContext): Promise<BenchResult> {
-  const n = ctx.quick ? 5_000 : 20_000;
+  const n = ctx.quick ? 3_000 : 10_000;
   const universe = 1_000;
-  const rounds = ctx.quick ? 3 : 7;
+  const rounds = ctx.quick ? 3 : 5;
   const ours = oursUpdates(kind, n, universe);
   const yjs = await yjsUpdates(kind, n, universe);
   const am = await automergeChanges(kind, n, universe);
