@@ -3,6 +3,45 @@
  * (Wing & Gong with Lowe's just-in-time linearization and Porcupine's memoization, per-key
  * partitioning) tests recorded histories of a register, a cas register and a key-value map.
  */
+
+// multi-master: conflict handling (HLC last-writer-wins, vector-clock siblings, merge functions),
+// hand-written delta-state CRDTs, and replicas in several regions synchronised over a broker.
+export type {
+  ConflictOutcome,
+  ConflictPolicy,
+  ReplicatedValueOptions,
+  Resolution,
+  Version,
+} from './crdt/conflicts.js';
+export {
+  crdtJoin,
+  keepSiblings,
+  lastWriterWins,
+  mergeWith,
+  ReplicatedValue,
+  resolveVersions,
+} from './crdt/conflicts.js';
+export type { GCounterState, PNCounterState } from './crdt/counters.js';
+export { GCounter, gCounterType, PNCounter, pnCounterType } from './crdt/counters.js';
+export type { Crdt, CrdtType } from './crdt/crdt.js';
+export type { HlcTimestamp, HybridLogicalClockOptions } from './crdt/hlc.js';
+export { ClockDriftError, compareHlc, HybridLogicalClock } from './crdt/hlc.js';
+export type { CausalContextState, Dot, OrSetState } from './crdt/or-set.js';
+export { OrSet, orSetType } from './crdt/or-set.js';
+export type {
+  JsonValue,
+  LwwMapEntry,
+  LwwMapState,
+  LwwRegisterState,
+} from './crdt/registers.js';
+export { LwwMap, LwwRegister, lwwMapType, lwwRegisterType } from './crdt/registers.js';
+export type { Causality, VersionVector } from './crdt/version-vector.js';
+export {
+  compareVersions,
+  dominates,
+  incrementVersion,
+  mergeVersions,
+} from './crdt/version-vector.js';
 export type { HistoryEvent, Operation } from './history.js';
 export { historyOperations } from './history.js';
 export type { HistoryFormat } from './history-formats.js';
@@ -22,6 +61,9 @@ export {
   registerModel,
   registerValueKey,
 } from './models.js';
+export { multiMasterMigrations } from './multi-master/migrations.js';
+export type { RegionReplicaOptions, RegionReplicaStats } from './multi-master/region-replica.js';
+export { CrdtTypeError, RegionReplica } from './multi-master/region-replica.js';
 // quorum: a quorum store over N nodes (ABD linearizable or last-write-wins), read repair,
 // hinted handoff and Merkle-tree anti-entropy; Redis nodes in cloud-data-patterns/replication/redis.
 export type { AntiEntropyReport } from './quorum/anti-entropy.js';

@@ -23,6 +23,7 @@ const pages = [
   { name: 'payouts', hash: '#/payouts', ready: '#panel-payouts .stat' },
   { name: 'quorum', hash: '#/quorum', ready: '#panel-quorum .stat' },
   { name: 'sharding', hash: '#/sharding', ready: '#panel-sharding .stat' },
+  { name: 'multi-master', hash: '#/multi-master', ready: '#panel-multi-master .stat' },
   { name: 'docs', hash: '#/docs', ready: '.doc-list li' },
   {
     name: 'docs-cache-aside',
@@ -38,6 +39,7 @@ const demos = [
   { id: 'purchase-saga', page: '#/sagas', expect: /seat reservation was released/ },
   { id: 'quorum-node-down', page: '#/quorum', expect: /checker found the history linearizable/ },
   { id: 'sharding-move-under-writes', page: '#/sharding', expect: /none lost/ },
+  { id: 'multi-master-partition', page: '#/multi-master', expect: /converged after the partition/ },
 ];
 
 describe.skipIf(!have)('dashboard in a browser', () => {

@@ -31,6 +31,7 @@ describe('demonstrations and redelivery (embedded defaults)', () => {
     const list = (await c.call('GET', '/api/demos')).body as { demos: { id: string }[] };
     expect(list.demos.map((d) => d.id).sort()).toEqual([
       'cache-stampede',
+      'multi-master-partition',
       'projection-rebuild',
       'purchase-saga',
       'quorum-node-down',

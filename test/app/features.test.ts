@@ -53,6 +53,7 @@ describe('reference platform features (embedded defaults)', () => {
       'workflows',
       'purchases',
       'payouts',
+      'regions',
     ]);
     const { panels } = (await (await get('/api/panels')).json()) as { panels: Panel[] };
     expect(panels.map((p) => p.id)).toEqual([
@@ -65,6 +66,7 @@ describe('reference platform features (embedded defaults)', () => {
       'workflows',
       'purchases',
       'payouts',
+      'multi-master',
     ]);
     for (const p of panels) expect(stat(p, 'error')).toBeUndefined();
     const health = (await (await get('/health')).json()) as {

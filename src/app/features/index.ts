@@ -6,6 +6,7 @@ import { mediaFeature } from './media.js';
 import { payoutsFeature } from './payouts.js';
 import { purchasesFeature } from './purchases.js';
 import { quorumFeature } from './quorum.js';
+import { regionsFeature } from './regions.js';
 import { reviewsFeature } from './reviews.js';
 import { shardingFeature } from './sharding.js';
 import { workflowsFeature } from './workflows.js';
@@ -22,4 +23,5 @@ export const defaultFeatures: PlatformFeature[] = [
   purchasesFeature,
   payoutsFeature,
   quorumFeature,
+  regionsFeature,
 ];

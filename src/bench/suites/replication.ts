@@ -12,6 +12,7 @@ import {
   parseHistory,
 } from '../../replication/index.js';
 import { type BenchResult, type BenchSuite, median, result, timeMs } from '../harness.js';
+import { crdtMergeResults } from './crdt-merge.js';
 import { quorumCases } from './replication-quorum.js';
 
 const ETCD = ['000', '001', '002', '005', '007', '018', '100', '101'];
@@ -103,6 +104,7 @@ const suite: BenchSuite = {
       }),
     );
     out.push(...(await quorumCases(ctx)));
+    out.push(...(await crdtMergeResults(ctx)));
     return out;
   },
 };

@@ -33,6 +33,7 @@ const PINNED: readonly (readonly [module: string, version: number, checksum: str
   ['media-app', 1, 'a14b6f10c82864ca'],
   ['messaging', 1, '73d89e15bfc564a7'],
   ['messaging', 2, 'be5273014cdeac7f'],
+  ['multi-master', 1, '6fdbb0d5216d3e83'],
   ['payouts-app', 1, '525cf606a7afa373'],
   ['reviews-app', 1, '235392ad42b63237'],
   ['reviews-app', 2, '1cd0b7a292167764'],

@@ -101,4 +101,13 @@ export const patternPages: PatternPage[] = [
       { title: 'Index table', page: 'docs/patterns/index-table.md' },
     ],
   },
+  {
+    slug: 'multi-master',
+    panel: 'multi-master',
+    title: 'Multi-master regions',
+    patterns: 'multi-master replication · CRDTs · anti-entropy',
+    explanation:
+      'The platform runs in two regions, each with its own database, and both accept writes: a student in Europe and one in America never wait for an ocean. A wishlist is a set that merges itself (an OR-Set): when one region removes a course while the other adds it again, the add wins, on both sides, without anyone deciding. View counts are counters that add up the same way. Changes travel between the regions as messages; when some are lost (cut the link with the demonstration), the regions compare fingerprints of their data now and then and send each other what differs, until both hold the same thing.',
+    docs: [{ title: 'Multi-master replication', page: 'docs/patterns/multi-master.md' }],
+  },
 ];
