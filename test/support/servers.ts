@@ -18,7 +18,12 @@ export type ServerVariable =
   | 'CDP_PG_PREPARED_URL'
   | 'CDP_MARIADB_URL'
   /** Comma-separated URLs of at least two PostgreSQL servers (tooling/pg-shard-clusters.sh). */
-  | 'CDP_SHARD_TEST_URLS';
+  | 'CDP_SHARD_TEST_URLS'
+  /**
+   * Comma-separated URLs of a PostgreSQL primary and two streaming standbys, primary first
+   * (tooling/pg-replica-clusters.sh).
+   */
+  | 'CDP_REPLICA_TEST_URLS';
 
 export function serverUrl(variable: ServerVariable): string | undefined {
   const v = process.env[variable];
