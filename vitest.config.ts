@@ -16,6 +16,7 @@ const faultTests = [
   'test/app/purchase-fault.test.ts',
   'test/workflow/two-phase-commit/two-phase-commit.fault.test.ts',
   'test/sharding/fault.test.ts',
+  'test/replication/failover.fault.test.ts',
 ];
 
 export default defineConfig({
