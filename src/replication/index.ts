@@ -53,3 +53,5 @@ export type {
   WriteResult,
 } from './replica-router.js';
 export { ReplicaRouter, ReplicaSession } from './replica-router.js';
+export type { StalenessOptions, StalenessPoint, StalenessReport } from './staleness.js';
+export { measureStaleness } from './staleness.js';

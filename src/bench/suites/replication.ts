@@ -12,6 +12,7 @@ import {
   parseHistory,
 } from '../../replication/index.js';
 import { type BenchResult, type BenchSuite, median, result, timeMs } from '../harness.js';
+import { replicaCases } from './replication-replicas.js';
 
 const ETCD = ['000', '001', '002', '005', '007', '018', '100', '101'];
 
@@ -101,6 +102,8 @@ const suite: BenchSuite = {
         params: { operations: ops, keys: 100, rounds },
       }),
     );
+    // primary and replicas
+    out.push(...(await replicaCases(ctx)));
     return out;
   },
 };
