@@ -5,6 +5,7 @@ import { enrollmentFeature } from './enrollment.js';
 import { mediaFeature } from './media.js';
 import { payoutsFeature } from './payouts.js';
 import { purchasesFeature } from './purchases.js';
+import { replicationFeature } from './replication.js';
 import { reviewsFeature } from './reviews.js';
 import { workflowsFeature } from './workflows.js';
 
@@ -18,4 +19,5 @@ export const defaultFeatures: PlatformFeature[] = [
   workflowsFeature,
   purchasesFeature,
   payoutsFeature,
+  replicationFeature,
 ];

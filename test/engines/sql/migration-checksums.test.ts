@@ -31,6 +31,7 @@ const PINNED: readonly (readonly [module: string, version: number, checksum: str
   ['messaging', 1, '73d89e15bfc564a7'],
   ['messaging', 2, 'be5273014cdeac7f'],
   ['payouts-app', 1, '525cf606a7afa373'],
+  ['replication-app', 1, '7cd21be8814938ae'],
   ['reviews-app', 1, '235392ad42b63237'],
   ['sharding', 1, '6355f711be9a2940'],
   ['sharding', 2, '185d83e5bb3f00e3'],

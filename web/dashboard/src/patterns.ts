@@ -80,4 +80,13 @@ export const patternPages: PatternPage[] = [
       "Paying an instructor writes to two databases: the platform's own and a payout ledger. Both must change, or neither. Each database first prepares its part and promises to keep it, then a coordinator writes its decision down and tells both to commit. If anything fails before the decision, both parts are rolled back; if the coordinator crashes after it, recovery finishes the job from the log. Nothing should stay prepared for long: the in-doubt figure stays at zero.",
     docs: [{ title: 'Two-phase commit', page: 'docs/patterns/two-phase-commit.md' }],
   },
+  {
+    slug: 'replication',
+    panel: 'replication',
+    title: 'Replication',
+    patterns: 'primary and replicas · read-your-writes · bounded staleness · failover',
+    explanation:
+      'The catalog can read from copies of the database that follow the primary a moment behind (PostgreSQL streaming standbys). Reads spread over the copies; writes still go to the primary. When an instructor changes a course, the answer carries a token naming that change, and a read that sends the token back is served only by a copy that already has it, or by the primary: nobody sees their own edit vanish. The curve shows how likely a copy is to be behind, against the time since a write, with and without waiting for one copy on every commit.',
+    docs: [{ title: 'Primary and replicas', page: 'docs/patterns/replication.md' }],
+  },
 ];
