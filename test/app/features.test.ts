@@ -52,6 +52,7 @@ describe('reference platform features (embedded defaults)', () => {
       'workflows',
       'purchases',
       'payouts',
+      'replication',
     ]);
     const { panels } = (await (await get('/api/panels')).json()) as { panels: Panel[] };
     expect(panels.map((p) => p.id)).toEqual([
@@ -63,8 +64,11 @@ describe('reference platform features (embedded defaults)', () => {
       'workflows',
       'purchases',
       'payouts',
+      'replication',
     ]);
     for (const p of panels) expect(stat(p, 'error')).toBeUndefined();
+    // No CDP_REPLICA_URLS on the embedded defaults: the replication panel says so.
+    expect(stat(panels.find((p) => p.id === 'replication')!, 'replicas')).toBe('none');
     const health = (await (await get('/health')).json()) as {
       engines: { role: string; ok: boolean }[];
     };
