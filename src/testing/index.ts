@@ -8,6 +8,8 @@
  */
 export type { BrokerFactory } from './broker-contract.js';
 export { brokerContract, uniq } from './broker-contract.js';
+export type { DelayProxy, DelayProxyOptions } from './delay-proxy.js';
+export { startDelayProxy } from './delay-proxy.js';
 export type { StoreFactory } from './event-store-contract.js';
 export { eventStoreContract, sid, waitReadable } from './event-store-contract.js';
 export { eventually } from './eventually.js';
