@@ -21,6 +21,7 @@ const pages = [
   { name: 'media', hash: '#/media', ready: '#panel-media .stat' },
   { name: 'sagas', hash: '#/sagas', ready: '#panel-purchases .stat' },
   { name: 'payouts', hash: '#/payouts', ready: '#panel-payouts .stat' },
+  { name: 'replication', hash: '#/replication', ready: '#panel-replication .stat' },
   { name: 'docs', hash: '#/docs', ready: '.doc-list li' },
   {
     name: 'docs-cache-aside',
@@ -146,7 +147,7 @@ describe.skipIf(!have)('dashboard in a browser', () => {
       }
     }
     console.log(`screenshots at 1,280 px:\n  ${written.join('\n  ')}`);
-  });
+  }, 180_000);
 
   it('refuses a demonstration without a key, and says why on the page', async () => {
     const page = await open('#/cache');

@@ -84,11 +84,16 @@ export const replicationFeature: PlatformFeature = {
               value: 'none',
               hint: 'CDP_REPLICA_URLS is unset (the embedded default): every catalog read goes to the primary. Set it to streaming standbys of the CDP_DATABASE_URL server (tooling/pg-replica-clusters.sh makes some) to read from them',
             },
+            {
+              label: 'standbys in use',
+              value: 0,
+              hint: 'Standbys serving catalog reads: none without CDP_REPLICA_URLS',
+            },
           ],
           charts: [
             {
-              title: 'Replicas',
-              stats: ['replicas'],
+              title: 'Standbys in use',
+              stats: ['standbys in use'],
               hint: 'Nothing to plot without replicas: see docs/patterns/replication.md for the measured curve',
             },
           ],

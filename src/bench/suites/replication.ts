@@ -12,6 +12,7 @@ import {
   parseHistory,
 } from '../../replication/index.js';
 import { type BenchResult, type BenchSuite, median, result, timeMs } from '../harness.js';
+import { regionCases } from './replication-regions.js';
 import { replicaCases } from './replication-replicas.js';
 
 const ETCD = ['000', '001', '002', '005', '007', '018', '100', '101'];
@@ -104,6 +105,7 @@ const suite: BenchSuite = {
     );
     // primary and replicas
     out.push(...(await replicaCases(ctx)));
+    out.push(...(await regionCases(ctx)));
     return out;
   },
 };
