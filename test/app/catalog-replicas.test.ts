@@ -19,15 +19,16 @@ describeServer('catalog on replicas (CDP_REPLICA_URLS)', 'CDP_REPLICA_TEST_URLS'
       x.pathname = `/${db.name}`;
       return x.toString();
     });
-    // The new database reaches the standbys by replication: wait until both accept connections.
+    // The new database reaches the standbys by replication: wait until both accept connections
+    // (the replica router's suite may hold the first standby's replay paused for a while).
     for (const url of replicaUrls) {
       for (let i = 0; ; i++) {
         try {
           await (await PgSqlClient.open({ url, max: 1 })).close();
           break;
         } catch (err) {
-          if (i > 100) throw err;
-          await new Promise((r) => setTimeout(r, 100));
+          if (i > 200) throw err;
+          await new Promise((r) => setTimeout(r, 500));
         }
       }
     }
@@ -35,8 +36,9 @@ describeServer('catalog on replicas (CDP_REPLICA_URLS)', 'CDP_REPLICA_TEST_URLS'
       CDP_DATABASE_URL: db.url,
       CDP_REPLICA_URLS: replicaUrls.join(','),
     });
-    paused = await PgSqlClient.open({ url: replicaUrls[0]!, max: 1 });
-  }, 120_000);
+    // The second standby: the replica router's suite pauses the first one.
+    paused = await PgSqlClient.open({ url: replicaUrls[1]!, max: 1 });
+  }, 150_000);
 
   afterAll(async () => {
     await paused?.query('SELECT pg_wal_replay_resume()').catch(() => {});
