@@ -17,6 +17,7 @@ const faultTests = [
   'test/workflow/two-phase-commit/two-phase-commit.fault.test.ts',
   'test/sharding/fault.test.ts',
   'test/replication/quorum/quorum.fault.test.ts',
+  'test/replication/failover.fault.test.ts',
 ];
 
 export default defineConfig({

@@ -251,6 +251,20 @@ export const variables = {
     form: 'comma-separated redis:// URLs',
     schema: z.string().min(1),
   },
+  CDP_REPLICA_URLS: {
+    name: 'CDP_REPLICA_URLS',
+    description:
+      'Streaming standbys of the CDP_DATABASE_URL server (comma-separated URLs of the same database on each standby): the platform’s catalog reads from them, with read-your-writes for whoever just changed an entry. Needs CDP_DATABASE_URL. Unset: every read goes to the primary.',
+    form: 'comma-separated postgres:// URLs',
+    schema: z.string().min(1),
+  },
+  CDP_REPLICA_TEST_URLS: {
+    name: 'CDP_REPLICA_TEST_URLS',
+    description:
+      'A PostgreSQL primary and two streaming standbys, primary first (comma-separated URLs; `tooling/pg-replica-clusters.sh` starts them) for the replication server suites and the replica cases of the `replication` benchmark; the platform does not read it. Unset: those suites and cases are skipped.',
+    form: 'comma-separated postgres:// URLs, primary first',
+    schema: z.string().min(1),
+  },
   CDP_LOG_LEVEL: {
     name: 'CDP_LOG_LEVEL',
     description: 'pino log level (logs go to stderr as JSON). Default `info`.',
@@ -273,6 +287,8 @@ export interface Config {
   pgPreparedUrl: string | undefined;
   /** Redis servers as the quorum store's nodes (CDP_QUORUM_URLS); undefined: in-process nodes. */
   quorumUrls: string[] | undefined;
+  /** Streaming standbys of the database server that the catalog reads from (CDP_REPLICA_URLS). */
+  replicaUrls: string[];
   s3:
     | {
         endpoint: string;
@@ -393,6 +409,25 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       'CDP_HTTP_HEADERS_TIMEOUT_MS',
     );
   }
+  const replicaUrls = (parseVariable(env, 'CDP_REPLICA_URLS') ?? '')
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u.length > 0);
+  for (const url of replicaUrls) {
+    const protocol = URL.canParse(url) ? new URL(url).protocol : '';
+    if (protocol !== 'postgres:' && protocol !== 'postgresql:') {
+      throw new ConfigError(
+        `CDP_REPLICA_URLS holds ${JSON.stringify(redactUrl(url))}, not a postgres:// URL; give comma-separated URLs of standbys of the CDP_DATABASE_URL server`,
+        'CDP_REPLICA_URLS',
+      );
+    }
+  }
+  if (replicaUrls.length > 0 && !databaseUrl) {
+    throw new ConfigError(
+      'CDP_REPLICA_URLS names standbys but CDP_DATABASE_URL is unset: replicas follow a PostgreSQL primary; set CDP_DATABASE_URL to it, or unset CDP_REPLICA_URLS',
+      'CDP_REPLICA_URLS',
+    );
+  }
   return {
     database: databaseUrl
       ? { kind: 'postgres', url: databaseUrl }
@@ -404,6 +439,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     mariadbUrl: parseVariable(env, 'CDP_MARIADB_URL'),
     pgPreparedUrl: parseVariable(env, 'CDP_PG_PREPARED_URL'),
     quorumUrls: parseVariable(env, 'CDP_QUORUM_URLS'),
+    replicaUrls,
     s3: s3Endpoint
       ? {
           endpoint: s3Endpoint,

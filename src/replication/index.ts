@@ -4,6 +4,16 @@
  * partitioning) tests recorded histories of a register, a cas register and a key-value map.
  */
 
+// primary and replicas
+export type { ConsistencyToken, Lsn } from './consistency-token.js';
+export {
+  ConsistencyTokenError,
+  formatConsistencyToken,
+  formatLsn,
+  laterToken,
+  parseConsistencyToken,
+  parseLsn,
+} from './consistency-token.js';
 // multi-master: conflict handling (HLC last-writer-wins, vector-clock siblings, merge functions),
 // hand-written delta-state CRDTs, and replicas in several regions synchronised over a broker.
 export type {
@@ -76,3 +86,25 @@ export type { QuorumMode, QuorumStats, QuorumStore, QuorumStoreOptions } from '.
 export { createQuorumStore } from './quorum/store.js';
 export type { QuorumWorkloadOptions, QuorumWorkloadResult } from './quorum/workload.js';
 export { runQuorumWorkload } from './quorum/workload.js';
+export {
+  ClusterMismatchError,
+  FailoverError,
+  NotAStandbyError,
+  NotPrimaryError,
+} from './replica-errors.js';
+export type { FailoverOptions, FailoverReport } from './replica-failover.js';
+export type {
+  PrimaryServer,
+  ReadConsistency,
+  ReadOptions,
+  ReadResult,
+  ReplicaRouterOptions,
+  ReplicaServer,
+  ReplicaStatus,
+  RouterStatus,
+  WriteOptions,
+  WriteResult,
+} from './replica-router.js';
+export { ReplicaRouter, ReplicaSession } from './replica-router.js';
+export type { StalenessOptions, StalenessPoint, StalenessReport } from './staleness.js';
+export { measureStaleness } from './staleness.js';

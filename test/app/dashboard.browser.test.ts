@@ -24,6 +24,7 @@ const pages = [
   { name: 'quorum', hash: '#/quorum', ready: '#panel-quorum .stat' },
   { name: 'sharding', hash: '#/sharding', ready: '#panel-sharding .stat' },
   { name: 'multi-master', hash: '#/multi-master', ready: '#panel-multi-master .stat' },
+  { name: 'replication', hash: '#/replication', ready: '#panel-replication .stat' },
   { name: 'docs', hash: '#/docs', ready: '.doc-list li' },
   {
     name: 'docs-cache-aside',

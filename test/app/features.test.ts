@@ -53,7 +53,9 @@ describe('reference platform features (embedded defaults)', () => {
       'workflows',
       'purchases',
       'payouts',
+      'quorum',
       'regions',
+      'replication',
     ]);
     const { panels } = (await (await get('/api/panels')).json()) as { panels: Panel[] };
     expect(panels.map((p) => p.id)).toEqual([
@@ -66,9 +68,13 @@ describe('reference platform features (embedded defaults)', () => {
       'workflows',
       'purchases',
       'payouts',
+      'quorum',
       'multi-master',
+      'replication',
     ]);
     for (const p of panels) expect(stat(p, 'error')).toBeUndefined();
+    // No CDP_REPLICA_URLS on the embedded defaults: the replication panel says so.
+    expect(stat(panels.find((p) => p.id === 'replication')!, 'replicas')).toBe('none');
     const health = (await (await get('/health')).json()) as {
       engines: { role: string; ok: boolean }[];
     };

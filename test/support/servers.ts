@@ -20,7 +20,12 @@ export type ServerVariable =
   /** Comma-separated URLs of at least two PostgreSQL servers (tooling/pg-shard-clusters.sh). */
   | 'CDP_SHARD_TEST_URLS'
   /** Comma-separated URLs of the quorum store's Redis nodes (tooling/redis-quorum-nodes.sh). */
-  | 'CDP_QUORUM_TEST_URLS';
+  | 'CDP_QUORUM_TEST_URLS'
+  /**
+   * Comma-separated URLs of a PostgreSQL primary and two streaming standbys, primary first
+   * (tooling/pg-replica-clusters.sh).
+   */
+  | 'CDP_REPLICA_TEST_URLS';
 
 export function serverUrl(variable: ServerVariable): string | undefined {
   const v = process.env[variable];

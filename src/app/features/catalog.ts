@@ -1,6 +1,15 @@
 import { z } from 'zod';
 import { UuidV7Generator } from '../../core/ids.js';
+import { importOptional } from '../../core/optional-dependency.js';
 import type { SqlClient } from '../../engines/sql/sql-client.js';
+import {
+  type ConsistencyToken,
+  ConsistencyTokenError,
+  formatConsistencyToken,
+  laterToken,
+  type ReadConsistency,
+  type ReplicaRouter,
+} from '../../replication/index.js';
 import { documented, examples, refusal } from '../api-docs.js';
 import type { Principal } from '../auth.js';
 import type { PlatformFeature } from '../feature.js';
@@ -137,16 +146,23 @@ const docs = {
   get: documented({
     summary: 'Read a course',
     description:
-      'One course, read through the course cache (cache-aside): an update invalidates it, so a read after an update never returns the old course.',
+      'One course, read through the course cache (cache-aside): an update invalidates it, so a read after an update never returns the old course. With replicas (CDP_REPLICA_URLS), send back the `x-cdp-consistency-token` a create or change returned to read from a replica that has that write (or from the primary).',
     tags: ['catalog'],
     params: idParam,
     responses: { 200: { description: 'The course', schema: courseSchema, example: exampleCourse } },
-    errors: [courseNotFound],
+    errors: [
+      courseNotFound,
+      refusal(
+        400,
+        'REPLICATION_TOKEN_MALFORMED',
+        'x-cdp-consistency-token: not a consistency token: "abc"; send back exactly the token a write returned (cdp1.<cluster>.<timeline>.<lsn>), or none',
+      ),
+    ],
   }),
   update: documented({
     summary: 'Change a course',
     description:
-      'Changes the fields the body names, and only those; the version goes up by one and cached copies are invalidated.',
+      'Changes the fields the body names, and only those; the version goes up by one and cached copies are invalidated. With replicas (CDP_REPLICA_URLS) the response carries `x-cdp-consistency-token`: send it back on reads to see this change.',
     tags: ['catalog'],
     roles: ['instructor'],
     access: 'An instructor changes only their own courses, and cannot give them away.',
@@ -215,9 +231,20 @@ function mayChange(p: Principal, course: Course): boolean {
   return p.role === 'admin' || (p.role === 'instructor' && p.subject === course.instructor);
 }
 
+/** The header a write's consistency token comes back in, and a later read sends it in. */
+export const CONSISTENCY_HEADER = 'x-cdp-consistency-token';
+/** How stale a read without a token may be when replicas serve the catalog. */
+const MAX_STALENESS_MS = 5_000;
+/** Per-course write tokens kept (the oldest go first). */
+const COURSE_TOKENS = 10_000;
+
 export class CatalogService {
   readonly #sql: SqlClient;
   readonly #ids: UuidV7Generator;
+  /** The replica router when CDP_REPLICA_URLS names standbys; reads then go through it. */
+  readonly replicas: ReplicaRouter | undefined;
+  /** The last write's token per course: a course's readers never see it older than its last change. */
+  readonly #courseTokens = new Map<string, ConsistencyToken>();
   /** Called after a course changed; the cache feature hooks invalidation here. */
   readonly onChange = new Set<(id: string) => void | Promise<void>>();
   /** How reads of one course are served: straight from SQL unless a feature (the cache) wraps it. */
@@ -226,27 +253,79 @@ export class CatalogService {
     load: (id: string) => Promise<Course | undefined>,
   ) => Promise<Course | undefined> = (id, load) => load(id);
 
-  constructor(sql: SqlClient, ids: UuidV7Generator) {
+  constructor(sql: SqlClient, ids: UuidV7Generator, replicas?: ReplicaRouter) {
     this.#sql = sql;
     this.#ids = ids;
+    this.replicas = replicas;
+  }
+
+  /**
+   * The token of a write that just committed (undefined without replicas): the primary's WAL
+   * position, kept for the course so that reads of it wait for a replica that has it.
+   */
+  async #written(courseId: string): Promise<string | undefined> {
+    if (!this.replicas) return undefined;
+    const token = await this.replicas.currentToken();
+    this.#courseTokens.delete(courseId);
+    this.#courseTokens.set(courseId, token);
+    if (this.#courseTokens.size > COURSE_TOKENS) {
+      this.#courseTokens.delete(this.#courseTokens.keys().next().value!);
+    }
+    return formatConsistencyToken(token);
+  }
+
+  /**
+   * Parses a token a client sent back (400 REPLICATION_TOKEN_MALFORMED / _FOREIGN for a bad
+   * one); without replicas any token is accepted and ignored, as every read is on the primary.
+   */
+  checkToken(token: string | undefined): ConsistencyToken | undefined {
+    if (token === undefined || !this.replicas) return undefined;
+    try {
+      return this.replicas.token(token);
+    } catch (err) {
+      if (err instanceof ConsistencyTokenError) {
+        throw new RequestRefusedError(err.code, 400, `${CONSISTENCY_HEADER}: ${err.message}`);
+      }
+      throw err;
+    }
+  }
+
+  async #read<R>(text: string, params: unknown[], after: ConsistencyToken | undefined) {
+    if (!this.replicas) return (await this.#sql.query<R>(text, params as never)).rows;
+    const consistency: ReadConsistency = after
+      ? { kind: 'after', token: after }
+      : { kind: 'bounded', maxStalenessMs: MAX_STALENESS_MS };
+    return (await this.replicas.read<R>(text, params as never, consistency)).rows;
   }
 
   async create(input: z.input<typeof newCourse>): Promise<Course> {
+    return (await this.createWithToken(input)).course;
+  }
+
+  /** Creates a course; `token` (with replicas) is what a later read sends for read-your-writes. */
+  async createWithToken(
+    input: z.input<typeof newCourse>,
+  ): Promise<{ course: Course; token: string | undefined }> {
     const c = parseInput(newCourse, input, 'course');
     const { rows } = await this.#sql.query<CourseRow>(
       `INSERT INTO courses (id, title, topic, instructor, price_cents, description)
        VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,
       [this.#ids.next(), c.title, c.topic, c.instructor, c.priceCents, c.description],
     );
-    return toCourse(rows[0]!);
+    const course = toCourse(rows[0]!);
+    return { course, token: await this.#written(course.id) };
   }
 
-  /** A course by id; undefined for an unknown id, or one that is not a course id (UUID) at all. */
-  async get(id: string): Promise<Course | undefined> {
+  /**
+   * A course by id; undefined for an unknown id, or one that is not a course id (UUID) at all.
+   * With replicas: from one that has replayed the course's last change and `after`.
+   */
+  async get(id: string, after?: ConsistencyToken): Promise<Course | undefined> {
     if (!isUuid(id)) return undefined;
-    const { rows } = await this.#sql.query<CourseRow>(
+    const rows = await this.#read<CourseRow>(
       `SELECT ${COLUMNS} FROM courses WHERE id = $1`,
       [id],
+      laterToken(after, this.#courseTokens.get(id)),
     );
     return rows[0] ? toCourse(rows[0]) : undefined;
   }
@@ -277,16 +356,28 @@ export class CatalogService {
     return this.#reader(id, (key) => this.get(key));
   }
 
-  async list(options: { topic?: string; limit?: number } = {}): Promise<Course[]> {
-    const { rows } = await this.#sql.query<CourseRow>(
+  async list(
+    options: { topic?: string; limit?: number } = {},
+    after?: ConsistencyToken,
+  ): Promise<Course[]> {
+    const rows = await this.#read<CourseRow>(
       `SELECT ${COLUMNS} FROM courses WHERE ($1::text IS NULL OR topic = $1) ORDER BY id LIMIT $2`,
       [options.topic ?? null, options.limit ?? 50],
+      after,
     );
     return rows.map(toCourse);
   }
 
   /** Change the fields `patch` names, and only those; an empty patch is refused (EMPTY_PATCH). */
   async update(id: string, patch: z.input<typeof coursePatch>): Promise<Course> {
+    return (await this.updateWithToken(id, patch)).course;
+  }
+
+  /** Changes a course; `token` (with replicas) is what a later read sends for read-your-writes. */
+  async updateWithToken(
+    id: string,
+    patch: z.input<typeof coursePatch>,
+  ): Promise<{ course: Course; token: string | undefined }> {
     const p = parseInput(coursePatch, patch, 'course change');
     if (Object.values(p).every((v) => v === undefined))
       throw new RequestRefusedError(
@@ -311,8 +402,9 @@ export class CatalogService {
       ],
     );
     if (!rows[0]) throw new NotFoundError(`course ${quote(id)}`, 'COURSE_NOT_FOUND');
+    const token = await this.#written(id);
     for (const hook of this.onChange) await hook(id);
-    return toCourse(rows[0]);
+    return { course: toCourse(rows[0]), token };
   }
 
   async count(): Promise<number> {
@@ -377,12 +469,34 @@ export const catalogFeature: PlatformFeature = {
     },
   ],
   async start(ctx) {
-    const service = new CatalogService(ctx.sql, new UuidV7Generator(ctx.clock));
+    let replicas: ReplicaRouter | undefined;
+    const { database, replicaUrls } = ctx.config;
+    if (replicaUrls.length > 0 && database.kind === 'postgres') {
+      const { openReplicaRouter } = await importOptional(
+        'pg',
+        'catalog reads from replicas (CDP_REPLICA_URLS)',
+        () => import('../../replication/postgres.js'),
+      );
+      replicas = ctx.lifecycle.use(
+        'catalog replica router',
+        await openReplicaRouter({
+          primaryUrl: database.url,
+          replicaUrls,
+          max: 4,
+          logger: ctx.logger,
+        }),
+      );
+    }
+    const service = new CatalogService(ctx.sql, new UuidV7Generator(ctx.clock), replicas);
+    const sentToken = (req: { headers: Record<string, unknown> }) => {
+      const h = req.headers[CONSISTENCY_HEADER];
+      return service.checkToken(typeof h === 'string' && h.length > 0 ? h : undefined);
+    };
     if ((await service.count()) === 0) for (const c of SEED) await service.create(c);
     const { http } = ctx;
     http.get('/api/catalog/courses', docs.list, async (req) => {
       const q = parseInput(listQuery, req.query, 'query');
-      return { courses: await service.list(q) };
+      return { courses: await service.list(q, sentToken(req)) };
     });
     http.post('/api/catalog/courses', docs.create, async (req, reply) => {
       const by = await ctx.auth.require(req, 'instructor');
@@ -397,16 +511,19 @@ export const catalogFeature: PlatformFeature = {
       } else {
         input = req.body as z.input<typeof newCourse>;
       }
-      const course = await service.create(input);
+      const { course, token } = await service.createWithToken(input);
+      if (token) reply.header(CONSISTENCY_HEADER, token);
       return reply.status(201).send(course);
     });
     http.get('/api/catalog/courses/:id', docs.get, async (req) => {
       const { id } = parseInput(idParam, req.params, 'path');
-      const course = await service.read(id);
+      const after = sentToken(req);
+      // A read that carries a token skips the cache: the cache may hold an older copy.
+      const course = after ? await service.get(id, after) : await service.read(id);
       if (!course) throw new NotFoundError(`course ${id}`, 'COURSE_NOT_FOUND');
       return course;
     });
-    http.patch('/api/catalog/courses/:id', docs.update, async (req) => {
+    http.patch('/api/catalog/courses/:id', docs.update, async (req, reply) => {
       const by = await ctx.auth.require(req, 'instructor');
       const { id } = parseInput(idParam, req.params, 'path');
       const course = await service.require(id);
@@ -418,7 +535,9 @@ export const catalogFeature: PlatformFeature = {
         throw new ForbiddenError(
           `course ${id} belongs to instructor ${quote(course.instructor)}; only they or an admin change it`,
         );
-      return service.update(id, patch);
+      const { course: changed, token } = await service.updateWithToken(id, patch);
+      if (token) reply.header(CONSISTENCY_HEADER, token);
+      return changed;
     });
     return {
       service,

@@ -7,6 +7,7 @@ import { payoutsFeature } from './payouts.js';
 import { purchasesFeature } from './purchases.js';
 import { quorumFeature } from './quorum.js';
 import { regionsFeature } from './regions.js';
+import { replicationFeature } from './replication.js';
 import { reviewsFeature } from './reviews.js';
 import { shardingFeature } from './sharding.js';
 import { workflowsFeature } from './workflows.js';
@@ -24,4 +25,5 @@ export const defaultFeatures: PlatformFeature[] = [
   payoutsFeature,
   quorumFeature,
   regionsFeature,
+  replicationFeature,
 ];

@@ -14,6 +14,8 @@ import {
 import { type BenchResult, type BenchSuite, median, result, timeMs } from '../harness.js';
 import { crdtMergeResults } from './crdt-merge.js';
 import { quorumCases } from './replication-quorum.js';
+import { regionCases } from './replication-regions.js';
+import { replicaCases } from './replication-replicas.js';
 
 const ETCD = ['000', '001', '002', '005', '007', '018', '100', '101'];
 
@@ -105,6 +107,9 @@ const suite: BenchSuite = {
     );
     out.push(...(await quorumCases(ctx)));
     out.push(...(await crdtMergeResults(ctx)));
+    // primary and replicas
+    out.push(...(await replicaCases(ctx)));
+    out.push(...(await regionCases(ctx)));
     return out;
   },
 };

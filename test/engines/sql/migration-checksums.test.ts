@@ -35,6 +35,7 @@ const PINNED: readonly (readonly [module: string, version: number, checksum: str
   ['messaging', 2, 'be5273014cdeac7f'],
   ['multi-master', 1, '6fdbb0d5216d3e83'],
   ['payouts-app', 1, '525cf606a7afa373'],
+  ['replication-app', 1, '7cd21be8814938ae'],
   ['reviews-app', 1, '235392ad42b63237'],
   ['reviews-app', 2, '1cd0b7a292167764'],
   ['sharding', 1, '6355f711be9a2940'],

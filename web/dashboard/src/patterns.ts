@@ -110,4 +110,13 @@ export const patternPages: PatternPage[] = [
       'The platform runs in two regions, each with its own database, and both accept writes: a student in Europe and one in America never wait for an ocean. A wishlist is a set that merges itself (an OR-Set): when one region removes a course while the other adds it again, the add wins, on both sides, without anyone deciding. View counts are counters that add up the same way. Changes travel between the regions as messages; when some are lost (cut the link with the demonstration), the regions compare fingerprints of their data now and then and send each other what differs, until both hold the same thing.',
     docs: [{ title: 'Multi-master replication', page: 'docs/patterns/multi-master.md' }],
   },
+  {
+    slug: 'replication',
+    panel: 'replication',
+    title: 'Replication',
+    patterns: 'primary and replicas · read-your-writes · bounded staleness · failover',
+    explanation:
+      'The catalog can read from copies of the database that follow the primary a moment behind (PostgreSQL streaming standbys). Reads spread over the copies; writes still go to the primary. When an instructor changes a course, the answer carries a token naming that change, and a read that sends the token back is served only by a copy that already has it, or by the primary: nobody sees their own edit vanish. The curve shows how likely a copy is to be behind, against the time since a write, with and without waiting for one copy on every commit.',
+    docs: [{ title: 'Primary and replicas', page: 'docs/patterns/replication.md' }],
+  },
 ];
