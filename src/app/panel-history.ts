@@ -43,10 +43,14 @@ export class PanelHistory {
     this.#timer.unref();
   }
 
-  /** Start sampling every `intervalMs` (the first sample is taken at once). */
+  /**
+   * Start sampling every `intervalMs`. The first sample starts at once but is not waited for:
+   * features that open engines in the background (a payout ledger, region databases) would hold
+   * the platform's start until they are up; the dashboard gets the sample when it is taken.
+   */
   static async open(o: PanelHistoryOptions): Promise<PanelHistory> {
     const h = new PanelHistory(o);
-    await h.sample();
+    void h.sample();
     return h;
   }
 

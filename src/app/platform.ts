@@ -207,6 +207,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     const services = new Map<string, unknown>();
     const handles: { feature: PlatformFeature; handle: FeatureHandle }[] = [];
     for (const feature of features) {
+      const featureStarted = performance.now();
       const handle = await feature.start({
         config,
         sql,
@@ -220,6 +221,10 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       });
       if (handle.service !== undefined) services.set(feature.name, handle.service);
       handles.push({ feature, handle });
+      logger.info(
+        { feature: feature.name, ms: Math.round(performance.now() - featureStarted) },
+        'feature started',
+      );
     }
 
     const engineStatus = async (): Promise<EngineStatus[]> => {

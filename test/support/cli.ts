@@ -54,7 +54,7 @@ export function runCdp(
 export function waitForOutput(
   child: ChildProcess,
   pattern: RegExp,
-  timeoutMs = 30_000,
+  timeoutMs = 60_000,
 ): Promise<RegExpMatchArray> {
   return new Promise((resolve, reject) => {
     let buffer = '';
