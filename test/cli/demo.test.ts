@@ -30,6 +30,9 @@ const STEPS = [
   'saga',
   'two-phase-commit',
   'idempotency-key',
+  'sharding',
+  'multi-master',
+  'quorum',
   'security',
 ];
 
@@ -79,7 +82,7 @@ describe('cdp demo on the embedded defaults', () => {
     }
     // The narration goes to stderr with --json: each step, its requests, the dashboard figure.
     expect(run.stderr).toContain('Started a platform on the embedded defaults');
-    expect(run.stderr).toContain('[12/12] Requests that must be refused');
+    expect(run.stderr).toContain('[15/15] Requests that must be refused');
     expect(run.stderr).toMatch(/> POST \/api\/catalog\/courses {2}\(no key\) {2}-> 401/);
     expect(run.stderr).toContain('on the dashboard: Course cache: hits, misses, hit ratio');
   }, 150_000);
@@ -90,7 +93,7 @@ describe('cdp demo interrupted', () => {
     const child = spawnCdp(['demo']);
     const done = collect(child);
     const [, dir] = await waitForOutput(child, /data in (\S+); it stops at the end/, 60_000);
-    await waitForOutput(child, /\[2\/12\]/, 60_000);
+    await waitForOutput(child, /\[2\/15\]/, 60_000);
     child.kill('SIGINT');
     const run = await done;
     expect(run.code, run.stderr).toBe(130);
@@ -154,7 +157,7 @@ describe('cdp demo against a platform that refuses its key', () => {
       expect(summary.steps.map((s) => s.result)).toEqual([
         ...Array(6).fill('held'),
         'failed',
-        ...Array(5).fill('not run'),
+        ...Array(8).fill('not run'),
       ]);
       expect(summary.failed?.step).toBe('valet-key');
       expect(summary.failed?.expected).toBe(

@@ -1,5 +1,6 @@
 import { check, describe } from './client.js';
 import { coreSteps } from './steps-core.js';
+import { distributionSteps } from './steps-distribution.js';
 import { workflowSteps } from './steps-workflow.js';
 import { expectStatus, field, need, type Step } from './tour-support.js';
 
@@ -40,4 +41,4 @@ const security: Step = {
 };
 
 /** The tour, in order: each step's pattern, then requests that must be refused. */
-export const steps: Step[] = [...coreSteps, ...workflowSteps, security];
+export const steps: Step[] = [...coreSteps, ...workflowSteps, ...distributionSteps, security];
