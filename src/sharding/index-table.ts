@@ -3,7 +3,7 @@ import { gauge, type Registry } from '../core/metrics.js';
 import type { Queryable, SqlTransaction, SqlValue } from '../engines/sql/sql-client.js';
 import { SqlError } from '../engines/sql/sql-client.js';
 import { checkIdentifier, ensureSlotIndex } from './catalog.js';
-import { ShardingError, ShardMapError } from './errors.js';
+import { ShardFencedError, ShardingError, ShardMapError } from './errors.js';
 import type { ShardRouter } from './router.js';
 
 /**
@@ -345,22 +345,44 @@ export class IndexTables {
     return this.#lastLagMs;
   }
 
+  /**
+   * Brings the index rows of one base key up to date. The base row is read FOR SHARE and held
+   * until the index rows are written: a writer changing it meanwhile waits, so the index never
+   * receives a value the base row has already left (which would stay behind as an extra row when
+   * the writer maintained the index in its own transaction).
+   */
   async #apply(d: IndexTableDefinition, key: string, oldValue: string | null): Promise<void> {
-    const [cur] = await this.router.query<{ value: string | null; data: string | null }>(
-      key,
-      `SELECT (t.${d.column})::text AS value, (${this.#dataExpr(d, 't')})::text AS data FROM ${d.baseTable} t WHERE (t.${d.baseKey})::text = $1`,
-      [key],
-    );
-    const value = cur?.value ?? null;
-    if (oldValue !== null && oldValue !== value) {
-      await this.router.transactionByHash(oldValue, (tx) =>
-        tx.query(`DELETE FROM ${d.name} WHERE value = $1 AND key = $2`, [oldValue, key]),
+    await this.router.transaction(key, async (btx, route) => {
+      const { rows } = await btx.query<{ value: string | null; data: string | null }>(
+        `SELECT (t.${d.column})::text AS value, (${this.#dataExpr(d, 't')})::text AS data FROM ${d.baseTable} t WHERE (t.${d.baseKey})::text = $1 FOR SHARE`,
+        [key],
       );
-    }
-    if (value !== null)
-      await this.router.transactionByHash(value, (tx) =>
-        upsertEntry(tx, d.name, { value, key, data: cur!.data }),
-      );
+      const cur = rows[0];
+      const value = cur?.value ?? null;
+      // The index row's shard: the base row's own transaction when it is the same shard (after
+      // the same ownership check the writers make), else a transaction of its own there.
+      const onValueShard = async (v: string, work: (tx: Queryable) => Promise<unknown>) => {
+        const target = this.router.map.routeHashed(v);
+        if (target.shard !== route.shard) {
+          await this.router.transactionByHash(v, (tx) => work(tx));
+          return;
+        }
+        const owned = await btx.query(
+          'SELECT 1 FROM cdp_shard_owned WHERE map = $1 AND unit = $2 FOR SHARE',
+          [this.router.map.state.name, target.unit],
+        );
+        if (owned.rows.length === 0) throw new ShardFencedError(route.shard, target.unit);
+        await work(btx);
+      };
+      if (oldValue !== null && oldValue !== value) {
+        await onValueShard(oldValue, (tx) =>
+          tx.query(`DELETE FROM ${d.name} WHERE value = $1 AND key = $2`, [oldValue, key]),
+        );
+      }
+      if (value !== null) {
+        await onValueShard(value, (tx) => upsertEntry(tx, d.name, { value, key, data: cur!.data }));
+      }
+    });
   }
 
   /**
