@@ -105,6 +105,7 @@ export type {
   WriteOptions,
   WriteResult,
 } from './replica-router.js';
-export { ReplicaRouter, ReplicaSession } from './replica-router.js';
+export { ReplicaRouter } from './replica-router.js';
+export { ReplicaSession } from './replica-session.js';
 export type { StalenessOptions, StalenessPoint, StalenessReport } from './staleness.js';
 export { measureStaleness } from './staleness.js';
