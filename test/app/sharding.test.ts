@@ -85,9 +85,14 @@ describe('the platform shards enrollments, students and the course directory', (
     expect((await put(ann, 'idx-ann', 'ann@example.com')).status).toBe(200);
     expect(codeOf(await put(bob, 'idx-bob', 'ann@example.com'))).toBe('EMAIL_TAKEN');
     expect((await put(bob, 'idx-ann', 'x@example.com')).status).toBe(403);
-    const found = await c.call('GET', '/api/sharding/students?email=ann%40example.com', {
-      key: viewer,
-    });
+    // The index row is written in the profile's transaction when both sit on one shard, else
+    // by the index queue's next drain (every 200 ms): wait for it.
+    const found = await eventually(async () => {
+      const r = await c.call('GET', '/api/sharding/students?email=ann%40example.com', {
+        key: viewer,
+      });
+      return (r.body as { students: unknown[] }).students.length > 0 ? r : undefined;
+    }, 'ann in the students_by_email index');
     expect(found.body).toEqual({
       students: [{ id: 'idx-ann', email: 'ann@example.com', name: 'idx-ann' }],
     });

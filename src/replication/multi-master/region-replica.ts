@@ -319,6 +319,13 @@ export class RegionReplica {
   }
 
   async #load(q: Queryable, key: string, lock: boolean): Promise<Row | undefined> {
+    // FOR UPDATE locks only a row that exists: a local update creating the object and a remote
+    // delta for it would both see none and the second write would overwrite the first. A lock
+    // on the key's name, held to the end of the transaction, orders them.
+    if (lock)
+      await q.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
+        `cdp_mm_objects:${this.group}:${key}`,
+      ]);
     const { rows } = await q.query<Row>(
       `SELECT type, state, digest, vv FROM cdp_mm_objects WHERE grp = $1 AND key = $2${lock ? ' FOR UPDATE' : ''}`,
       [this.group, key],
