@@ -85,9 +85,16 @@ export const shardingFeature: PlatformFeature = {
     const { sql, logger, registry, http, lifecycle, config, clock } = ctx;
     const opened = await openShards(config, logger);
     lifecycle.defer('shards', () => opened.close());
-    await installMarketplaceMap(sql, opened);
+    // Embedded shards in memory live and die with this process, and so does their map: it is
+    // kept on the first shard, never in a database that outlives them or that other processes
+    // (each with shards of its own) share.
+    const mapSql =
+      config.shards.kind === 'pglite' && config.shards.dataDir === undefined
+        ? opened.shards.s1!
+        : sql;
+    await installMarketplaceMap(mapSql, opened);
     const router = await ShardRouter.open({
-      catalog: sql,
+      catalog: mapSql,
       map: MARKETPLACE_MAP,
       shards: opened.shards,
       clock,
@@ -102,7 +109,7 @@ export const shardingFeature: PlatformFeature = {
     }
     let progress: MoveRecord | undefined;
     const mover = new ShardMover({
-      catalog: sql,
+      catalog: mapSql,
       map: MARKETPLACE_MAP,
       shards: opened.shards,
       clock,
@@ -302,7 +309,7 @@ export const shardingFeature: PlatformFeature = {
         await probe?.close().catch(() => {});
       }
       const state = router.map.state;
-      const rows = await countRowsByUnit(sql, MARKETPLACE_MAP, opened.shards);
+      const rows = await countRowsByUnit(mapSql, MARKETPLACE_MAP, opened.shards);
       const plan = planRebalance(
         { ...state, shards: [...state.shards, { id, location: add }] },
         rows,
