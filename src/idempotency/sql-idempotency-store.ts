@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { SqlClient, SqlValue } from '../engines/sql/index.js';
+import type { PreparedStatement, SqlClient, SqlValue } from '../engines/sql/index.js';
 import type {
   BeginRequest,
   BeginResult,
@@ -26,11 +26,29 @@ const BEGIN = `INSERT INTO cdp_idempotency_keys AS k
        OR (k.status IS NULL AND k.locked_until <= $5 AND k.fingerprint = EXCLUDED.fingerprint)
   RETURNING (xmax = 0) AS inserted, (k.expires_at = $7) AS fresh`;
 
+/** `BEGIN` as a named statement, for engines that prepare statements (`preparedPipeline`). */
+const BEGIN_PREPARED: PreparedStatement = { name: 'cdp_idempotency_begin_v1', text: BEGIN };
+
+/**
+ * Sent before `BEGIN_PREPARED` in the same pipeline (one implicit transaction): its commit
+ * does not wait for the WAL flush (see `deferBeginFlush`). The setting ends with the transaction.
+ */
+const DEFER_FLUSH: PreparedStatement = {
+  name: 'cdp_idempotency_defer_flush_v1',
+  text: "SELECT set_config('synchronous_commit', 'off', true)",
+};
+
 const READ = `SELECT fingerprint, locked_until, expires_at, status, headers, body
   FROM cdp_idempotency_keys WHERE scope = $1 AND key = $2`;
 
 const COMPLETE = `UPDATE cdp_idempotency_keys SET status = $4, headers = $5, body = $6
   WHERE scope = $1 AND key = $2 AND token = $3 AND status IS NULL`;
+
+/** `COMPLETE` as a named statement; its row tells that the response was kept. */
+const COMPLETE_PREPARED: PreparedStatement = {
+  name: 'cdp_idempotency_complete_v1',
+  text: `${COMPLETE} RETURNING 1`,
+};
 
 const RELEASE = `DELETE FROM cdp_idempotency_keys
   WHERE scope = $1 AND key = $2 AND token = $3 AND status IS NULL`;
@@ -72,13 +90,25 @@ export class SqlIdempotencyStore implements IdempotencyStore {
     this.#deferBeginFlush = options.deferBeginFlush === true && options.sql.engine === 'postgres';
   }
 
-  /** The taking statement, committed without waiting for its flush when so configured. */
-  #take(params: SqlValue[]) {
+  /**
+   * The taking statement, committed without waiting for its flush when so configured. Where
+   * the engine prepares statements (PostgreSQL), the statement is prepared once per connection
+   * and sent with the flush setting in one round trip; otherwise as a query (PGlite), or as a
+   * transaction of the setting and the query.
+   */
+  async #take(params: SqlValue[]): Promise<{ inserted: boolean; fresh: boolean } | undefined> {
+    const sql = this.#sql;
+    if (sql.preparedPipeline) {
+      const steps = [{ statement: BEGIN_PREPARED, values: params }];
+      if (this.#deferBeginFlush) steps.unshift({ statement: DEFER_FLUSH, values: [] });
+      const row = (await sql.preparedPipeline(steps)).at(-1)?.[0];
+      return row && { inserted: row[0] === 't', fresh: row[1] === 't' };
+    }
     if (!this.#deferBeginFlush)
-      return this.#sql.query<{ inserted: boolean; fresh: boolean }>(BEGIN, params);
-    return this.#sql.transaction(async (tx) => {
+      return (await sql.query<{ inserted: boolean; fresh: boolean }>(BEGIN, params)).rows[0];
+    return sql.transaction(async (tx) => {
       await tx.exec('SET LOCAL synchronous_commit TO OFF');
-      return tx.query<{ inserted: boolean; fresh: boolean }>(BEGIN, params);
+      return (await tx.query<{ inserted: boolean; fresh: boolean }>(BEGIN, params)).rows[0];
     });
   }
 
@@ -86,7 +116,7 @@ export class SqlIdempotencyStore implements IdempotencyStore {
     for (;;) {
       const token = randomUUID();
       const expiresAt = r.now + r.ttlMs;
-      const taken = await this.#take([
+      const row = await this.#take([
         r.scope,
         r.key,
         r.fingerprint,
@@ -95,7 +125,6 @@ export class SqlIdempotencyStore implements IdempotencyStore {
         r.now + r.leaseMs,
         expiresAt,
       ]);
-      const row = taken.rows[0];
       if (row) return { outcome: 'started', token, recovered: !row.inserted && !row.fresh };
       const { rows } = await this.#sql.query<Row>(READ, [r.scope, r.key]);
       const cur = rows[0];
@@ -122,14 +151,10 @@ export class SqlIdempotencyStore implements IdempotencyStore {
     token: string,
     response: StoredResponse,
   ): Promise<boolean> {
-    const r = await this.#sql.query(COMPLETE, [
-      scope,
-      key,
-      token,
-      response.status,
-      response.headers,
-      response.body,
-    ]);
+    const values = [scope, key, token, response.status, response.headers, response.body];
+    if (this.#sql.preparedRows)
+      return (await this.#sql.preparedRows(COMPLETE_PREPARED, values)).length === 1;
+    const r = await this.#sql.query(COMPLETE, values);
     return r.rowCount === 1;
   }
 
