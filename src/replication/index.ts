@@ -84,8 +84,13 @@ export type { VersionedValue, VersionStamp } from './quorum/stamp.js';
 export { compareStamps, QuorumUnavailableError, rangeDigest } from './quorum/stamp.js';
 export type { QuorumMode, QuorumStats, QuorumStore, QuorumStoreOptions } from './quorum/store.js';
 export { createQuorumStore } from './quorum/store.js';
-export type { QuorumWorkloadOptions, QuorumWorkloadResult } from './quorum/workload.js';
-export { runQuorumWorkload } from './quorum/workload.js';
+export type {
+  ClockSkewHistoryOptions,
+  ClockSkewHistoryResult,
+  QuorumWorkloadOptions,
+  QuorumWorkloadResult,
+} from './quorum/workload.js';
+export { runClockSkewHistory, runQuorumWorkload } from './quorum/workload.js';
 export {
   ClusterMismatchError,
   FailoverError,

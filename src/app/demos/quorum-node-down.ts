@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import type { Clock } from '../../core/clock.js';
 import {
   checkLinearizability,
   createQuorumStore,
-  type HistoryEvent,
   kvModel,
   type LinearizabilityResult,
   type QuorumNode,
   type QuorumStats,
+  runClockSkewHistory,
   runQuorumWorkload,
 } from '../../replication/index.js';
 import type { Demo } from '../feature.js';
@@ -27,7 +26,6 @@ export interface QuorumDemoTarget {
 }
 
 const OPERATIONS = 2000;
-const fixedClock = (now: number): Clock => ({ now: () => now, sleep: async () => {} });
 
 /**
  * Concurrent clients against the quorum store with one node stopped, in the linearizable (ABD)
@@ -69,36 +67,15 @@ export function quorumNodeDownDemo(target: QuorumDemoTarget): Demo {
       target.recordVerdict(verdict, 'linearizable mode, node down');
 
       const key = `demo-${run}-skew`;
-      const ahead = createQuorumStore<number>({
+      const { history, stats: writers } = await runClockSkewHistory({
         nodes,
         r,
         w,
-        mode: 'lww',
-        writerId: 'ahead',
-        clock: fixedClock(Date.now()),
+        key,
+        now: Date.now(),
       });
-      const behind = createQuorumStore<number>({
-        nodes,
-        r,
-        w,
-        mode: 'lww',
-        writerId: 'behind',
-        clock: fixedClock(Date.now() - 10_000),
-      });
-      const history: HistoryEvent[] = [];
-      history.push({ process: 0, type: 'invoke', f: 'write', key, value: 1 });
-      await ahead.put(key, 1);
-      history.push({ process: 0, type: 'ok', f: 'write', key, value: 1 });
-      history.push({ process: 1, type: 'invoke', f: 'write', key, value: 2 });
-      await behind.put(key, 2);
-      history.push({ process: 1, type: 'ok', f: 'write', key, value: 2 });
-      history.push({ process: 2, type: 'invoke', f: 'read', key, value: null });
-      const read = await ahead.get(key);
-      history.push({ process: 2, type: 'ok', f: 'read', key, value: read ?? null });
-      await ahead.close();
-      await behind.close();
-      target.recordStats(ahead.stats());
-      target.recordStats(behind.stats());
+      for (const s of writers) target.recordStats(s);
+      const read = history.at(-1)?.value;
       const lww = checkLinearizability(history, kvModel);
       target.recordVerdict(lww, 'last-write-wins, clocks 10 s apart');
 
