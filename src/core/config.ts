@@ -171,7 +171,7 @@ export const variables = {
   CDP_HTTP_KEEP_ALIVE_TIMEOUT_MS: {
     name: 'CDP_HTTP_KEEP_ALIVE_TIMEOUT_MS',
     description:
-      'How long an idle keep-alive connection stays open between requests. Default `5000`.',
+      'How long an idle keep-alive connection stays open between requests. Default `65000`: longer than the idle timeouts of the clients and load balancers in front (undici 4 s, AWS ALB 60 s), so that they close an idle connection first and never send a request on one the server is closing (a reset).',
     form: 'milliseconds, a whole number from 100 to 600000',
     schema: wholeNumber(100, 600_000),
   },
@@ -458,7 +458,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       port: parseVariable(env, 'CDP_PORT') ?? 8080,
       headersTimeoutMs,
       requestTimeoutMs,
-      keepAliveTimeoutMs: parseVariable(env, 'CDP_HTTP_KEEP_ALIVE_TIMEOUT_MS') ?? 5_000,
+      keepAliveTimeoutMs: parseVariable(env, 'CDP_HTTP_KEEP_ALIVE_TIMEOUT_MS') ?? 65_000,
       minBodyBytesPerSecond: parseVariable(env, 'CDP_HTTP_MIN_BODY_BYTES_PER_SECOND') ?? 1024,
       maxConnectionsPerClient: parseVariable(env, 'CDP_HTTP_MAX_CONNECTIONS_PER_CLIENT') ?? 128,
     },
