@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ChargeWallet, RefundCharge } from '../../src/app/reviews/deciders.js';
 import { eventually } from '../../src/testing/index.js';
 import { describeServer } from '../support/servers.js';
 import { type Client, startClient } from './support.js';
@@ -6,6 +7,7 @@ import { type Client, startClient } from './support.js';
 interface Balance {
   earnedCents: number;
   paidCents: number;
+  pendingCents: number;
   availableCents: number;
   mode: string;
 }
@@ -87,6 +89,82 @@ function payoutSuite(label: string, env: () => Record<string, string>, mode: str
       expect(Number(after['paid (ledger)']) - Number(before['paid (ledger)'])).toBe(1000);
       expect(after['in-doubt transactions']).toBe(0);
       expect(after.mode).toBe(mode);
+    });
+
+    it("keeps a purchase saga's earnings pending until its pivot, so that its refund never takes the balance below what was paid out", async () => {
+      const name = `ins${Math.random().toString(36).slice(2, 8)}`;
+      const { key, path, priceCents } = await earningInstructor(c, name);
+      // A purchase saga between its charge and its pivot: the seat reserved (pending), the
+      // wallet charged, as the saga's first two steps leave them.
+      const course = await c.course(name, { priceCents: 2000 });
+      const student = `${name}-saga-student`;
+      const studentKey = await c.key('student', student);
+      expect(
+        (
+          await c.call('POST', `/api/reviews/wallets/${student}/top-ups`, {
+            key: studentKey,
+            body: { amountCents: 2000 },
+          })
+        ).status,
+      ).toBe(201);
+      const purchaseId = `p-${name}`;
+      await c.platform.sql.query(
+        `INSERT INTO app_seat_reservations (purchase_id, course, student, status, amount_cents)
+         VALUES ($1, $2, $3, 'pending', 2000)`,
+        [purchaseId, course.id, student],
+      );
+      const { wallets } = c.platform.services.get('reviews') as {
+        wallets: { handle(command: unknown): Promise<unknown> };
+      };
+      await wallets.handle(
+        ChargeWallet.parse({
+          studentId: student,
+          purchaseId,
+          courseId: course.id,
+          amountCents: 2000,
+        }),
+      );
+      const balance = async () => (await c.call('GET', path, { key })).body as Balance;
+      await eventually(
+        async () => (await balance()).earnedCents === priceCents + 2000,
+        "the saga's charge in the instructor's earnings",
+      );
+      expect(await balance()).toMatchObject({ pendingCents: 2000, availableCents: priceCents });
+
+      const all = await c.call('POST', `${path}/payouts`, {
+        key,
+        body: { amountCents: priceCents + 2000 },
+      });
+      expect(all.status).toBe(409);
+      expect((all.body as { error: { message: string } }).error.message).toContain(
+        'not yet past their pivot',
+      );
+      const paid = await c.call('POST', `${path}/payouts`, {
+        key,
+        body: { amountCents: priceCents },
+      });
+      expect(paid.status).toBe(201);
+
+      // A later step fails: the saga releases the seat and refunds the charge.
+      await c.platform.sql.query(
+        "UPDATE app_seat_reservations SET status = 'released' WHERE purchase_id = $1",
+        [purchaseId],
+      );
+      await wallets.handle(RefundCharge.parse({ studentId: student, purchaseId }));
+      await eventually(
+        async () => (await balance()).earnedCents === priceCents,
+        "the refund in the instructor's earnings",
+      );
+      expect(await balance()).toMatchObject({
+        paidCents: priceCents,
+        pendingCents: 0,
+        availableCents: 0,
+      });
+      const nothing = await c.call('POST', `${path}/payouts`, { key, body: { amountCents: 1 } });
+      expect(nothing.status).toBe(409);
+      expect((nothing.body as { error: { message: string } }).error.message).toContain(
+        'nothing available',
+      );
     });
   });
 }

@@ -66,6 +66,8 @@ const balance = z.object({
   instructor: z.string(),
   earnedCents: z.number(),
   paidCents: z.number(),
+  /** Earnings of purchase sagas still before their pivot: not available until it passes. */
+  pendingCents: z.number(),
   availableCents: z.number(),
   mode: z.enum(['two-phase-commit', 'saga']),
 });
@@ -144,6 +146,38 @@ async function openLedger(
     },
     close: () => sql.close(),
   };
+}
+
+/**
+ * An instructor's earnings (the purchases of their courses, as projected), payouts (not
+ * cancelled), and pending earnings: the projected charges and refunds of purchase sagas whose
+ * seat is not confirmed yet. A saga's charge is final only at its pivot (the seat confirmed and
+ * access granted); before it, a later failure refunds the charge. Counting only settled
+ * earnings as available means a refund never takes an instructor's balance below what was paid
+ * out. A saga's net is pending while it runs and 0 once it was compensated.
+ */
+async function amounts(
+  q: Pick<SqlClient, 'query'>,
+  instructor: string,
+): Promise<{ earned: number; paid: number; pending: number }> {
+  const { rows } = await q.query<{ earned: string; paid: string; pending: string }>(
+    `SELECT
+       (SELECT coalesce(sum(p.amount_cents), 0) FROM app_purchases p JOIN courses c ON c.id::text = p.course_id
+         WHERE c.instructor = $1)::text AS earned,
+       (SELECT coalesce(sum(amount_cents), 0) FROM app_payouts
+         WHERE instructor = $1 AND status <> 'cancelled')::text AS paid,
+       (SELECT coalesce(sum(p.amount_cents), 0)
+          FROM app_seat_reservations r
+          JOIN courses c ON c.id::text = r.course
+          JOIN cdp_events e ON e.type IN ('WalletCharged', 'ChargeRefunded')
+                           AND e.stream_id = 'wallet-' || r.student
+                           AND e.data->>'purchaseId' = r.purchase_id
+          JOIN app_purchases p ON p.event_id = e.event_id
+         WHERE c.instructor = $1 AND r.status <> 'confirmed')::text AS pending`,
+    [instructor],
+  );
+  const r = rows[0]!;
+  return { earned: Number(r.earned), paid: Number(r.paid), pending: Number(r.pending) };
 }
 
 export const payoutsFeature: PlatformFeature = {
@@ -225,21 +259,13 @@ export const payoutsFeature: PlatformFeature = {
 
     const balanceOf = async (instructor: string) => {
       const { mode } = await setup;
-      const { rows } = await sql.query<{ earned: string; paid: string }>(
-        `SELECT
-           (SELECT coalesce(sum(p.amount_cents), 0) FROM app_purchases p JOIN courses c ON c.id::text = p.course_id
-             WHERE c.instructor = $1)::text AS earned,
-           (SELECT coalesce(sum(amount_cents), 0) FROM app_payouts
-             WHERE instructor = $1 AND status <> 'cancelled')::text AS paid`,
-        [instructor],
-      );
-      const earned = Number(rows[0]!.earned);
-      const paid = Number(rows[0]!.paid);
+      const b = await amounts(sql, instructor);
       return {
         instructor,
-        earnedCents: earned,
-        paidCents: paid,
-        availableCents: earned - paid,
+        earnedCents: b.earned,
+        paidCents: b.paid,
+        pendingCents: b.pending,
+        availableCents: b.earned - b.paid - b.pending,
         mode,
       };
     };
@@ -260,17 +286,17 @@ export const payoutsFeature: PlatformFeature = {
       await tx.query('SELECT 1 FROM app_payout_accounts WHERE instructor = $1 FOR UPDATE', [
         instructor,
       ]);
-      const { rows } = await tx.query<{ available: string }>(
-        `SELECT ((SELECT coalesce(sum(p.amount_cents), 0) FROM app_purchases p JOIN courses c ON c.id::text = p.course_id
-                   WHERE c.instructor = $1)
-               - (SELECT coalesce(sum(amount_cents), 0) FROM app_payouts
-                   WHERE instructor = $1 AND status <> 'cancelled'))::text AS available`,
-        [instructor],
-      );
-      const available = Number(rows[0]!.available);
+      const b = await amounts(tx, instructor);
+      const available = b.earned - b.paid - b.pending;
       if (cents > available) {
+        const pending =
+          b.pending > 0
+            ? ` (${b.pending} cents more are earned by purchases not yet past their pivot, and become available when they complete)`
+            : '';
         throw new PayoutRefusedError(
-          `instructor ${instructor} has ${available} cents available, less than the ${cents} asked for; ask for at most ${available}`,
+          available > 0
+            ? `instructor ${instructor} has ${available} cents available, less than the ${cents} asked for${pending}; ask for at most ${available}`
+            : `instructor ${instructor} has nothing available to pay out${pending}`,
         );
       }
       await tx.query(
@@ -324,7 +350,7 @@ export const payoutsFeature: PlatformFeature = {
       documented({
         summary: "An instructor's earnings, payouts and what is available",
         description:
-          "Earnings are the purchases of the instructor's courses; payouts already made (or pending in a saga) are subtracted. `mode` says how payouts run on this platform: two-phase commit, or a saga when the database cannot prepare transactions.",
+          "Earnings are the purchases of the instructor's courses; payouts already made (or pending in a saga) are subtracted, and so are the earnings of purchase sagas not yet past their pivot (`pendingCents`: a later step may still refund them). `mode` says how payouts run on this platform: two-phase commit, or a saga when the database cannot prepare transactions.",
         tags: ['payouts'],
         roles: ['instructor', 'viewer'],
         access: 'An instructor reads only their own.',
@@ -337,6 +363,7 @@ export const payoutsFeature: PlatformFeature = {
               instructor: 'ada',
               earnedCents: 4900,
               paidCents: 1000,
+              pendingCents: 0,
               availableCents: 3900,
               mode: 'two-phase-commit',
             },
