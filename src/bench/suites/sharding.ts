@@ -219,12 +219,16 @@ async function writePause(ctx: BenchContext, b: Bed): Promise<BenchResult> {
   });
 }
 
-async function lookupAndTopK(ctx: BenchContext, b: Bed): Promise<BenchResult[]> {
-  const rows = ctx.quick ? 100_000 : 1_000_000;
-  const catalog = await b.open('ix_cat', 0);
-  const shards: Record<string, SqlClient> = {};
-  for (let i = 0; i < 4; i++) shards[`s${i}`] = await b.open(`ix_s${i}`, i);
-  const one = await b.open('ix_one', 1);
+/**
+ * The `people` table (id, email, score) on the given shards and on `one` (indexed by score
+ * there), the shards under a hash map named 'people' in `catalog`; returns a router over them.
+ * The shards get their score index when their rows are loaded.
+ */
+export async function peopleOnShards(
+  catalog: SqlClient,
+  shards: Record<string, SqlClient>,
+  one: SqlClient,
+): Promise<ShardRouter> {
   const ddl =
     'CREATE TABLE people (id bigint PRIMARY KEY, email text NOT NULL, score integer NOT NULL)';
   for (const c of [...Object.values(shards), one]) await c.exec(ddl);
@@ -236,7 +240,21 @@ async function lookupAndTopK(ctx: BenchContext, b: Bed): Promise<BenchResult[]> 
     shards: Object.keys(shards).map((id) => ({ id, location: id })),
     tables: [{ name: 'people', keyColumn: 'id' }],
   });
-  const router = await ShardRouter.open({ catalog, map: 'people', shards, refreshMs: 1000 });
+  return ShardRouter.open({ catalog, map: 'people', shards, refreshMs: 1000 });
+}
+
+/** A SELECT of `rows` people: ids 1..rows, a unique email each, scores spread by a multiplier. */
+export function peopleRows(rows: number): string {
+  return `SELECT g AS id, 'u' || g || '@example.org' AS email, ((g::bigint * 7919) % 100003)::int AS score FROM generate_series(1, ${rows}) g`;
+}
+
+async function lookupAndTopK(ctx: BenchContext, b: Bed): Promise<BenchResult[]> {
+  const rows = ctx.quick ? 100_000 : 1_000_000;
+  const catalog = await b.open('ix_cat', 0);
+  const shards: Record<string, SqlClient> = {};
+  for (let i = 0; i < 4; i++) shards[`s${i}`] = await b.open(`ix_s${i}`, i);
+  const one = await b.open('ix_one', 1);
+  const router = await peopleOnShards(catalog, shards, one);
   const ix = new IndexTables(router, [
     {
       name: 'people_by_email',
@@ -249,7 +267,7 @@ async function lookupAndTopK(ctx: BenchContext, b: Bed): Promise<BenchResult[]> 
   ]);
   await ix.install();
   ctx.progress(`index lookup: loading ${rows} rows on 4 shards (${b.kind})`);
-  const gen = `SELECT g AS id, 'u' || g || '@example.org' AS email, ((g::bigint * 7919) % 100003)::int AS score FROM generate_series(1, ${rows}) g`;
+  const gen = peopleRows(rows);
   for (const c of Object.values(shards)) {
     await c.exec(`CREATE INDEX people_score ON people (score)`);
     await c.exec(
