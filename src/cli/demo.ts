@@ -10,6 +10,7 @@ import { errorMessage } from '../core/errors.js';
 import { type Exchange, type Key, StepFailure, TourClient } from './demo/client.js';
 import { newRunId, type Step, steps, type TourState } from './demo/steps.js';
 import { UsageError } from './options.js';
+import { textTable } from './text-table.js';
 
 export interface DemoOptions {
   /** A started platform's base URL; without it the tour starts one. */
@@ -246,17 +247,7 @@ export function formatSummary(s: DemoSummary): string {
       o.result === 'not run' ? '-' : `${o.ms} ms`,
     ]),
   ];
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  const line = (r: string[]) =>
-    r
-      .map((cell, c) => cell.padEnd(widths[c]!))
-      .join('  ')
-      .trimEnd();
-  const out = [
-    line(rows[0]!),
-    widths.map((w) => '-'.repeat(w)).join('  '),
-    ...rows.slice(1).map(line),
-  ];
+  const out = [textTable(rows, { rule: true })];
   const held = s.steps.filter((o) => o.result === 'held').length;
   out.push('');
   out.push(

@@ -1,4 +1,5 @@
 import type { DeadLetterView, TraceStep } from '../messaging/index.js';
+import { textTable } from './text-table.js';
 
 // How the CLI prints what the messaging module returns (dead letters, flow traces) as text.
 
@@ -18,15 +19,7 @@ export function formatDeadLetters(list: DeadLetterView[]): string {
       d.error.length > 80 ? `${d.error.slice(0, 77)}...` : d.error,
     ]),
   ];
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows
-    .map((r) =>
-      r
-        .map((cell, c) => cell.padEnd(widths[c]!))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
+  return textTable(rows);
 }
 
 /** The trace as indented text: `- type (id) handled by a, b`. */

@@ -6,7 +6,9 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { CdpError, errorMessage } from '../core/errors.js';
+import type { IndexCheckReport } from '../sharding/index.js';
 import { fail, httpUrl } from './options.js';
+import { textTable } from './text-table.js';
 
 interface Move {
   id: string;
@@ -39,29 +41,7 @@ interface Plan {
   unitsAfter: Record<string, number>;
 }
 
-interface CheckReport {
-  index: string;
-  baseRows: number;
-  indexRows: number;
-  missing: number;
-  extra: number;
-  stale: number;
-  samples: { value: string; key: string; shard: string; kind: string }[];
-}
-
 const INDEXES = ['courses_by_instructor', 'students_by_email'];
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows
-    .map((r) =>
-      r
-        .map((cell, c) => cell.padEnd(widths[c]!))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
-}
 
 export function formatMove(m: Move): string {
   const pct = m.rowsTotal > 0 ? Math.round((m.rowsCopied / m.rowsTotal) * 100) : 0;
@@ -72,7 +52,7 @@ export function formatStatus(s: Status): string {
   const tables = [...new Set(s.shards.flatMap((x) => Object.keys(x.rows)))].sort();
   const out = [
     `map ${s.map} version ${s.version}, ${s.slotCount} slots over ${s.shards.length} shards`,
-    table([
+    textTable([
       ['shard', 'slots', ...tables, 'location'],
       ...s.shards.map((x) => [
         x.id,
@@ -95,7 +75,7 @@ export function formatPlan(p: Plan): string {
   ];
   if (p.moves.length > 0)
     lines.push(
-      table([
+      textTable([
         ['slot', 'from', 'to', 'rows'],
         ...p.moves.map((m) => [m.unit, m.source, m.target, String(m.rows)]),
       ]),
@@ -108,7 +88,7 @@ export function formatPlan(p: Plan): string {
   return lines.join('\n');
 }
 
-export function formatCheck(r: CheckReport, repaired: boolean): string {
+export function formatCheck(r: IndexCheckReport, repaired: boolean): string {
   const found = r.missing + r.extra + r.stale;
   const head = `index ${r.index}: ${r.baseRows} base rows, ${r.indexRows} index rows; ${r.missing} missing, ${r.extra} extra, ${r.stale} stale${repaired && found > 0 ? ` (all ${found} repaired)` : ''}`;
   return [
@@ -266,7 +246,7 @@ export function registerShardCommands(program: Command): void {
             await baseOf(opts),
             `/api/sharding/indexes/${name}/${verb}`,
             verb === 'repair' ? { method: 'POST' } : undefined,
-          )) as CheckReport;
+          )) as IndexCheckReport;
           process.stdout.write(
             `${opts.json ? JSON.stringify(r, null, 2) : formatCheck(r, verb === 'repair')}\n`,
           );

@@ -17,6 +17,7 @@ import {
   type RunStatus,
   resumeRun,
 } from '../workflow/index.js';
+import { textTable } from './text-table.js';
 
 const STATUSES: readonly RunStatus[] = [
   'pending',
@@ -53,18 +54,6 @@ export async function hasWorkflowTables(sql: SqlClient): Promise<boolean> {
   return (await appliedMigrations(sql)).some((m) => m.module === 'workflow');
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows
-    .map((r) =>
-      r
-        .map((cell, c) => cell.padEnd(widths[c]!))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
-}
-
 function time(d: Date | null): string {
   return d ? d.toISOString() : '-';
 }
@@ -75,7 +64,7 @@ function cut(s: string, n: number): string {
 
 export function formatRuns(runs: RunInfo[]): string {
   if (runs.length === 0) return 'no workflow runs';
-  return table([
+  return textTable([
     [
       'id',
       'workflow',
@@ -123,7 +112,7 @@ export function formatRun(run: RunDetail): string {
       : []),
   ];
   if (run.steps.length === 0) return [...head, '', 'no steps recorded'].join('\n');
-  const steps = table([
+  const steps = textTable([
     ['#', 'step', 'kind', 'status', 'attempts', 'started', 'ms', 'result / error'],
     ...run.steps.map((s) => [
       String(s.seq),
