@@ -87,6 +87,13 @@ export const examples = {
   correlationId: '0193a5b2-8d2f-7c4e-a012-3b4c5d6e7f80',
 } as const;
 
+/** The refusal of a route that acts on a course that does not exist (catalog, media, reviews, ...). */
+export const courseNotFound = refusal(
+  404,
+  'COURSE_NOT_FOUND',
+  `course "${examples.courseId}" (GET /api/catalog/courses lists the courses) was not found`,
+);
+
 /** The name of the Bearer API key scheme in `components.securitySchemes`. */
 export const bearerScheme = 'apiKey';
 

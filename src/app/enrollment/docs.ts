@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { documented, examples, refusal } from '../api-docs.js';
+import { courseNotFound, documented, examples, refusal } from '../api-docs.js';
 import { singleLine } from '../http-errors.js';
 
 // The student is the caller (the API key's subject), never a field of the body.
@@ -25,11 +25,7 @@ export const enrollmentDocs = {
       },
     },
     errors: [
-      refusal(
-        404,
-        'COURSE_NOT_FOUND',
-        `course "${examples.courseId}" (GET /api/catalog/courses lists the courses) was not found`,
-      ),
+      courseNotFound,
       refusal(
         409,
         'ALREADY_ENROLLED',

@@ -10,7 +10,7 @@ import {
   type ReadConsistency,
   type ReplicaRouter,
 } from '../../replication/index.js';
-import { documented, examples, refusal } from '../api-docs.js';
+import { courseNotFound, documented, examples, refusal } from '../api-docs.js';
 import type { Principal } from '../auth.js';
 import type { PlatformFeature } from '../feature.js';
 import {
@@ -82,11 +82,6 @@ export const exampleCourse: Course = {
   updatedAt: '2026-12-07T16:00:00.000Z',
   version: 1,
 };
-const courseNotFound = refusal(
-  404,
-  'COURSE_NOT_FOUND',
-  `course "${examples.courseId}" (GET /api/catalog/courses lists the courses) was not found`,
-);
 const notTheirs = refusal(
   403,
   'FORBIDDEN',

@@ -12,7 +12,7 @@ import {
   ValetKeyService,
   valetKeyMigrations,
 } from '../../storage/index.js';
-import { documented, examples, refusal } from '../api-docs.js';
+import { courseNotFound, documented, examples, refusal } from '../api-docs.js';
 import type { Principal } from '../auth.js';
 import { valetRevokeDemo } from '../demos/valet-revoke.js';
 import type { PlatformFeature } from '../feature.js';
@@ -50,11 +50,6 @@ const uploadInput = z.strictObject({
 const playQuery = z.object({ key: z.string().min(1).max(1024).startsWith('courses/') });
 const keyParam = z.object({ keyId: z.string().min(1).max(64) });
 
-const courseNotFound = refusal(
-  404,
-  'COURSE_NOT_FOUND',
-  `course "${examples.courseId}" (GET /api/catalog/courses lists the courses) was not found`,
-);
 const objectKey = `courses/${examples.courseId}/intro.mp4`;
 const docs = {
   upload: documented({

@@ -7,7 +7,7 @@ import {
   type WorkflowEngine,
   WorkflowNotFoundError,
 } from '../../workflow/index.js';
-import { documented, examples, refusal } from '../api-docs.js';
+import { courseNotFound, documented, examples, refusal } from '../api-docs.js';
 import type { Demo, PlatformFeature } from '../feature.js';
 import {
   ForbiddenError,
@@ -88,11 +88,7 @@ const docs = {
       },
     },
     errors: [
-      refusal(
-        404,
-        'COURSE_NOT_FOUND',
-        `course "${examples.courseId}" (GET /api/catalog/courses lists the courses) was not found`,
-      ),
+      courseNotFound,
       refusal(
         409,
         'ALREADY_ENROLLED',

@@ -7,7 +7,7 @@ import {
   type SqlSubscription,
   subscriptionPositions,
 } from '../../events/index.js';
-import { documented, examples, type RouteDoc, refusal } from '../api-docs.js';
+import { courseNotFound, documented, examples, type RouteDoc, refusal } from '../api-docs.js';
 import type { Principal } from '../auth.js';
 import { projectionRebuildDemo } from '../demos/projection-rebuild.js';
 import type { PlatformFeature } from '../feature.js';
@@ -68,11 +68,6 @@ const exampleRating = {
   reviewCount: 12,
   averageRating: 4.5,
 };
-const courseNotFound = refusal(
-  404,
-  'COURSE_NOT_FOUND',
-  `course "${examples.courseId}" (GET /api/catalog/courses lists the courses) was not found`,
-);
 const notThem = refusal(
   403,
   'FORBIDDEN',
