@@ -48,7 +48,10 @@ describeServer('workflow crash tests: PostgreSQL', 'CDP_DATABASE_URL', (url) => 
       const w = worker({
         WF_DB_URL: db.url,
         WF_WORKER_ID: `crash-${point}`,
-        WF_LEASE_MS: '1500',
+        // Long enough that no crasher outlives another's lease on a loaded machine: a crasher
+        // is a whole worker and would otherwise recover and finish a dead one's run before the
+        // restart (seen once in CI).
+        WF_LEASE_MS: '6000',
         WF_START: `boundary-${point}`,
         WF_CRASH: point,
       });
