@@ -1,13 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { LocalStore } from '../../cache/local-store.js';
-import {
-  type BenchContext,
-  type BenchResult,
-  type BenchSuite,
-  interleave,
-  percentile,
-  result,
-} from '../harness.js';
+import { type BenchSuite, result } from '../harness.js';
+import { opsCase, opsCaseLabel } from './cache-ops.js';
 import { tiered } from './cache-tiered.js';
 import {
   beladyHitRatio,
@@ -38,99 +32,9 @@ function simulate(cache: Sim, trace: Int32Array): number {
 
 const pct = (x: number) => Math.round(x * 10_000) / 100;
 
-/**
- * Mixed get/set: a get for each request, a set on a miss, and a plain set every 10th request.
- * Returns ops per second of this process's CPU time, and ops per second of wall time. The loop is
- * synchronous and single-threaded, so on an idle machine the two agree; on a shared one, wall
- * time also counts the slices the scheduler gave to other processes, which swung the ratio
- * between 0.41x and 0.82x from one run to the next of the same code.
- */
-function mixedOps<K>(
-  cache: KeySim<K>,
-  trace: Int32Array,
-  names: readonly K[],
-  from: number,
-  count: number,
-): { cpu: number; wall: number } {
-  const cpu0 = process.cpuUsage();
-  const start = process.hrtime.bigint();
-  const n = trace.length;
-  let j = from;
-  for (let i = 0; i < count; i++) {
-    const k = names[trace[j]!]!;
-    j = j + 1 === n ? 0 : j + 1;
-    if (i % 10 === 0) cache.set(k, i);
-    else if (cache.get(k) === undefined) cache.set(k, i);
-  }
-  const wall = Number(process.hrtime.bigint() - start) / 1e9;
-  const cpu = process.cpuUsage(cpu0);
-  return { cpu: count / ((cpu.user + cpu.system) / 1e6), wall: count / wall };
-}
-
 interface KeySim<K> {
   get(k: K): number | undefined;
   set(k: K, v: number): unknown;
-}
-
-/**
- * ops.zipf with one key type: ours (W-TinyLFU) and lru-cache interleaved, each walking the same
- * trace from the same start, chunk by chunk. Keys come from `names` (built before timing), so
- * both contenders pay the same array read per operation.
- */
-async function opsCase<K>(
-  ctx: BenchContext,
-  spec: { id: string; metric: string; keyType: string },
-  trace: Int32Array,
-  names: readonly K[],
-  keys: number,
-): Promise<BenchResult> {
-  const cap = 10_000;
-  const count = ctx.quick ? 500_000 : 2_000_000;
-  const rounds = ctx.quick ? 5 : 11;
-  ctx.progress(`${spec.id}: ${rounds} interleaved rounds of ${count.toLocaleString('en-US')} ops`);
-  const ours = new LocalStore<K, number>({ maxEntries: cap, random: seededRandom(1) });
-  const lru = new LRUCache<K & {}, number>({ max: cap });
-  const offsets = { ours: 0, lru: 0 };
-  const wall = { ours: [] as number[], lru: [] as number[] };
-  const step = (who: 'ours' | 'lru', cache: KeySim<K>) => {
-    const r = mixedOps(cache, trace, names, offsets[who], count);
-    offsets[who] = (offsets[who] + count) % trace.length;
-    wall[who].push(r.wall);
-    return r.cpu;
-  };
-  const ops = await interleave(
-    {
-      ours: async () => step('ours', ours),
-      lru: async () => step('lru', lru as unknown as KeySim<K>),
-    },
-    rounds,
-  );
-  return result({
-    id: spec.id,
-    metric: spec.metric,
-    unit: 'ops/s',
-    ours: Math.round(ops.ours),
-    peer: { name: 'lru-cache', value: Math.round(ops.lru) },
-    higherIsBetter: true,
-    params: {
-      capacity: cap,
-      keys,
-      keyType: spec.keyType,
-      rounds,
-      opsPerRound: count,
-      policy: 'w-tinylfu',
-      timing: 'process CPU time (median of rounds); wall-clock figures in wallClock',
-      // Medians of the measured rounds (the first, a warm-up, left out).
-      wallClock: {
-        ours: Math.round(percentile(wall.ours.slice(1), 50)),
-        lru: Math.round(percentile(wall.lru.slice(1), 50)),
-        ratio:
-          Math.round(
-            (percentile(wall.ours.slice(1), 50) / percentile(wall.lru.slice(1), 50)) * 100,
-          ) / 100,
-      },
-    },
-  });
 }
 
 const suite: BenchSuite = {
@@ -215,36 +119,10 @@ const suite: BenchSuite = {
       { workload: 'recency', depth: 2000, pNew: 0.25 },
     );
 
-    const opsTrace = zipfTrace(0.9, keys, 1_000_000, 7);
-    const ints = Array.from({ length: keys }, (_, i) => i);
-    out.push(
-      await opsCase(
-        ctx,
-        {
-          id: 'ops.zipf',
-          metric: 'mixed get/set ops per CPU-second (get, set on miss, 10% plain sets), Zipf 0.9',
-          keyType: 'int32 numbers',
-        },
-        opsTrace,
-        ints,
-        keys,
-      ),
-    );
-    // String keys take the store's Map index (int32 keys take its probing table).
-    const strings = Array.from({ length: keys }, (_, i) => `course:${i}`);
-    out.push(
-      await opsCase(
-        ctx,
-        {
-          id: 'ops.zipf.string-keys',
-          metric: 'mixed get/set ops per CPU-second, Zipf 0.9, string keys ("course:<n>")',
-          keyType: 'strings',
-        },
-        opsTrace,
-        strings,
-        keys,
-      ),
-    );
+    for (const keyType of ['int', 'string'] as const) {
+      ctx.progress(opsCaseLabel(keyType, ctx.quick));
+      out.push(await opsCase(keyType, ctx.quick));
+    }
     const redisUrl = ctx.env.CDP_REDIS_URL;
     if (redisUrl) out.push(...(await tiered(ctx, redisUrl)));
     else ctx.progress('tiered.getorset and invalidation latency skipped: set CDP_REDIS_URL');
