@@ -66,6 +66,11 @@ export function sqlClientContract(name: string, setup: () => Promise<SqlHarness>
       expect(rows[0]!.t).toEqual(when);
       expect([...rows[0]!.b]).toEqual([0, 255, 7]);
       expect(rows[1]!.id).toBe(9007199254740993n);
+      const arrays = await sql.query<{ a: unknown[]; e: unknown[] }>(
+        "SELECT ARRAY[1, NULL, 9007199254740993]::int8[] AS a, '{}'::int8[] AS e",
+      );
+      expect(arrays.rows[0]!.a).toEqual([1, null, 9007199254740993n]);
+      expect(arrays.rows[0]!.e).toEqual([]);
       const nulls = await sql.query<{ x: null }>('SELECT $1::text AS x', [null]);
       expect(nulls.rows[0]!.x).toBeNull();
     });
