@@ -1,3 +1,4 @@
+import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { PgSqlClient } from '../../engines/sql/pg-sql-client.js';
 import { PgliteSqlClient } from '../../engines/sql/pglite-sql-client.js';
@@ -32,10 +33,21 @@ async function insertRaw(pool: pg.Pool): Promise<number> {
   });
 }
 
+/** The same inserts through PGlite's own API (the peer of our PGlite client). */
+async function insertRawLite(db: PGlite): Promise<number> {
+  await db.query(`TRUNCATE ${TABLE}`);
+  return timeMs(() =>
+    db.transaction(async (tx) => {
+      for (let i = 0; i < ROWS; i++)
+        await tx.query(`INSERT INTO ${TABLE} (id, body) VALUES ($1, $2)`, [i, `row ${i}`]);
+    }),
+  );
+}
+
 const suite: BenchSuite = {
   name: 'sql',
   description:
-    'SqlClient round trip and a 1,000-row insert: on PostgreSQL vs raw pg (same pool size), and on PGlite',
+    'SqlClient round trip and a 1,000-row insert: on PostgreSQL vs raw pg (same pool size), and on PGlite vs raw PGlite',
   requires: ['CDP_DATABASE_URL'],
   async run(ctx) {
     const url = ctx.env.CDP_DATABASE_URL!;
@@ -45,6 +57,7 @@ const suite: BenchSuite = {
     const ours = await PgSqlClient.open({ url, max: 10 });
     const raw = new pg.Pool({ connectionString: url, max: 10 });
     let lite: SqlClient | undefined;
+    let rawLite: PGlite | undefined;
     try {
       await ours.exec(
         `DROP TABLE IF EXISTS ${TABLE}; CREATE TABLE ${TABLE} (id int PRIMARY KEY, body text NOT NULL)`,
@@ -76,12 +89,25 @@ const suite: BenchSuite = {
       const db = await PgliteSqlClient.open({});
       lite = db;
       await db.exec(`CREATE TABLE ${TABLE} (id int PRIMARY KEY, body text NOT NULL)`);
+      // Raw PGlite (its own query API, a database of its own) interleaved with ours.
+      const peerLite = await PGlite.create();
+      rawLite = peerLite;
+      await peerLite.exec(`CREATE TABLE ${TABLE} (id int PRIMARY KEY, body text NOT NULL)`);
       const liteRounds = Math.max(3, Math.round(rounds / 3));
       const rtLite = await interleave(
-        { lite: () => opsPerSecond(() => db.query('SELECT 1'), durationMs) },
+        {
+          lite: () => opsPerSecond(() => db.query('SELECT $1::int', [1]), durationMs),
+          rawLite: () => opsPerSecond(() => peerLite.query('SELECT $1::int', [1]), durationMs),
+        },
         liteRounds,
       );
-      const insLite = await interleave({ lite: () => best(() => insertOurs(db)) }, liteRounds);
+      const insLite = await interleave(
+        {
+          lite: () => best(() => insertOurs(db)),
+          rawLite: () => best(() => insertRawLite(peerLite)),
+        },
+        liteRounds,
+      );
       const rt = { ...rtPg, ...rtLite };
       const ins = { ...insPg, ...insLite };
       const params = { rounds, poolSize: 10, rows: ROWS, server: 'PostgreSQL on 127.0.0.1' };
@@ -101,12 +127,17 @@ const suite: BenchSuite = {
         }),
         result({
           id: 'sql.roundtrip.pglite',
-          metric: 'SELECT 1 round trips, sequential (embedded PGlite vs server over loopback)',
+          metric: 'SELECT $1 round trips, sequential (embedded PGlite vs raw PGlite)',
           unit: 'ops/s',
           ours: Math.round(rt.lite),
-          peer: { name: 'raw pg', value: Math.round(rt.raw) },
+          peer: { name: 'raw PGlite (query)', value: Math.round(rt.rawLite) },
           higherIsBetter: true,
-          params: { ...params, engine: 'pglite' },
+          params: {
+            ...params,
+            engine: 'pglite',
+            server: 'none (in process)',
+            vsServerOverLoopback: { rawPgSelect1: Math.round(rt.raw) },
+          },
         }),
         result({
           id: 'sql.insert-1000',
@@ -126,9 +157,12 @@ const suite: BenchSuite = {
           metric: '1,000 single-row INSERTs in one transaction (embedded PGlite)',
           unit: 'ms',
           ours: Math.round(ins.lite * 100) / 100,
-          peer: { name: 'raw pg', value: Math.round(ins.raw * 100) / 100 },
+          peer: {
+            name: 'raw PGlite (transaction, query)',
+            value: Math.round(ins.rawLite * 100) / 100,
+          },
           higherIsBetter: false,
-          params: { ...params, engine: 'pglite' },
+          params: { ...params, engine: 'pglite', server: 'none (in process)' },
         }),
       ];
     } finally {
@@ -136,6 +170,7 @@ const suite: BenchSuite = {
       await ours.close();
       await raw.end();
       await lite?.close();
+      await rawLite?.close();
     }
   },
 };

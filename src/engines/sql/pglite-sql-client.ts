@@ -3,10 +3,11 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'nod
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { PGlite, type Transaction } from '@electric-sql/pglite';
+import { Mutex, PGlite, type Transaction } from '@electric-sql/pglite';
 import { ClosedError, EngineUnavailableError, errorMessage } from '../../core/errors.js';
 import { INT8_ARRAY_OID, INT8_OID, parseInt8, parseInt8Array } from './internal/int8.js';
 import { assertChannel, beginStatement, toSqlError } from './internal/pg-dialect.js';
+import { PgliteStatements } from './internal/pglite-statements.js';
 import {
   type ListenOptions,
   type NotificationHandler,
@@ -173,21 +174,6 @@ const parsers = {
   [INT8_ARRAY_OID]: parseInt8Array,
 };
 
-async function runQuery<R>(
-  target: PgliteQueryable,
-  text: string,
-  params: readonly SqlValue[] | undefined,
-): Promise<QueryResult<R>> {
-  try {
-    // The instance's parsers apply (it was created with `parsers`); passing them again per
-    // query made PGlite copy its whole parser table on every call, about 0.2 ms each.
-    const res = await target.query<R>(text, params as unknown[] | undefined);
-    return { rows: res.rows, rowCount: res.affectedRows || res.rows.length };
-  } catch (err) {
-    throw toSqlError(err, text);
-  }
-}
-
 async function runExec(target: PgliteQueryable, script: string): Promise<void> {
   try {
     await target.exec(script);
@@ -202,11 +188,33 @@ export class PgliteSqlClient implements SqlClient {
   readonly #db: PGlite;
   readonly #unlock: (() => Promise<void>) | undefined;
   readonly #inTransaction = new AsyncLocalStorage<{ open: boolean }>();
+  readonly #statements: PgliteStatements;
+  /**
+   * Held by a transaction for its whole life and by a statement outside one for its exchange,
+   * so that a statement never lands inside another caller's open transaction (PGlite's own
+   * transaction lock is not public; its query lock is taken per exchange).
+   */
+  readonly #lock = new Mutex();
   #closed = false;
 
   private constructor(db: PGlite, unlock: (() => Promise<void>) | undefined) {
     this.#db = db;
     this.#unlock = unlock;
+    this.#statements = new PgliteStatements(db);
+  }
+
+  async #run<R>(
+    text: string,
+    params: readonly SqlValue[] | undefined,
+    inTransaction: boolean,
+  ): Promise<QueryResult<R>> {
+    try {
+      return await this.#db.runExclusive(() =>
+        this.#statements.run<R>(text, params, inTransaction),
+      );
+    } catch (err) {
+      throw toSqlError(err, text);
+    }
   }
 
   static async open(options: PgliteSqlClientOptions = {}): Promise<PgliteSqlClient> {
@@ -244,7 +252,7 @@ export class PgliteSqlClient implements SqlClient {
     params?: readonly SqlValue[],
   ): Promise<QueryResult<R>> {
     this.#check();
-    return runQuery<R>(this.#db, text, params);
+    return this.#lock.runExclusive(() => this.#run<R>(text, params, false));
   }
 
   exec(script: string): Promise<void> {
@@ -259,25 +267,41 @@ export class PgliteSqlClient implements SqlClient {
     this.#check();
     const begin = beginStatement(options);
     try {
-      return await this.#db.transaction(async (ptx) => {
-        // PGlite has issued a plain BEGIN; set the mode as the transaction's first statement.
-        if (begin !== 'BEGIN') await ptx.exec(`SET TRANSACTION ${begin.slice('BEGIN '.length)}`);
-        const tx: SqlTransaction = {
-          query: <R>(text: string, params?: readonly SqlValue[]) => runQuery<R>(ptx, text, params),
-          exec: (script: string) => runExec(ptx, script),
-          notify: async (channel: string, payload?: string) => {
-            assertChannel(channel);
-            await runQuery(ptx, 'SELECT pg_notify($1, $2)', [channel, payload ?? '']);
-          },
-        };
-        const scope = { open: true };
-        try {
-          return await this.#inTransaction.run(scope, () => fn(tx));
-        } finally {
-          // Work started inside the callback that outlives it may use the client again.
-          scope.open = false;
-        }
-      });
+      return await this.#lock.runExclusive(() =>
+        this.#db.transaction(async (ptx) => {
+          // PGlite has issued a plain BEGIN; set the mode as the transaction's first statement.
+          if (begin !== 'BEGIN') await ptx.exec(`SET TRANSACTION ${begin.slice('BEGIN '.length)}`);
+          const scope = { open: true };
+          const live = () => {
+            if (!scope.open)
+              throw new SqlError(
+                'the transaction has ended: a statement was sent on its handle after its callback returned',
+                undefined,
+              );
+          };
+          const tx: SqlTransaction = {
+            query: async <R>(text: string, params?: readonly SqlValue[]) => {
+              live();
+              return this.#run<R>(text, params, true);
+            },
+            exec: async (script: string) => {
+              live();
+              return runExec(ptx, script);
+            },
+            notify: async (channel: string, payload?: string) => {
+              live();
+              assertChannel(channel);
+              await this.#run('SELECT pg_notify($1, $2)', [channel, payload ?? ''], true);
+            },
+          };
+          try {
+            return await this.#inTransaction.run(scope, () => fn(tx));
+          } finally {
+            // Work started inside the callback that outlives it may use the client again.
+            scope.open = false;
+          }
+        }),
+      );
     } catch (err) {
       throw toSqlError(err);
     }
