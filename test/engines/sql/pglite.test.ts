@@ -70,4 +70,67 @@ describe('PGlite in a data folder', () => {
       await c.close();
     }
   });
+
+  it("keeps a statement outside a transaction out of another caller's open transaction", async () => {
+    const c = await PgliteSqlClient.open({});
+    try {
+      await c.exec('CREATE TABLE held (id int)');
+      let inserted!: () => void;
+      const insertedP = new Promise<void>((r) => {
+        inserted = r;
+      });
+      let release!: () => void;
+      const releaseP = new Promise<void>((r) => {
+        release = r;
+      });
+      const tx = c
+        .transaction(async (t) => {
+          await t.query('INSERT INTO held VALUES ($1)', [1]);
+          inserted();
+          await releaseP;
+          // Queued on PGlite's query lock after the outside statement: without the client's
+          // own lock, that statement would run first, inside this open transaction.
+          await t.query('SELECT 1');
+          throw new Error('roll back');
+        })
+        .catch((e: unknown) => e);
+      await insertedP;
+      // Sent from another async context while the transaction is open: it waits for the
+      // transaction, and then sees nothing of the rolled-back row.
+      const count = c.query<{ n: number }>('SELECT count(*)::int AS n FROM held');
+      release();
+      expect(((await tx) as Error).message).toBe('roll back');
+      expect((await count).rows).toEqual([{ n: 0 }]);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("refuses a statement on a transaction's handle after its callback returned", async () => {
+    const c = await PgliteSqlClient.open({});
+    try {
+      let kept: { query: (t: string) => Promise<unknown> } | undefined;
+      await c.transaction(async (t) => {
+        kept = t;
+      });
+      await expect(kept!.query('SELECT 1')).rejects.toThrow(/the transaction has ended/);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("runs a statement again after a schema change altered its parameter's type", async () => {
+    const c = await PgliteSqlClient.open({});
+    try {
+      await c.exec('CREATE TABLE altered (x int)');
+      const insert = 'INSERT INTO altered (x) VALUES ($1)';
+      await c.query(insert, [5]);
+      await c.exec('ALTER TABLE altered ALTER COLUMN x TYPE text');
+      await c.query(insert, ['five']);
+      const { rows } = await c.query<{ x: string }>('SELECT x FROM altered ORDER BY x');
+      expect(rows.map((r) => r.x)).toEqual(['5', 'five']);
+    } finally {
+      await c.close();
+    }
+  });
 });

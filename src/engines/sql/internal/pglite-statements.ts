@@ -60,41 +60,66 @@ export class PgliteStatements {
     return types;
   }
 
-  /** Runs `text` with `params`; the caller holds PGlite's query lock. */
+  /**
+   * Runs `text` with `params`; the caller holds PGlite's query lock. Types kept from an earlier
+   * run may be stale after a schema change (a column's type altered): when the statement then
+   * fails with an error of a value's type, outside a transaction, the types are learnt again and
+   * the statement runs once more (a failed autocommitted statement changed nothing). Inside a
+   * transaction the error is thrown (the transaction is aborted), and the next run learns them.
+   */
   async run<R>(
     text: string,
     params: readonly SqlValue[] | undefined,
     inTransaction: boolean,
   ): Promise<QueryResult<R>> {
-    const db = this.#db;
     const values = params ?? [];
-    const types = values.length > 0 ? await this.#paramTypes(text, inTransaction) : [];
+    if (values.length === 0) return this.#runTyped<R>(text, values, [], inTransaction);
+    const kept = this.#types.has(text);
+    const types = await this.#paramTypes(text, inTransaction);
+    try {
+      return await this.#runTyped<R>(text, values, types, inTransaction);
+    } catch (err) {
+      // The statement's types may have changed with the schema: learn them again.
+      this.#types.delete(text);
+      if (!kept || inTransaction || !STALE_TYPE_CODES.has((err as { code?: string }).code ?? ''))
+        throw err;
+      const fresh = await this.#paramTypes(text, inTransaction);
+      return this.#runTyped<R>(text, values, fresh, inTransaction);
+    }
+  }
+
+  async #runTyped<R>(
+    text: string,
+    values: readonly SqlValue[],
+    types: readonly number[],
+    inTransaction: boolean,
+  ): Promise<QueryResult<R>> {
+    const db = this.#db;
     const encoded = values.map((v, i) => {
       if (v === null || v === undefined) return null;
       const serializer = db.serializers[types[i]!];
       return serializer ? serializer(v) : String(v);
     });
     const { serialize } = protocol;
-    let messages: { name: string }[];
-    try {
-      messages = await this.#exchange(
-        [
-          serialize.parse({ text, types: types as number[] }),
-          serialize.bind({ values: encoded }),
-          serialize.describe({ type: 'P' }),
-          serialize.execute({}),
-          serialize.sync(),
-        ],
-        inTransaction,
-      );
-    } catch (err) {
-      // The statement's types may have changed with the schema: learn them again next time.
-      this.#types.delete(text);
-      throw err;
-    }
+    const messages = await this.#exchange(
+      [
+        serialize.parse({ text, types: types as number[] }),
+        serialize.bind({ values: encoded }),
+        serialize.describe({ type: 'P' }),
+        serialize.execute({}),
+        serialize.sync(),
+      ],
+      inTransaction,
+    );
     return decode<R>(messages, db.parsers);
   }
 }
+
+/**
+ * SQLSTATEs a parameter of a stale type causes: invalid text representation, numeric value out
+ * of range, datatype mismatch, undefined function or operator, ambiguous function.
+ */
+const STALE_TYPE_CODES = new Set(['22P02', '22003', '42804', '42883', '42725']);
 
 type Parsers = Record<number | string, (value: string, typeId: number) => unknown>;
 
