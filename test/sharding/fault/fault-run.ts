@@ -41,6 +41,8 @@ export interface ShardFaultReport {
   kills: number;
   serverRestarts: number;
   movesDone: number;
+  /** Moves completed by the extra mover run after the kills (when none completed during them). */
+  movesAfterKills: number;
   lostWrites: number;
   missingRows: number;
   duplicateRows: number;
@@ -135,6 +137,7 @@ export async function runShardFault(o: ShardFaultOptions): Promise<ShardFaultRep
     kills: 0,
     serverRestarts: 0,
     movesDone: 0,
+    movesAfterKills: 0,
     lostWrites: 0,
     missingRows: 0,
     duplicateRows: 0,
@@ -227,6 +230,13 @@ export async function runShardFault(o: ShardFaultOptions): Promise<ShardFaultRep
   }
   const finisher = spawnMover('finish');
   await new Promise((r) => finisher.once('exit', r));
+  // On a loaded machine the kills can come faster than any move completes; the run still needs
+  // a completed move under writers, so one more mover, never killed, makes one while they write.
+  if (report.movesDone === 0) {
+    const oneMore = spawnMover('one');
+    await new Promise((r) => oneMore.once('exit', r));
+    report.movesAfterKills = report.movesDone;
+  }
   stop = true;
   await Promise.all(writers);
   await drainer;

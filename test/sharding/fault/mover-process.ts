@@ -1,10 +1,10 @@
 /**
  * A mover process for the fault run: moves random slots to random shards, one after another,
  * resuming whatever move a killed predecessor left running. With `finish` it only resumes the
- * running move (if any) and exits.
+ * running move (if any) and exits; with `one` it resumes it, then makes one move and exits.
  *
  *   CDP_SHARD_FAULT='{"catalog":"postgres://...","map":"items","shards":{"s0":"postgres://..."}}' \
- *     node --import tsx test/sharding/fault/mover-process.ts [finish]
+ *     node --import tsx test/sharding/fault/mover-process.ts [finish|one]
  */
 import { PgSqlClient } from '../../../src/engines/sql/pg-sql-client.js';
 import { ShardMover } from '../../../src/sharding/index.js';
@@ -15,6 +15,7 @@ const config = JSON.parse(process.env.CDP_SHARD_FAULT ?? '{}') as {
   shards: Record<string, string>;
 };
 const finish = process.argv[2] === 'finish';
+const one = process.argv[2] === 'one';
 const catalog = await PgSqlClient.open({ url: config.catalog, max: 2 });
 const shards: Record<string, PgSqlClient> = {};
 for (const [id, url] of Object.entries(config.shards))
@@ -37,6 +38,7 @@ for (;;) {
     const source = state.slots[slot]!;
     const others = state.shards.map((s) => s.id).filter((s) => s !== source);
     await mover.move(`slot:${slot}`, others[Math.floor(Math.random() * others.length)]!);
+    if (one) break;
   } catch (err) {
     process.stderr.write(`mover: ${err instanceof Error ? err.message : String(err)}\n`);
     await sleep(200);
