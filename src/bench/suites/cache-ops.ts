@@ -15,7 +15,8 @@ import { seededRandom, zipfTrace } from './cache-traces.js';
  * contenders start from the same state.
  */
 
-interface KeySim<K> {
+/** What the cache suite drives: ours and lru-cache alike. */
+export interface KeySim<K> {
   get(k: K): number | undefined;
   set(k: K, v: number): unknown;
 }
@@ -54,6 +55,11 @@ type Key = string | number;
 
 const KEYS = 100_000;
 
+/** Operations per round and rounds of a throughput case. */
+function opsPlan(quick: boolean): { count: number; rounds: number } {
+  return quick ? { count: 500_000, rounds: 5 } : { count: 2_000_000, rounds: 11 };
+}
+
 const SPECS: Record<OpsKeyType, { id: string; metric: string; keyType: string }> = {
   int: {
     id: 'ops.zipf',
@@ -81,8 +87,7 @@ async function opsCaseHere(keyType: OpsKeyType, quick: boolean): Promise<BenchRe
       ? Array.from({ length: KEYS }, (_, i) => i)
       : Array.from({ length: KEYS }, (_, i) => `course:${i}`);
   const cap = 10_000;
-  const count = quick ? 500_000 : 2_000_000;
-  const rounds = quick ? 5 : 11;
+  const { count, rounds } = opsPlan(quick);
   const ours = new LocalStore<Key, number>({ maxEntries: cap, random: seededRandom(1) });
   const lru = new LRUCache<Key, number>({ max: cap });
   const offsets = { ours: 0, lru: 0 };
@@ -160,7 +165,6 @@ export function opsCase(keyType: OpsKeyType, quick: boolean): Promise<BenchResul
 
 /** The ids and round counts of the throughput cases, for progress lines. */
 export function opsCaseLabel(keyType: OpsKeyType, quick: boolean): string {
-  const rounds = quick ? 5 : 11;
-  const count = quick ? 500_000 : 2_000_000;
+  const { count, rounds } = opsPlan(quick);
   return `${SPECS[keyType].id}: ${rounds} interleaved rounds of ${count.toLocaleString('en-US')} ops, in a process of its own`;
 }

@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { LocalStore } from '../../cache/local-store.js';
 import { type BenchSuite, result } from '../harness.js';
-import { opsCase, opsCaseLabel } from './cache-ops.js';
+import { type KeySim, opsCase, opsCaseLabel } from './cache-ops.js';
 import { tiered } from './cache-tiered.js';
 import {
   beladyHitRatio,
@@ -31,11 +31,6 @@ function simulate(cache: Sim, trace: Int32Array): number {
 }
 
 const pct = (x: number) => Math.round(x * 10_000) / 100;
-
-interface KeySim<K> {
-  get(k: K): number | undefined;
-  set(k: K, v: number): unknown;
-}
 
 const suite: BenchSuite = {
   name: 'cache',
